@@ -1,0 +1,102 @@
+"""Export a bundle (models/README.md) from a checkpoint folder or a random preset, then check it.
+
+    python -m hypert5.export --checkpoint runs/final --out ../models/default
+    python -m hypert5.export --random tiny --out ../test/fixtures/tiny
+
+The check: every graph in ONNX Runtime against PyTorch (max abs diff <= 1e-4) and ONNX Runtime
+greedy decodes against the golden ones, alone and as one mixed-adapter batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from . import checkpoint
+from .bundle import GRAPH_FILES, build_manifest, validate
+from .checkpoint import Models
+from .golden import golden_cases, write_golden
+from .onnx_graphs import build_graphs, example_inputs, export_graph
+from .ort_runtime import OrtBundle
+from .presets import random_models
+
+TOLERANCE = 1e-4
+
+
+def export_bundle(models: Models, out: Path, golden_inputs: list[dict] | None = None, log=print) -> dict:
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    graphs = build_graphs(models)
+    for name, graph in graphs.items():
+        log(f"exporting {name}")
+        export_graph(graph, out / GRAPH_FILES[name])
+    tok = models.settings.tokenizer
+    if tok["type"] == "tokenizers":
+        raise NotImplementedError("copying tokenizer.json from the checkpoint is not wired yet")
+    write_golden(models, out / "golden.json", golden_cases() if golden_inputs is None else golden_inputs)
+    manifest = build_manifest(models, graphs, out)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return validate(out)
+
+
+def max_graph_diff(models: Models, out: Path) -> dict[str, float]:
+    """Largest |PyTorch - ONNX Runtime| over every output of every graph, on example inputs."""
+    diffs = {}
+    for name, graph in build_graphs(models).items():
+        inputs = example_inputs(graph, batch=3, length=7, past=4)
+        with torch.no_grad():
+            expected = graph(*inputs)
+        session = ort.InferenceSession(str(out / GRAPH_FILES[name]), providers=["CPUExecutionProvider"])
+        got = session.run(None, {n: t.numpy() for (n, _, _), t in zip(graph.inputs, inputs)})
+        diffs[name] = max(float(np.abs(e.numpy() - g).max()) for e, g in zip(expected, got))
+    return diffs
+
+
+def check_bundle(models: Models, out: Path, log=print) -> None:
+    diffs = max_graph_diff(models, out)
+    log("max |torch - onnxruntime| per graph: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+    bad = {k: v for k, v in diffs.items() if v > TOLERANCE}
+    if bad:
+        raise AssertionError(f"graphs differ from PyTorch by more than {TOLERANCE}: {bad}")
+    runtime = OrtBundle(out)
+    cases = json.loads((out / "golden.json").read_text())["cases"]
+    adapters = [runtime.hyper(c["adapter"]["kind"], [(e["input"], e["output"]) for e in c["adapter"]["examples"]])
+                if c["adapter"] else None for c in cases]
+    budget = max(c["max_new_tokens"] for c in cases)
+    alone = [runtime.greedy([c["input"]], [a], c["max_new_tokens"])[0] for c, a in zip(cases, adapters)]
+    mixed = runtime.greedy([c["input"] for c in cases], adapters, budget)
+    for case, one, many in zip(cases, alone, mixed):
+        if one != case["token_ids"] or many[:case["max_new_tokens"]] != case["token_ids"]:
+            raise AssertionError(f"golden case {case['name']}: onnxruntime decoded {one} alone and {many} in a "
+                                 f"mixed batch, PyTorch {case['token_ids']}")
+    log(f"golden decodes: {len(cases)} cases identical in onnxruntime, alone and in one mixed batch")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="checkpoint folder (hypert5.json or a transformers T5)")
+    source.add_argument("--random", choices=["tiny", "t5-small"], help="random preset (test fixtures)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--no-check", action="store_true", help="skip the PyTorch/ONNX Runtime parity check")
+    args = parser.parse_args(argv)
+    models = random_models(args.random, args.seed) if args.random else checkpoint.load(args.checkpoint)
+    manifest = export_bundle(models, args.out)
+    if not args.no_check:
+        check_bundle(models, args.out)
+    size = sum(p.stat().st_size for p in args.out.iterdir()) / 1e6
+    print(f"wrote {args.out} ({size:.1f} MB), fingerprint {manifest['fingerprint']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""A minimal ONNX Runtime client of a bundle in Python: the reference the TypeScript service must match.
+
+Used by the exporter's self-check, the parity tests and evaluation against exported bundles.
+Adapters are dicts of per-adapter numpy arrays (no batch dimension), as stored by the service.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from .bundle import validate
+from .examples import HyperInputFormat
+from .tokenizer import from_spec
+
+Adapter = dict[str, np.ndarray]
+
+
+class OrtBundle:
+    def __init__(self, bundle_dir: Path, threads: int = 1):
+        self.dir = Path(bundle_dir)
+        self.manifest: dict[str, Any] = validate(self.dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.sessions = {name: ort.InferenceSession(str(self.dir / g["file"]), options, providers=["CPUExecutionProvider"])
+                         for name, g in self.manifest["graphs"].items()}
+        self.tokenizer = from_spec(self.manifest["tokenizer"], self.dir)
+        self.special = self.manifest["special_ids"]
+        self.hyper_format = HyperInputFormat(**self.manifest["hyper_input"])
+        self.adapter_shapes = {t["name"]: t["shape"] for k in self.manifest["adapters"]["kinds"].values()
+                               for t in k["tensors"]}
+
+    def encode_text(self, text: str, max_tokens: int | None = None) -> list[int]:
+        ids = self.tokenizer.encode(text) + [self.special["eos"]]
+        limit = max_tokens or self.manifest["encoder_input"]["max_tokens"]
+        if len(ids) > limit:
+            raise ValueError(f"input is {len(ids)} tokens, the limit is {limit}")
+        return ids
+
+    @staticmethod
+    def _pad(rows: list[list[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), pad, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)], mask[i, :len(r)] = r, 1
+        return ids, mask
+
+    def hyper(self, kind: str, examples: list[tuple[str, str]]) -> Adapter:
+        text = self.hyper_format.serialize(examples)
+        ids, mask = self._pad([self.encode_text(text, self.hyper_format.max_tokens)], self.special["pad"])
+        session = self.sessions[f"hyper_{kind}"]
+        outputs = session.run(None, {"input_ids": ids, "attention_mask": mask})
+        return {o.name: value[0] for o, value in zip(session.get_outputs(), outputs)}
+
+    def _adapter_feeds(self, graph: str, adapters: list[Adapter | None]) -> dict[str, np.ndarray]:
+        feeds = {}
+        for io in self.manifest["graphs"][graph]["inputs"]:
+            if io["name"] in self.adapter_shapes:
+                shape = self.adapter_shapes[io["name"]]
+                feeds[io["name"]] = np.stack([
+                    a[io["name"]] if a is not None and io["name"] in a else np.zeros(shape, np.float32)
+                    for a in adapters]).astype(np.float32)
+        return feeds
+
+    def greedy(self, texts: list[str], adapters: list[Adapter | None], max_new_tokens: int) -> list[list[int]]:
+        """Greedy decode of a batch (rows may mix adapters); eos excluded from the result."""
+        dims = self.manifest["dims"]
+        ids, mask = self._pad([self.encode_text(t) for t in texts], self.special["pad"])
+        cross_key, cross_value = self.sessions["encoder"].run(
+            ["cross_key", "cross_value"], {"input_ids": ids, "attention_mask": mask, **self._adapter_feeds("encoder", adapters)})
+        batch = len(texts)
+        past = np.zeros((batch, dims["num_decoder_layers"], dims["num_heads"], 0, dims["d_kv"]), np.float32)
+        past_key, past_value = past, past.copy()
+        token = np.full((batch, 1), self.special["decoder_start"], np.int64)
+        decoder_adapters = self._adapter_feeds("decoder", adapters)
+        out: list[list[int]] = [[] for _ in range(batch)]
+        done = [False] * batch
+        for step in range(max_new_tokens):
+            logits, new_key, new_value = self.sessions["decoder"].run(None, {
+                "input_ids": token, "self_attention_mask": np.ones((batch, step + 1), np.int64),
+                "encoder_attention_mask": mask, "past_key": past_key, "past_value": past_value,
+                "cross_key": cross_key, "cross_value": cross_value, **decoder_adapters})
+            past_key = np.concatenate([past_key, new_key], 3)
+            past_value = np.concatenate([past_value, new_value], 3)
+            token = logits.argmax(-1)[:, None].astype(np.int64)
+            for row in range(batch):
+                if not done[row]:
+                    if token[row, 0] == self.special["eos"]:
+                        done[row] = True
+                    else:
+                        out[row].append(int(token[row, 0]))
+            if all(done):
+                break
+        return out

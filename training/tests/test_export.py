@@ -1,0 +1,91 @@
+"""ONNX export and the bundle contract: parity with PyTorch, golden decodes, validation errors."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from hypert5.bundle import BundleError, validate
+from hypert5.export import check_bundle, export_bundle, max_graph_diff
+from hypert5.golden import run_case
+from hypert5.ort_runtime import OrtBundle
+from hypert5.presets import random_models
+
+FIXTURE = REPO / "test" / "fixtures" / "tiny"
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory) -> tuple:
+    models = random_models("tiny")
+    out = tmp_path_factory.mktemp("bundle") / "tiny"
+    export_bundle(models, out, log=lambda *_: None)
+    return models, out
+
+
+def test_every_graph_matches_pytorch_and_greedy_decodes_are_identical(tiny_bundle) -> None:
+    models, out = tiny_bundle
+    assert max(max_graph_diff(models, out).values()) <= 1e-4
+    check_bundle(models, out, log=lambda *_: None)  # raises on any golden mismatch, alone or batched
+
+
+def test_manifest_describes_the_graphs(tiny_bundle) -> None:
+    _, out = tiny_bundle
+    manifest = validate(out)
+    assert set(manifest["graphs"]) == {"encoder", "decoder", "hyper_lora", "hyper_prefix"}
+    hyper_outputs = {io["name"] for io in manifest["graphs"]["hyper_prefix"]["outputs"]}
+    assert hyper_outputs == {t["name"] for t in manifest["adapters"]["kinds"]["prefix"]["tensors"]}
+
+
+def test_committed_fixture_is_valid_and_in_sync_with_the_code() -> None:
+    """test/fixtures/tiny is what `python -m hypert5.export --random tiny` writes today."""
+    runtime = OrtBundle(FIXTURE)
+    models = random_models("tiny")
+    for case in json.loads((FIXTURE / "golden.json").read_text())["cases"]:
+        assert run_case(models, case) == case["token_ids"], case["name"]
+        adapter = None
+        if case["adapter"]:
+            adapter = runtime.hyper(case["adapter"]["kind"], [(e["input"], e["output"]) for e in case["adapter"]["examples"]])
+        assert runtime.greedy([case["input"]], [adapter], case["max_new_tokens"])[0] == case["token_ids"]
+
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "bundle"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_corrupt_graph_is_named(tiny_bundle, tmp_path) -> None:
+    bundle = _copy(tiny_bundle[1], tmp_path)
+    with (bundle / "decoder.onnx").open("r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(BundleError, match="decoder.onnx: sha256"):
+        validate(bundle)
+
+
+def test_missing_graph_is_named(tiny_bundle, tmp_path) -> None:
+    bundle = _copy(tiny_bundle[1], tmp_path)
+    (bundle / "hyper_lora.onnx").unlink()
+    with pytest.raises(BundleError, match="hyper_lora.onnx: listed in manifest.files but missing"):
+        validate(bundle)
+
+
+def test_manifest_that_lies_about_a_graph_is_refused(tiny_bundle, tmp_path) -> None:
+    bundle = _copy(tiny_bundle[1], tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["graphs"]["encoder"]["inputs"][0]["name"] = "tokens"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="graphs.encoder.inputs"):
+        validate(bundle)
+
+
+def test_t5_small_shaped_random_config_exports(tmp_path) -> None:
+    """About 60M parameters per T5; checks shapes and parity on the downstream graphs only (time)."""
+    models = random_models("t5-small")
+    out = tmp_path / "small"
+    manifest = export_bundle(models, out, golden_inputs=[], log=lambda *_: None)
+    assert manifest["dims"]["d_model"] == 512 and manifest["dims"]["num_layers"] == 6
+    diffs = max_graph_diff(models, out)
+    assert max(diffs.values()) <= 1e-4, diffs
