@@ -16,7 +16,6 @@ CELL_SEP = " | "  # how a spreadsheet row with several cells is written as one i
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December")
 MONTH_INDEX = {m.lower(): i + 1 for i, m in enumerate(MONTHS)} | {m[:3].lower(): i + 1 for i, m in enumerate(MONTHS)}
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 # yes/no label pairs people use in spreadsheets (IF(...,"Yes","No"), TRUE/FALSE, 1/0).
 YES_NO = (("Yes", "No"), ("TRUE", "FALSE"), ("Y", "N"), ("1", "0"), ("yes", "no"), ("OK", "-"))
@@ -52,7 +51,7 @@ def split_name(s: str) -> tuple[str, list[str], str]:
 
 def acronym(s: str, skip_small: bool = False, dot: str = "") -> str:
     """First letter of each word (hyphens split words), upper-cased."""
-    small = {"of", "and", "the", "to", "for", "in", "on", "a", "an"}
+    small = {"of", "and", "the", "for", "a", "an"}
     ws = [w for w in re.split(r"[\s-]+", s) if w and not (skip_small and w.lower() in small)]
     return "".join(w[0].upper() + dot for w in ws)
 

@@ -46,6 +46,18 @@ def _unique(xs, pattern: re.Pattern, limit: int) -> list[str]:
     return list(out)[:limit]
 
 
+def _city_source(f, loc: str, n: int, seed: int) -> list[str]:
+    """n city names. Some Faker locales (it_IT) keep cities in a list made from a *set*, whose
+    order changes with PYTHONHASHSEED; seeding Faker alone would then give other cities in every
+    process. Such lists are sorted first and sampled with our own seeded Random."""
+    import importlib
+
+    cities = getattr(importlib.import_module(f"faker.providers.address.{loc}").Provider, "cities", None)
+    if isinstance(cities, list):
+        return random.Random(seed).sample(sorted(cities), min(n, len(cities)))
+    return [f.city() for _ in range(n)]
+
+
 def _build() -> Pools:
     from faker import Faker  # imported lazily: importing this module must stay cheap
 
@@ -56,7 +68,7 @@ def _build() -> Pools:
         n = 700 if loc == "en_US" else 250
         p.first[loc] = _unique((f.first_name() for _ in range(n)), _NAME_RE, n)
         p.last[loc] = _unique((f.last_name() for _ in range(n)), _NAME_RE, n)
-        p.city[loc] = _unique((f.city() for _ in range(n // 2)), _CITY_RE, n)
+        p.city[loc] = _unique(_city_source(f, loc, n // 2, POOL_SEED + i), _CITY_RE, n)
     f = Faker("en_US")
     f.seed_instance(POOL_SEED)
     p.street = _unique((f.street_name() for _ in range(400)), re.compile(r"^[A-Za-z ]{4,20}$"), 400)
@@ -99,7 +111,7 @@ US_STATES = (
     ("West Virginia", "WV"), ("Wisconsin", "WI"), ("Wyoming", "WY"),
 )
 STREET_SUFFIX = ("St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct", "Way", "Pl", "Ter")
-TITLES = ("Dr.", "Mr.", "Mrs.", "Ms.", "Prof.")
+TITLES = ("Dr.", "Prof.", "Rev.", "Hon.", "Sen.")  # gender-neutral: names are not gendered
 TLDS = ("com", "com", "com", "org", "net", "io", "de", "fr", "it", "es", "co", "biz")
 EMAIL_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "proton.me",
                  "example.com", "mail.de", "gmx.net", "orange.fr", "libero.it")
@@ -307,11 +319,9 @@ def amount_cents(rng: random.Random, hi: int = 500000) -> int:
     return rng.randint(1, mag)
 
 
-def integer(rng: random.Random, lo: int = 0, hi: int = 9999) -> int:
-    return rng.randint(lo, hi)
-
-
 def decimal_str(rng: random.Random, int_hi: int = 999, places: int | None = None) -> str:
     """A decimal literal like ``12.375`` (no exponent, no leading/trailing junk)."""
     p = rng.randint(1, 4) if places is None else places
+    if p == 0:
+        return str(rng.randint(0, int_hi))
     return f"{rng.randint(0, int_hi)}.{rng.randint(0, 10 ** p - 1):0{p}d}"

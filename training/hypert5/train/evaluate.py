@@ -1,0 +1,149 @@
+"""Evaluation on held-out task families: exact match at k = 1, 3, 5, the paper's comparisons side by side.
+
+  (a) frozen downstream alone, no adapter
+  (b) in-context: demonstrations prepended to each query (the stage-0 downstream, which saw this format
+      on training families; a separately fine-tuned T5-MTF-Few-shot copy is read from
+      ``<run>/mtf_fewshot.safetensors`` when it exists)
+  (c) per-task LoRA / prefix tuning by gradient descent on the k demonstrations, random initialization
+  (d) the same, initialized from the hypermodel's parameters ("further fine-tuning")
+  (e) the hypermodel alone (one forward pass)
+
+Usage: python -m hypert5.train.evaluate --run runs/default [--tasks-per-family 4] [--tune-steps 50]
+Writes <run>/eval.json and records it in the checkpoint's provenance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from ..adapters import kind_specs
+from ..generate import greedy
+from ..t5 import T5
+from ..tasks import list_families, sample_episode_for_family
+from .settings import load_downstream, load_hyper, read_settings, record
+from .text import TOKENIZER, encode, in_context_prompt, pad, targets
+
+
+def exact_match(model: T5, sources: list[str], answers: list[str], adapters: dict | None) -> float:
+    ids, mask = pad([encode(s, 1024) for s in sources])
+    outputs = greedy(model, ids, mask, adapters, 64)
+    return sum(TOKENIZER.decode(o) == a for o, a in zip(outputs, answers)) / len(answers)
+
+
+def repeat(adapter: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+    return {k: v.expand(n, *v.shape[1:]) for k, v in adapter.items()}
+
+
+def random_init(kind: str, settings, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """PEFT-style starting points: LoRA a random, b zero; prefix keys/values small random, gate zero."""
+    out = {}
+    for spec in kind_specs(kind, settings.dims, settings.lora, settings.prefix):
+        if spec.name.endswith((".b", ".gate")):
+            out[spec.name] = torch.zeros((1, *spec.shape))
+        else:
+            fan_in = spec.shape[-2] if spec.name.endswith(".a") else spec.shape[-1]
+            out[spec.name] = torch.randn((1, *spec.shape), generator=generator) / math.sqrt(fan_in)
+    return out
+
+
+def tune(model: T5, adapter: dict[str, torch.Tensor], demos: list[tuple[str, str]], steps: int,
+         lr: float) -> dict[str, torch.Tensor]:
+    """Gradient descent on the adapter tensors only, on the k demonstrations (full batch)."""
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in adapter.items()}
+    optimizer = torch.optim.Adam(params.values(), lr=lr)
+    ids, mask = pad([encode(x, 256) for x, _ in demos])
+    decoder_in, labels = targets([encode(y, 64) for _, y in demos])
+    for _ in range(steps):
+        logits = model(ids, mask, decoder_in, repeat(params, len(demos)))
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return {k: v.detach() for k, v in params.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=Path("runs/default"))
+    parser.add_argument("--tasks-per-family", type=int, default=4)
+    parser.add_argument("--queries", type=int, default=8)
+    parser.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
+    parser.add_argument("--tune-shots", type=int, default=3, help="k for the gradient-tuning comparisons")
+    parser.add_argument("--tune-steps", type=int, default=50)
+    parser.add_argument("--tune-lr", type=float, default=1e-2)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    settings = read_settings(args.run)
+    downstream = load_downstream(args.run)
+    hypers = {k: load_hyper(args.run, k, downstream).eval() for k in ("lora", "prefix")}
+    mtf = None
+    if (args.run / "mtf_fewshot.safetensors").exists():
+        mtf = T5(settings.dims, lora_scale=settings.lora.scaling).eval()
+        mtf.load_state_dict(load_file(str(args.run / "mtf_fewshot.safetensors")))
+    fmt = settings.hyper_input
+    rng = random.Random(args.seed)
+    families = list_families("val")
+    episodes = {k: [] for k in args.shots}
+    for family in families:
+        for _ in range(args.tasks_per_family):
+            # The same task and queries at every k: demos are the first k of a pool of max(shots).
+            ep = sample_episode_for_family(rng, family, max(args.shots), args.queries)
+            for k in args.shots:
+                episodes[k].append((ep.demos[:k], ep.queries, family))
+    scores: dict[str, dict[str, float]] = {}
+    t0 = time.time()
+    with torch.no_grad():
+        for k in args.shots:
+            row: dict[str, list[float]] = {}
+            for demos, queries, _ in episodes[k]:
+                xs, ys = [q for q, _ in queries], [a for _, a in queries]
+                row.setdefault("frozen", []).append(exact_match(downstream, xs, ys, None))
+                prompts = [in_context_prompt(fmt, demos, x) for x in xs]
+                row.setdefault("in_context_stage0", []).append(exact_match(downstream, prompts, ys, None))
+                if mtf is not None:
+                    row.setdefault("in_context_mtf", []).append(exact_match(mtf, prompts, ys, None))
+                ctx_ids, ctx_mask = pad([encode(fmt.serialize(demos), fmt.max_tokens)])
+                for kind, hyper in hypers.items():
+                    adapter = hyper(ctx_ids, ctx_mask)
+                    row.setdefault(f"hyper_{kind}", []).append(exact_match(downstream, xs, ys, repeat(adapter, len(xs))))
+            scores[f"k={k}"] = {name: round(100 * sum(v) / len(v), 1) for name, v in row.items()}
+            print(f"k={k}: {scores[f'k={k}']}", flush=True)
+    # Gradient tuning at one k (cost): random init vs hypermodel init, equal steps.
+    generator = torch.Generator().manual_seed(args.seed)
+    tuned: dict[str, list[float]] = {}
+    k = args.tune_shots
+    for demos, queries, _ in episodes.get(k, []):
+        xs, ys = [q for q, _ in queries], [a for _, a in queries]
+        ctx_ids, ctx_mask = pad([encode(fmt.serialize(demos), fmt.max_tokens)])
+        for kind, hyper in hypers.items():
+            with torch.no_grad():
+                start = hyper(ctx_ids, ctx_mask)
+            for init, adapter in (("random_init", random_init(kind, settings, generator)), ("hyper_init", start)):
+                trained = tune(downstream, adapter, demos, args.tune_steps, args.tune_lr)
+                with torch.no_grad():
+                    tuned.setdefault(f"tuned_{kind}_{init}", []).append(
+                        exact_match(downstream, xs, ys, repeat(trained, len(xs))))
+    if tuned:
+        scores[f"k={k}"].update({name: round(100 * sum(v) / len(v), 1) for name, v in tuned.items()})
+        print(f"k={k} with tuning: {scores[f'k={k}']}", flush=True)
+    result = {"families": families, "tasks_per_family": args.tasks_per_family, "queries_per_task": args.queries,
+              "tune_steps": args.tune_steps, "tune_lr": args.tune_lr, "seed": args.seed,
+              "exact_match_percent": scores, "seconds": round(time.time() - t0)}
+    (args.run / "eval.json").write_text(json.dumps(result, indent=2))
+    record(args.run, "evaluation", result)
+    print(json.dumps(result["exact_match_percent"], indent=2))
+
+
+if __name__ == "__main__":
+    main()

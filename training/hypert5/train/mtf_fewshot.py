@@ -1,0 +1,60 @@
+"""Baseline (b), T5-MTF-Few-shot: a copy of the downstream fully fine-tuned multi-task on training
+episodes with the k demonstrations prepended to each query (k = 1-8). Costly per query at inference,
+since every query carries its demonstrations. Writes <run>/mtf_fewshot.safetensors. Usage:
+    python -m hypert5.train.mtf_fewshot --run runs/default [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..tasks import sample_episode
+from ..t5 import T5
+from .loop import train
+from .settings import read_settings, record, save_module, step_rng
+from .text import encode, in_context_prompt, pad, targets
+from safetensors.torch import load_file
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run", type=Path, default=Path("runs/default"))
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    settings = read_settings(args.run)
+    model = T5(settings.dims, lora_scale=settings.lora.scaling)
+    model.load_state_dict(load_file(str(args.run / "downstream.safetensors")))
+    fmt = settings.hyper_input
+
+    def loss(step: int) -> torch.Tensor:
+        rng = step_rng(args.seed, "mtf", step)
+        sources, outputs = [], []
+        for _ in range(args.batch):
+            ep = sample_episode(rng, "train", rng.randint(1, 8), 1)
+            query, answer = ep.queries[0]
+            sources.append(encode(in_context_prompt(fmt, ep.demos, query), 1024))
+            outputs.append(encode(answer, 64))
+        ids, mask = pad(sources)
+        decoder_in, labels = targets(outputs)
+        logits = model(ids, mask, decoder_in)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+    t0 = time.time()
+    train(model, loss, args.steps, args.run / "mtf", lr=args.lr, desc="T5-MTF-Few-shot baseline")
+    save_module(model, args.run / "mtf_fewshot.safetensors")
+    record(args.run, "baseline_mtf_fewshot", {"steps": args.steps, "batch": args.batch, "lr": args.lr, "k": "1-8",
+                                              "cpu_seconds_last_session": round(time.time() - t0)})
+
+
+if __name__ == "__main__":
+    main()
