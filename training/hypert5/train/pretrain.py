@@ -9,12 +9,14 @@ appear). Usage: python -m hypert5.train.pretrain --run runs/default [--steps N]
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import BundleSettings
 from ..tasks import sample_corpus_text, sample_episode
 from ..t5 import T5
 from .loop import finished, train
@@ -49,9 +51,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--settings", type=Path, help="hypert5.json-style model settings (default: default_settings())")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    settings = default_settings()
+    settings = BundleSettings.from_json(json.loads(args.settings.read_text())) if args.settings else default_settings()
     args.run.mkdir(parents=True, exist_ok=True)
     state_dir = args.run / "stage0"
     if not (args.run / "hypert5.json").exists():

@@ -1,0 +1,26 @@
+/** Content-addressed adapter ids: the same model, kind and examples (or tensors) always give the same id. */
+import { createHash } from 'node:crypto';
+import type { AdapterTensors } from '../inference/feeds.js';
+import type { AdapterKindName, TensorSpec } from '../inference/manifest.js';
+import { ADAPTER_ID_RE } from '../schemas/common.js';
+
+const toId = (hash: ReturnType<typeof createHash>): string => `ad-${hash.digest('hex').slice(0, 32)}`;
+
+/** Examples are hashed as a JSON array of [input, output] pairs, in order: order changes the hypermodel input. */
+export function examplesId(fingerprint: string, kind: AdapterKindName, examples: readonly { input: string; output: string }[]): string {
+  const canonical = JSON.stringify(examples.map((e) => [e.input, e.output]));
+  return toId(createHash('sha256').update(`hypert5-adapter:v1\n${fingerprint}\n${kind}\nexamples\n${canonical}`));
+}
+
+/** Imported adapters: the hash of the tensors themselves (names, shapes and bytes, in manifest order). */
+export function tensorsId(fingerprint: string, kind: AdapterKindName, specs: readonly TensorSpec[], tensors: AdapterTensors): string {
+  const h = createHash('sha256').update(`hypert5-adapter:v1\n${fingerprint}\n${kind}\ntensors\n`);
+  for (const s of specs) {
+    const t = tensors[s.name]!;
+    h.update(`${s.name}:${s.shape.join(',')}\n`);
+    h.update(new Uint8Array(t.buffer, t.byteOffset, t.byteLength));
+  }
+  return toId(h);
+}
+
+export const isAdapterId = (id: string): boolean => ADAPTER_ID_RE.test(id);

@@ -1,0 +1,73 @@
+/** A byte-bounded LRU of adapters in memory, in front of a persistent store (the source of truth). */
+import { recordBytes, type AdapterMeta, type AdapterRecord, type AdapterStore } from './types.js';
+
+export interface CacheObserver {
+  hit(): void;
+  miss(): void;
+  evict(): void;
+  bytes(total: number): void;
+}
+
+export class LruAdapterStore implements AdapterStore {
+  /** Map iteration order is insertion order: re-inserting on use makes the first key the least recent. */
+  private readonly entries = new Map<string, { record: AdapterRecord; bytes: number }>();
+  private total = 0;
+
+  constructor(
+    private readonly backing: AdapterStore,
+    private readonly maxBytes: number,
+    private readonly observer: CacheObserver,
+  ) {}
+
+  private remember(record: AdapterRecord): void {
+    const bytes = recordBytes(record);
+    this.forget(record.meta.id);
+    // Too big for the cache: serve it from the backing store each time rather than evict everything.
+    if (bytes > this.maxBytes) return;
+    while (this.total + bytes > this.maxBytes && this.entries.size) {
+      const oldest = this.entries.keys().next().value as string;
+      this.forget(oldest);
+      this.observer.evict();
+    }
+    this.entries.set(record.meta.id, { record, bytes });
+    this.total += bytes;
+    this.observer.bytes(this.total);
+  }
+
+  private forget(id: string): void {
+    const e = this.entries.get(id);
+    if (!e) return;
+    this.entries.delete(id);
+    this.total -= e.bytes;
+    this.observer.bytes(this.total);
+  }
+
+  async get(id: string): Promise<AdapterRecord | undefined> {
+    const e = this.entries.get(id);
+    if (e) {
+      this.entries.delete(id);
+      this.entries.set(id, e);
+      this.observer.hit();
+      return e.record;
+    }
+    this.observer.miss();
+    const record = await this.backing.get(id);
+    if (record) this.remember(record);
+    return record;
+  }
+
+  async put(record: AdapterRecord): Promise<void> {
+    await this.backing.put(record);
+    this.remember(record);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const cached = this.entries.has(id);
+    this.forget(id);
+    return (await this.backing.delete(id)) || cached;
+  }
+
+  list(): Promise<AdapterMeta[]> {
+    return this.backing.list();
+  }
+}

@@ -1,0 +1,57 @@
+/** Builds the fastify app from plugins and routes; listening is server.ts's job. */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config/index.js';
+import { installErrorHandler } from './errors/handler.js';
+import adapterStore from './plugins/adapter-store.js';
+import engine from './plugins/engine.js';
+import metrics from './plugins/metrics.js';
+import services from './plugins/services.js';
+import swagger from './plugins/swagger.js';
+import adapterRoutes from './routes/adapters.js';
+import completionRoutes from './routes/completions.js';
+import healthRoutes from './routes/health.js';
+import modelRoutes from './routes/models.js';
+
+export interface AppOptions {
+  config: Config;
+  logger?: FastifyServerOptions['logger'];
+  /** Routes and schemas only, no model: for generating openapi.yaml. */
+  openapiOnly?: boolean;
+}
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const { config } = opts;
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    ajv: {
+      // Refuse what the schema doesn't allow instead of silently dropping or coercing it.
+      customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installErrorHandler(app);
+  // Only JSON (and raw bytes for imports): a text/plain body is a wrong media type (415), not a string to validate.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+
+  await app.register(metrics);
+  await app.register(swagger);
+  if (!opts.openapiOnly) {
+    await app.register(engine, { config });
+    await app.register(adapterStore, { config });
+    await app.register(services, { config });
+  }
+  await app.register(healthRoutes, { retryAfterS: config.RETRY_AFTER_S });
+  await app.register(modelRoutes);
+  await app.register(adapterRoutes, { importLimitBytes: config.IMPORT_LIMIT_BYTES });
+  await app.register(completionRoutes);
+  return app;
+}

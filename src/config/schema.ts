@@ -1,0 +1,40 @@
+import { Type, type Static } from '@sinclair/typebox';
+import os from 'node:os';
+
+const cores = Math.max(1, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
+
+const Int = (min: number, def: number, description: string) =>
+  Type.Integer({ minimum: min, default: def, description });
+
+/**
+ * Every setting: environment variable name -> schema with default and unit.
+ * The keys are the variable names, so an error names the variable directly.
+ */
+export const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8000, description: 'TCP port' }),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0', description: 'listen address' }),
+  MODEL_DIR: Type.String({ minLength: 1, default: 'models/default', description: 'bundle folder (models/README.md)' }),
+  ADAPTER_STORE_DIR: Type.String({ minLength: 1, default: './data/adapters', description: 'persistent adapter store folder' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  BODY_LIMIT_BYTES: Int(1024, 1024 * 1024, 'largest JSON request body, bytes'),
+  IMPORT_LIMIT_BYTES: Int(1024, 256 * 1024 * 1024, 'largest safetensors upload to /v1/adapters/import, bytes'),
+  MAX_EXAMPLES: Int(1, 64, 'most few-shot examples per adapter (also capped by manifest hyper_input.max_examples)'),
+  MAX_EXAMPLE_CHARS: Int(1, 4096, 'most characters in one example input or output'),
+  MAX_PROMPTS: Int(1, 32, 'most prompts in one completion request'),
+  MAX_TOKENS: Int(1, 512, 'largest max_tokens a request may ask for'),
+  MAX_N: Int(1, 8, 'largest n (choices per prompt)'),
+  MAX_BEAMS: Int(1, 8, 'largest num_beams'),
+  MAX_STOP: Int(0, 4, 'most stop sequences'),
+  QUEUE_SIZE: Int(1, 256, 'most generation/hypermodel jobs waiting or running; beyond it 429'),
+  MAX_BATCH_ROWS: Int(1, 16, 'most decoder rows (sequences, beams) in one decode step'),
+  WORKERS: Int(1, 1, 'inference worker threads; each holds its own copy of the weights'),
+  INTRA_OP_THREADS: Int(1, Math.max(1, Math.floor(cores)), 'ONNX Runtime intra-op threads per worker (default: the machine cores)'),
+  ADAPTER_CACHE_BYTES: Int(0, 256 * 1024 * 1024, 'in-memory adapter LRU bound, bytes'),
+  RETRY_AFTER_S: Int(1, 1, 'Retry-After value on 429/503, seconds'),
+  REQUEST_TIMEOUT_MS: Int(0, 120_000, 'whole-request timeout, ms (0 = none)'),
+});
+
+export type Env = Static<typeof EnvSchema>;

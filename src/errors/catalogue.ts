@@ -1,0 +1,31 @@
+/**
+ * The one error catalogue: stable codes, their HTTP status and a one-line meaning.
+ * Clients branch on `code`; the message is for people and names the parameter, the limit and the value.
+ */
+export const CATALOGUE = {
+  HT_ERR_MALFORMED_JSON: { status: 400, meaning: 'the request body is not valid JSON' },
+  HT_ERR_NOT_FOUND: { status: 404, meaning: 'no such route' },
+  HT_ERR_ADAPTER_NOT_FOUND: { status: 404, meaning: 'no adapter with this id' },
+  HT_ERR_MODEL_NOT_FOUND: { status: 404, meaning: 'model is neither the base model nor a known adapter id' },
+  HT_ERR_BODY_TOO_LARGE: { status: 413, meaning: 'the request body exceeds the size limit' },
+  HT_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'unsupported Content-Type' },
+  HT_ERR_VALIDATION: { status: 422, meaning: 'a parameter has the wrong type, format or range' },
+  HT_ERR_INPUT_TOO_LONG: { status: 422, meaning: 'a prompt has more tokens than the encoder accepts' },
+  HT_ERR_EXAMPLES_TOO_LONG: { status: 422, meaning: 'the serialized few-shot examples have more tokens than the hypermodel accepts' },
+  HT_ERR_TOO_MANY_EXAMPLES: { status: 422, meaning: 'more few-shot examples than allowed' },
+  HT_ERR_EXAMPLE_TOO_LONG: { status: 422, meaning: 'an example input or output has more characters than allowed' },
+  HT_ERR_TOO_MANY_PROMPTS: { status: 422, meaning: 'more prompts than allowed' },
+  HT_ERR_LIMIT_EXCEEDED: { status: 422, meaning: 'a numeric parameter exceeds its configured limit' },
+  HT_ERR_INCOMPATIBLE_PARAMETERS: { status: 422, meaning: 'parameters that cannot be used together' },
+  HT_ERR_UNKNOWN_ADAPTER_KIND: { status: 422, meaning: 'the model has no adapter of this kind' },
+  HT_ERR_INVALID_SAFETENSORS: { status: 422, meaning: 'the uploaded file is not a valid safetensors file' },
+  HT_ERR_ADAPTER_MISMATCH: { status: 422, meaning: 'uploaded tensors do not match the manifest names, shapes or dtypes' },
+  HT_ERR_ADAPTER_NOT_FINITE: { status: 422, meaning: 'an uploaded tensor holds NaN or infinity' },
+  HT_ERR_QUEUE_FULL: { status: 429, meaning: 'too many requests waiting; retry after Retry-After seconds' },
+  HT_ERR_INTERNAL: { status: 500, meaning: 'internal error (details are in the server log)' },
+  HT_ERR_NOT_READY: { status: 503, meaning: 'models are still loading' },
+  HT_ERR_SHUTTING_DOWN: { status: 503, meaning: 'the server is shutting down' },
+} as const satisfies Record<string, { status: number; meaning: string }>;
+
+export type ErrorCode = keyof typeof CATALOGUE;
+export const ERROR_CODES = Object.keys(CATALOGUE) as ErrorCode[];

@@ -1,0 +1,113 @@
+/**
+ * Continuous batching: every step decodes all live rows of all admitted jobs together; finished rows
+ * leave, waiting jobs join at the next step (their encoder runs once, then they share the left-padded cache).
+ */
+import type { DecodeRow, StepResult } from '../inference/decoder.js';
+import type { EncodedInput, EncodeItem } from '../inference/encoder.js';
+import { BeamGroup } from './beam.js';
+import { SampleGroup } from './sample-group.js';
+import type { GenerationJob, Group, GroupContext } from './types.js';
+
+export interface StepModel {
+  encode(items: readonly EncodeItem[]): Promise<EncodedInput[]>;
+  step(rows: readonly DecodeRow[]): Promise<StepResult>;
+}
+
+const rowsNeeded = (job: GenerationJob): number => (job.strategy.type === 'beam' ? job.strategy.numBeams : job.n);
+
+export class GenerationLoop {
+  private waiting: GenerationJob[] = [];
+  private groups: Group[] = [];
+
+  constructor(
+    private readonly model: StepModel,
+    private readonly ctx: GroupContext,
+    private readonly maxRows: number,
+    private readonly onStep: (rows: number) => void = () => {},
+  ) {}
+
+  submit(job: GenerationJob): void {
+    this.waiting.push(job);
+  }
+
+  cancel(jobId: number): void {
+    this.waiting = this.waiting.filter((j) => j.jobId !== jobId);
+    this.groups = this.groups.filter((g) => g.job.jobId !== jobId);
+  }
+
+  get idle(): boolean {
+    return this.waiting.length === 0 && this.groups.length === 0;
+  }
+
+  private liveRows(): number {
+    return this.groups.reduce((n, g) => n + g.rows.length, 0);
+  }
+
+  /** Admits waiting jobs that fit (a job bigger than the whole batch still runs, alone). */
+  private async admit(): Promise<void> {
+    let rows = this.liveRows();
+    const admitted: GenerationJob[] = [];
+    while (this.waiting.length) {
+      const need = rowsNeeded(this.waiting[0]!);
+      if (rows + need > this.maxRows && rows > 0) break;
+      admitted.push(this.waiting.shift()!);
+      rows += need;
+    }
+    if (!admitted.length) return;
+    let encs: EncodedInput[];
+    try {
+      encs = await this.model.encode(admitted.map((j) => ({ ids: j.promptIds, adapter: j.adapter })));
+    } catch (e) {
+      for (const j of admitted) this.ctx.events.failed(j.jobId, e as Error);
+      return;
+    }
+    admitted.forEach((job, i) => {
+      const enc = encs[i]!;
+      this.groups.push(job.strategy.type === 'beam' ? new BeamGroup(job, enc, this.ctx) : new SampleGroup(job, enc, this.ctx));
+    });
+  }
+
+  /** One scheduling step: admit, decode once, advance every group. */
+  async tick(): Promise<void> {
+    await this.admit();
+    const groups = this.groups.filter((g) => !g.finished && g.rows.length > 0);
+    if (!groups.length) return;
+    const decodeRows: DecodeRow[] = [];
+    for (const g of groups) {
+      for (const r of g.rows) {
+        decodeRows.push({ inputId: r.inputId, pastKey: r.pastKey, pastValue: r.pastValue, enc: g.enc, adapter: g.job.adapter });
+      }
+    }
+    this.onStep(decodeRows.length);
+    let result: StepResult;
+    try {
+      result = await this.model.step(decodeRows);
+    } catch (e) {
+      for (const g of groups) this.ctx.events.failed(g.job.jobId, e as Error);
+      this.groups = this.groups.filter((g) => !groups.includes(g));
+      return;
+    }
+    const V = result.vocab;
+    let offset = 0;
+    for (const g of groups) {
+      // A group cancelled while the step ran is no longer in this.groups: skip it.
+      if (!this.groups.includes(g)) {
+        offset += g.rows.length;
+        continue;
+      }
+      const base = offset;
+      g.rows.forEach((r, i) => {
+        r.pastKey.push(result.newKey[base + i]!);
+        r.pastValue.push(result.newValue[base + i]!);
+      });
+      offset += g.rows.length;
+      try {
+        g.advance((i) => result.logits.subarray((base + i) * V, (base + i + 1) * V));
+      } catch (e) {
+        this.ctx.events.failed(g.job.jobId, e as Error);
+        this.groups = this.groups.filter((x) => x !== g);
+      }
+    }
+    this.groups = this.groups.filter((g) => !g.finished);
+  }
+}

@@ -1,0 +1,79 @@
+/** manifest.json as specified in models/README.md (bundle format version 1). */
+import { Type, type Static } from '@sinclair/typebox';
+
+const Int = Type.Integer({ minimum: 0 });
+const PosInt = Type.Integer({ minimum: 1 });
+
+export const IoSpec = Type.Object({
+  name: Type.String({ minLength: 1 }),
+  dtype: Type.Union([Type.Literal('float32'), Type.Literal('int64')]),
+  shape: Type.Array(Type.Union([Type.Integer({ minimum: 0 }), Type.String({ minLength: 1 })])),
+});
+export type IoSpec = Static<typeof IoSpec>;
+
+export const GraphSpec = Type.Object({
+  file: Type.String({ minLength: 1 }),
+  inputs: Type.Array(IoSpec),
+  outputs: Type.Array(IoSpec),
+});
+export type GraphSpec = Static<typeof GraphSpec>;
+
+export const TensorSpec = Type.Object({
+  name: Type.String({ minLength: 1 }),
+  dtype: Type.Literal('float32'),
+  shape: Type.Array(PosInt),
+});
+export type TensorSpec = Static<typeof TensorSpec>;
+
+export const KindSpec = Type.Object({ tensors: Type.Array(TensorSpec, { minItems: 1 }) });
+
+export const Manifest = Type.Object({
+  format: Type.Literal('hypert5-bundle'),
+  format_version: Type.Integer(),
+  name: Type.String({ minLength: 1 }),
+  fingerprint: Type.String({ pattern: '^[0-9a-f]{16}$' }),
+  files: Type.Record(Type.String(), Type.String({ pattern: '^[0-9a-f]{64}$' })),
+  dims: Type.Object({
+    vocab_size: PosInt,
+    d_model: PosInt,
+    d_kv: PosInt,
+    num_heads: PosInt,
+    d_ff: PosInt,
+    num_layers: PosInt,
+    num_decoder_layers: PosInt,
+    relative_attention_num_buckets: PosInt,
+    relative_attention_max_distance: PosInt,
+    feed_forward_proj: Type.String(),
+    tie_word_embeddings: Type.Boolean(),
+    layer_norm_epsilon: Type.Number(),
+  }),
+  tokenizer: Type.Union([
+    Type.Object({ type: Type.Literal('byte'), offset: Int }),
+    Type.Object({ type: Type.Literal('tokenizers'), file: Type.String({ minLength: 1 }) }),
+  ]),
+  special_ids: Type.Object({ pad: Int, eos: Int, unk: Int, decoder_start: Int }),
+  encoder_input: Type.Object({ append_eos: Type.Boolean(), max_tokens: PosInt }),
+  hyper_input: Type.Object({
+    input_prefix: Type.String(),
+    output_prefix: Type.String(),
+    example_separator: Type.String(),
+    max_tokens: PosInt,
+    max_examples: PosInt,
+  }),
+  generation: Type.Object({ max_new_tokens: PosInt, num_beams: PosInt }),
+  adapters: Type.Object({
+    default_kind: Type.Union([Type.Literal('lora'), Type.Literal('prefix')]),
+    kinds: Type.Object({ lora: Type.Optional(KindSpec), prefix: Type.Optional(KindSpec) }),
+  }),
+  graphs: Type.Object({
+    encoder: GraphSpec,
+    decoder: GraphSpec,
+    hyper_lora: Type.Optional(GraphSpec),
+    hyper_prefix: Type.Optional(GraphSpec),
+  }),
+  provenance: Type.Optional(Type.Unknown()),
+});
+export type Manifest = Static<typeof Manifest>;
+
+export type AdapterKindName = 'lora' | 'prefix';
+export type GraphName = 'encoder' | 'decoder' | 'hyper_lora' | 'hyper_prefix';

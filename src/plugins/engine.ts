@@ -1,0 +1,48 @@
+/**
+ * The inference engine resource: the verified bundle, its tokenizer, and the worker threads that hold
+ * the ONNX sessions. Bundle problems stop start-up (before listen); sessions load in the background
+ * and /readyz answers 503 until they are up.
+ */
+import fp from 'fastify-plugin';
+import type { Config } from '../config/index.js';
+import { loadBundle, type Bundle } from '../inference/bundle.js';
+import { loadTokenizer, type TextTokenizer } from '../inference/tokenizer.js';
+import { Scheduler } from '../scheduler/scheduler.js';
+import { WorkerPool } from '../scheduler/worker-pool.js';
+
+export interface Engine {
+  bundle: Bundle;
+  tokenizer: TextTokenizer;
+  scheduler: Scheduler;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    engine: Engine;
+  }
+}
+
+export default fp<{ config: Config }>(
+  async (app, { config }) => {
+    const bundle = await loadBundle(config.MODEL_DIR);
+    const tokenizer = await loadTokenizer(bundle.dir, bundle.manifest);
+    const pool = new WorkerPool(
+      { modelDir: bundle.dir, intraOpThreads: config.INTRA_OP_THREADS, maxBatchRows: config.MAX_BATCH_ROWS },
+      config.WORKERS,
+      {
+        step: (rows) => app.metrics.decodeBatchRows.observe(rows),
+        hyperBatch: (rows) => app.metrics.hyperBatchRows.observe(rows),
+      },
+    );
+    const scheduler = new Scheduler(pool, config.QUEUE_SIZE, config.RETRY_AFTER_S, (d) => app.metrics.queueDepth.set(d));
+    pool.ready.then(
+      () => app.log.info({ model: bundle.manifest.name, fingerprint: bundle.manifest.fingerprint }, 'models loaded'),
+      (e: Error) => app.log.error({ err: e }, 'models failed to load'),
+    );
+    app.decorate('engine', { bundle, tokenizer, scheduler });
+    app.addHook('onClose', async () => {
+      await scheduler.close();
+    });
+  },
+  { name: 'engine', dependencies: ['metrics'] },
+);

@@ -1,0 +1,106 @@
+/** /v1/adapters: create from examples, import, fetch metadata and parameters, delete. */
+import { TypeBoxValidatorCompiler, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { AdapterRecord } from '../adapters/types.js';
+import { writeSafetensors } from '../adapters/safetensors.js';
+import { Adapter, AdapterParams, CreateAdapterBody, DeletedAdapter, ImportQuery } from '../schemas/adapters.js';
+import { BODY_ERRORS, errors } from '../schemas/common.js';
+
+const view = (r: AdapterRecord, cached: boolean): Adapter => ({
+  id: r.meta.id,
+  object: 'adapter',
+  kind: r.meta.kind,
+  model: r.meta.model,
+  num_examples: r.meta.num_examples,
+  created_at: r.meta.created_at,
+  cached,
+});
+
+const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (app, opts) => {
+  app.post('/v1/adapters', {
+    schema: {
+      tags: ['adapters'],
+      summary: 'Generate an adapter from few-shot examples (or return the existing one)',
+      description:
+        'Runs the hypermodel once over the examples. The id is content-addressed (model fingerprint, kind, examples in order): ' +
+        'the same examples always give the same id and an existing adapter is never recomputed. ' +
+        'Multi-cell spreadsheet rows are sent as one input string with the cells joined by `" | "`.',
+      body: CreateAdapterBody,
+      response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS, 429, 503) },
+    },
+  }, async (req, reply) => {
+    const { record, created } = await app.adapters.getOrCreate(req.body.examples, req.body.kind);
+    return reply.code(created ? 201 : 200).send(view(record, !created));
+  });
+
+  app.post('/v1/adapters/import', {
+    bodyLimit: opts.importLimitBytes,
+    // The body is raw bytes (checked by validate-import.ts); the schema below only documents it.
+    validatorCompiler: (args) => (args.httpPart === 'body' ? (value: unknown) => ({ value }) : TypeBoxValidatorCompiler(args as unknown as Parameters<typeof TypeBoxValidatorCompiler>[0])),
+    schema: {
+      tags: ['adapters'],
+      summary: 'Import adapter parameters from a safetensors file',
+      description:
+        'The body is a safetensors file (`application/octet-stream`) with exactly the tensors of one adapter kind, ' +
+        'named and shaped as in the manifest (no batch dimension), dtype F32, all finite. The kind is inferred from the tensor ' +
+        'names (`lora.` or `prefix.`) unless `kind` is given. The id is the hash of the tensors.',
+      querystring: ImportQuery,
+      body: Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'safetensors file' }),
+      consumes: ['application/octet-stream'],
+      response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS) },
+    },
+  }, async (req, reply) => {
+    const { record, created } = await app.adapters.import(req.body, req.query.kind);
+    return reply.code(created ? 201 : 200).send(view(record, !created));
+  });
+
+  app.get('/v1/adapters/:id', {
+    schema: {
+      tags: ['adapters'],
+      summary: 'Adapter metadata',
+      params: AdapterParams,
+      response: { 200: Adapter, ...errors(404, 422, 500) },
+    },
+  }, async (req) => view(await app.adapters.require(req.params.id), true));
+
+  app.get('/v1/adapters/:id/parameters', {
+    schema: {
+      tags: ['adapters'],
+      summary: 'Adapter parameters as a safetensors file',
+      description: 'Tensor names and shapes as in the manifest `adapters.kinds.<kind>.tensors` (one adapter, no batch dimension), dtype F32.',
+      params: AdapterParams,
+      response: {
+        200: {
+          description: 'safetensors file',
+          content: { 'application/octet-stream': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } },
+        },
+        ...errors(404, 422, 500),
+      },
+    },
+  }, async (req, reply) => {
+    const record = await app.adapters.require(req.params.id);
+    const specs = app.engine.bundle.table.kinds[record.meta.kind]!;
+    const file = writeSafetensors(
+      specs.map((s) => [s.name, { shape: s.shape, data: record.tensors[s.name]! }]),
+      { id: record.meta.id, kind: record.meta.kind, model: record.meta.model, fingerprint: record.meta.fingerprint },
+    );
+    return reply
+      .type('application/octet-stream')
+      .header('Content-Disposition', `attachment; filename="${record.meta.id}.safetensors"`)
+      .send(file);
+  });
+
+  app.delete('/v1/adapters/:id', {
+    schema: {
+      tags: ['adapters'],
+      summary: 'Delete an adapter',
+      params: AdapterParams,
+      response: { 200: DeletedAdapter, ...errors(404, 422, 500) },
+    },
+  }, async (req) => {
+    await app.adapters.delete(req.params.id);
+    return { id: req.params.id, object: 'adapter' as const, deleted: true as const };
+  });
+};
+
+export default routes;

@@ -1,0 +1,28 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+export const ModelSummary = Type.Object({
+  fingerprint: Type.String(),
+  dims: Type.Record(Type.String(), Type.Union([Type.Number(), Type.String(), Type.Boolean()])),
+  tokenizer: Type.String({ description: 'tokenizer type' }),
+  adapter_kinds: Type.Array(Type.String()),
+  default_adapter_kind: Type.String(),
+  max_input_tokens: Type.Integer(),
+  max_examples: Type.Integer(),
+  max_new_tokens: Type.Integer(),
+});
+
+export const Model = Type.Object({
+  id: Type.String({ description: 'base model name, or an adapter id' }),
+  object: Type.Literal('model'),
+  created: Type.Integer(),
+  owned_by: Type.String(),
+  kind: Type.Optional(Type.String({ description: 'adapter kind (adapters only)' })),
+  summary: Type.Optional(ModelSummary),
+});
+export type Model = Static<typeof Model>;
+
+export const ModelList = Type.Object({
+  object: Type.Literal('list'),
+  data: Type.Array(Model, { description: 'the base model first, then stored adapters' }),
+});
+export type ModelList = Static<typeof ModelList>;

@@ -1,0 +1,148 @@
+/**
+ * Completions: resolve the model (base, adapter id, or inline examples), validate the request against
+ * the limits, then run one generation job per prompt and gather choices in OpenAI order.
+ */
+import { randomInt } from 'node:crypto';
+import type { Config } from '../config/index.js';
+import { HtError, adapterNotFound } from '../errors/http-error.js';
+import { isAdapterId } from '../adapters/canonical-id.js';
+import type { RowAdapter } from '../inference/feeds.js';
+import type { ChoiceResult, FinishReason, GenerationJob, Strategy } from '../generation/types.js';
+import type { Engine } from '../plugins/engine.js';
+import type { Metrics } from '../plugins/metrics.js';
+import type { CompletionBody } from '../schemas/completions.js';
+import type { AdapterService } from './adapters.js';
+import { checkLimit, promptIds } from './validate.js';
+
+export interface PreparedCompletion {
+  /** What the response names as `model`: the adapter id used, or the base model name. */
+  model: string;
+  prompts: number[][];
+  jobs: Omit<GenerationJob, 'jobId'>[];
+  n: number;
+  promptTokens: number;
+}
+
+export interface FinalChoice {
+  index: number;
+  text: string;
+  finish_reason: FinishReason;
+  tokens: number;
+}
+
+export interface CompletionSink {
+  delta(index: number, text: string): void;
+}
+
+export class CompletionService {
+  constructor(
+    private readonly config: Config,
+    private readonly engine: Engine,
+    private readonly adapters: AdapterService,
+    private readonly metrics: Metrics,
+  ) {}
+
+  private async resolveAdapter(body: CompletionBody): Promise<{ model: string; adapter: RowAdapter | null }> {
+    const base = this.engine.bundle.manifest.name;
+    if (body.examples) {
+      if (body.model !== base) {
+        throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', `body.examples needs body.model to be the base model "${base}"; got ${JSON.stringify(body.model)}`);
+      }
+      const { record } = await this.adapters.getOrCreate(body.examples, body.adapter_kind, 'body.examples', 'body.adapter_kind');
+      return { model: record.meta.id, adapter: { kind: record.meta.kind, tensors: record.tensors } };
+    }
+    if (body.adapter_kind !== undefined) {
+      throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', `body.adapter_kind is "${body.adapter_kind}" but body.examples is missing; it only selects the kind of an inline adapter`);
+    }
+    if (body.model === base) return { model: base, adapter: null };
+    if (isAdapterId(body.model)) {
+      const record = await this.adapters.get(body.model);
+      if (!record) throw adapterNotFound(body.model, 'body.model');
+      return { model: record.meta.id, adapter: { kind: record.meta.kind, tensors: record.tensors } };
+    }
+    throw new HtError('HT_ERR_MODEL_NOT_FOUND', `body.model is ${JSON.stringify(body.model)}; expected "${base}" or an adapter id (ad-…)`);
+  }
+
+  private strategy(body: CompletionBody, promptIndex: number, seed: number): Strategy {
+    const g = this.engine.bundle.manifest.generation;
+    // Beam search when asked for, or by the manifest's default when the request names no sampling.
+    const beams = body.num_beams ?? (body.temperature === undefined && body.top_p === undefined ? g.num_beams : 1);
+    const temp = body.temperature ?? 1;
+    if (beams > 1) {
+      if (body.num_beams !== undefined && temp > 0 && body.temperature !== undefined) {
+        throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', `body.num_beams is ${beams} and body.temperature is ${temp}; beam search needs temperature 0 or absent`);
+      }
+      return { type: 'beam', numBeams: beams, lengthPenalty: 1 };
+    }
+    if (temp === 0) return { type: 'greedy' };
+    return { type: 'sample', temperature: temp, topP: body.top_p ?? 1, seed, promptIndex };
+  }
+
+  async prepare(body: CompletionBody): Promise<PreparedCompletion> {
+    const c = this.config;
+    const { bundle, tokenizer } = this.engine;
+    const prompts = typeof body.prompt === 'string' ? [body.prompt] : body.prompt;
+    checkLimit('body.prompt length', prompts.length, c.MAX_PROMPTS, 'MAX_PROMPTS');
+    const n = body.n ?? 1;
+    checkLimit('body.n', n, c.MAX_N, 'MAX_N');
+    if (body.num_beams !== undefined) checkLimit('body.num_beams', body.num_beams, c.MAX_BEAMS, 'MAX_BEAMS');
+    const maxNewTokens = body.max_tokens ?? Math.min(bundle.manifest.generation.max_new_tokens, c.MAX_TOKENS);
+    checkLimit('body.max_tokens', maxNewTokens, c.MAX_TOKENS, 'MAX_TOKENS');
+    const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+    checkLimit('body.stop length', stop.length, c.MAX_STOP, 'MAX_STOP');
+    const ids = prompts.map((p, i) => promptIds(bundle, tokenizer, p, typeof body.prompt === 'string' ? 'body.prompt' : `body.prompt[${i}]`));
+    const seed = body.seed ?? randomInt(0, 2 ** 31);
+    const strategies = prompts.map((_, i) => this.strategy(body, i, seed));
+    const s0 = strategies[0]!;
+    if (s0.type === 'beam' && n > s0.numBeams) {
+      throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', `body.n is ${n}; beam search returns at most num_beams (${s0.numBeams}) choices`);
+    }
+    const { model, adapter } = await this.resolveAdapter(body);
+    return {
+      model,
+      prompts: ids,
+      n,
+      promptTokens: ids.reduce((a, p) => a + p.length, 0),
+      jobs: ids.map((promptIdsI, i) => ({
+        promptIds: promptIdsI,
+        adapter,
+        maxNewTokens,
+        stop,
+        strategy: strategies[i]!,
+        n,
+        stream: body.stream === true,
+      })),
+    };
+  }
+
+  /** Runs every job; resolves with the choices in OpenAI order (prompt index * n + choice). */
+  run(prepared: PreparedCompletion, sink: CompletionSink | null): { result: Promise<FinalChoice[]>; cancel(): void } {
+    const scheduler = this.engine.scheduler;
+    scheduler.admit(prepared.jobs.length);
+    const handles: { cancel(): void }[] = [];
+    const result = new Promise<FinalChoice[]>((resolve, reject) => {
+      const out: FinalChoice[] = [];
+      let remaining = prepared.jobs.length;
+      prepared.jobs.forEach((job, p) => {
+        const base = p * prepared.n;
+        handles.push(
+          scheduler.generate(job, {
+            delta: (choice, text) => sink?.delta(base + choice, text),
+            done: (choices: ChoiceResult[]) => {
+              for (const ch of choices) {
+                out.push({ index: base + ch.choice, text: ch.text, finish_reason: ch.finishReason, tokens: ch.tokenIds.length });
+                this.metrics.generatedTokens.inc(ch.tokenIds.length);
+              }
+              if (--remaining === 0) resolve(out.sort((a, b) => a.index - b.index));
+            },
+            failed: (e) => {
+              for (const h of handles) h.cancel();
+              reject(e.message === 'shutting down' ? new HtError('HT_ERR_SHUTTING_DOWN', 'the server is shutting down', this.config.RETRY_AFTER_S) : e);
+            },
+          }),
+        );
+      });
+    });
+    return { result, cancel: () => handles.forEach((h) => h.cancel()) };
+  }
+}

@@ -1,0 +1,45 @@
+/** Builds apps on the tiny fixture bundle with a temp adapter store; tests use inject, not a port. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config/index.js';
+import type { Env } from '../src/config/schema.js';
+
+export const FIXTURE = fileURLToPath(new URL('./fixtures/tiny', import.meta.url));
+
+export interface Golden {
+  cases: {
+    name: string;
+    input: string;
+    adapter: null | { kind: 'lora' | 'prefix'; examples: { input: string; output: string }[] };
+    max_new_tokens: number;
+    token_ids: number[];
+    text: string;
+  }[];
+}
+
+export function tempDir(prefix = 'hypert5-test-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export async function makeApp(overrides: Partial<Env> = {}, opts: { waitReady?: boolean } = {}): Promise<FastifyInstance> {
+  const config = loadConfig({}, {
+    MODEL_DIR: FIXTURE,
+    ADAPTER_STORE_DIR: overrides.ADAPTER_STORE_DIR ?? tempDir(),
+    INTRA_OP_THREADS: 1,
+    ...overrides,
+  });
+  const app = await buildApp({ config });
+  await app.ready();
+  if (opts.waitReady !== false) await app.engine.scheduler.whenReady();
+  return app;
+}
+
+export const BASE = 'hypert5-tiny-random';

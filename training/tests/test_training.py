@@ -1,0 +1,71 @@
+"""Every training stage runs, resumes from its checkpoint, and leaves an exportable checkpoint folder."""
+
+import json
+
+import pytest
+import torch
+
+from hypert5.checkpoint import BundleSettings
+from hypert5.config import LoraSpec, PrefixSpec, T5Dims
+from hypert5.export import check_bundle, export_bundle
+from hypert5 import checkpoint
+from hypert5.train import evaluate, finetune, hyperpretrain, mtf_fewshot, pretrain
+from hypert5.train.text import span_corrupt
+
+TINY = BundleSettings(dims=T5Dims(vocab_size=384, d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=1,
+                                  num_decoder_layers=1),
+                      lora=LoraSpec(rank=2, alpha=4.0), prefix=PrefixSpec(num_positions=2), head_hidden=16,
+                      name="tiny-trained")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    settings_file = root / "settings.json"
+    settings_file.write_text(json.dumps(TINY.to_json()))
+    run = root / "run"
+    common = ["--run", str(run), "--threads", "1"]
+    pretrain.main([*common, "--steps", "2", "--batch", "4", "--settings", str(settings_file)])
+    pretrain.main([*common, "--steps", "4", "--batch", "4", "--settings", str(settings_file)])  # resumes at 2
+    for kind in ("lora", "prefix"):
+        hyperpretrain.main([*common, "--kind", kind, "--steps", "2", "--batch", "2"])
+        finetune.main([*common, "--kind", kind, "--steps", "2", "--episodes", "2", "--queries", "2"])
+    mtf_fewshot.main([*common, "--steps", "1", "--batch", "2"])
+    return run
+
+
+def test_stages_resume_and_record_provenance(run) -> None:
+    assert torch.load(run / "stage0" / "state.pt", weights_only=False)["step"] == 4
+    stages = json.loads((run / "hypert5.json").read_text())["provenance"]["stages"]
+    assert {"stage0_pretrain", "stage1_hyperpretrain_lora", "stage2_finetune_prefix", "baseline_mtf_fewshot"} <= set(stages)
+
+
+def test_evaluation_reports_every_comparison(run) -> None:
+    evaluate.main(["--run", str(run), "--tasks-per-family", "1", "--queries", "1", "--shots", "1", "3",
+                   "--tune-steps", "1", "--threads", "1"])
+    scores = json.loads((run / "eval.json").read_text())["exact_match_percent"]
+    assert set(scores) == {"k=1", "k=3"}
+    assert {"frozen", "in_context_stage0", "in_context_mtf", "hyper_lora", "hyper_prefix",
+            "tuned_lora_random_init", "tuned_prefix_hyper_init"} <= set(scores["k=3"])
+
+
+def test_trained_checkpoint_exports_a_valid_bundle(run, tmp_path) -> None:
+    models = checkpoint.load(run)
+    export_bundle(models, tmp_path / "bundle", log=lambda *_: None)
+    check_bundle(models, tmp_path / "bundle", log=lambda *_: None)
+
+
+def test_span_corruption_round_trips() -> None:
+    import random
+    src, tgt = span_corrupt("Invoice 42950 from Lopez-Richardson", random.Random(0), 384)
+    assert 383 in src and 383 in tgt and src[-1] == tgt[-1] == 1
+    # Filling each sentinel in the source with its span from the target restores the text.
+    spans, current = {}, None
+    for t in tgt[:-1]:
+        if t >= 259:
+            current = t
+            spans[current] = []
+        else:
+            spans[current].append(t)
+    restored = [x for t in src[:-1] for x in (spans[t] if t >= 259 else [t])]
+    assert bytes(t - 3 for t in restored).decode() == "Invoice 42950 from Lopez-Richardson"
