@@ -6,7 +6,9 @@ import type { Config } from './config/index.js';
 import { installErrorHandler } from './errors/handler.js';
 import adapterStore from './plugins/adapter-store.js';
 import engine from './plugins/engine.js';
+import methods from './plugins/methods.js';
 import metrics from './plugins/metrics.js';
+import security from './plugins/security.js';
 import services from './plugins/services.js';
 import swagger from './plugins/swagger.js';
 import adapterRoutes from './routes/adapters.js';
@@ -28,6 +30,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    // While closing, requests on open connections still get catalogue errors (HT_ERR_SHUTTING_DOWN), not fastify's bare 503.
+    return503OnClosing: false,
     ajv: {
       // Refuse what the schema doesn't allow instead of silently dropping or coercing it.
       customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false },
@@ -44,6 +48,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   await app.register(metrics);
   await app.register(swagger);
+  await app.register(security, { config });
+  await app.register(methods);
   if (!opts.openapiOnly) {
     await app.register(engine, { config });
     await app.register(adapterStore, { config });

@@ -1,6 +1,7 @@
 /** Process entry: logger, config, timeouts, graceful close, listen. */
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config/index.js';
+import { shutdown } from './shutdown.js';
 
 async function main(): Promise<void> {
   let config;
@@ -31,8 +32,7 @@ async function main(): Promise<void> {
   const close = (signal: string) => {
     if (closing) return;
     closing = true;
-    app.log.info({ signal }, 'closing');
-    app.close().then(
+    shutdown(app, config.SHUTDOWN_DRAIN_MS, signal).then(
       () => process.exit(0),
       (e: Error) => {
         app.log.error({ err: e }, 'close failed');

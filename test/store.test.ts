@@ -38,24 +38,35 @@ describe('adapter persistence', () => {
     }
   });
 
-  it('a corrupt file is quarantined and never served', async () => {
+  it('a corrupt file is quarantined, never served, and regenerated from its examples', async () => {
     const dir = tempDir();
     try {
       const app = await makeApp({ ADAPTER_STORE_DIR: dir, ADAPTER_CACHE_BYTES: 0 });
       try {
-        const id = (await app.inject({ method: 'POST', url: '/v1/adapters', payload: { examples: EXAMPLES } })).json().id;
+        const created = (await app.inject({ method: 'POST', url: '/v1/adapters', payload: { examples: EXAMPLES } })).json();
+        const id = created.id;
+        const params = (await app.inject(`/v1/adapters/${id}/parameters`)).rawPayload;
         const file = path.join(dir, `${id}.safetensors`);
         const bytes = readFileSync(file);
         bytes[bytes.length - 1] ^= 0xff;
         writeFileSync(file, bytes);
+        // The corrupt copy is never served: the same examples give the same adapter, bit for bit.
         const r = await app.inject(`/v1/adapters/${id}`);
-        assert.equal(r.statusCode, 404);
-        assert.equal(r.json().error.code, 'HT_ERR_ADAPTER_NOT_FOUND');
+        assert.equal(r.statusCode, 200);
+        assert.deepEqual(r.json(), { ...created, cached: true });
         assert.deepEqual(readdirSync(path.join(dir, 'quarantine')).map((f) => f.split('.').at(-1)).sort(), ['json', 'safetensors']);
-        // The same examples regenerate it.
-        const again = await app.inject({ method: 'POST', url: '/v1/adapters', payload: { examples: EXAMPLES } });
-        assert.equal(again.statusCode, 201);
-        assert.equal(again.json().id, id);
+        assert.deepEqual((await app.inject(`/v1/adapters/${id}/parameters`)).rawPayload, params);
+        assert.notDeepEqual(readFileSync(file), bytes);
+
+        // An imported adapter has no examples: corrupt, it is quarantined and gone (404), never served.
+        const imp = (await app.inject({ method: 'POST', url: '/v1/adapters/import', payload: params, headers: { 'content-type': 'application/octet-stream' } })).json();
+        const impFile = path.join(dir, `${imp.id}.safetensors`);
+        const ib = readFileSync(impFile);
+        ib[ib.length - 1] ^= 0xff;
+        writeFileSync(impFile, ib);
+        const gone = await app.inject(`/v1/adapters/${imp.id}`);
+        assert.equal(gone.statusCode, 404);
+        assert.equal(gone.json().error.code, 'HT_ERR_ADAPTER_NOT_FOUND');
       } finally {
         await app.close();
       }

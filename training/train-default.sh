@@ -8,11 +8,11 @@ cd "$(dirname "$0")"
 py=../.venv/bin/python
 run=${RUN:-runs/default}
 mkdir -p "$run"
-$py -m hypert5.train.pretrain --run "$run" --steps "${STAGE0_STEPS:-3000}" --lr 1.5e-3 2>&1 | tee -a "$run/stage0.log"
+$py -m hypert5.train.pretrain --run "$run" --steps "${STAGE0_STEPS:-2000}" --lr 1.5e-3 2>&1 | tee -a "$run/stage0.log"
 # The two kinds are independent from here on: one core each.
 for kind in lora prefix; do
-  ( $py -m hypert5.train.hyperpretrain --run "$run" --kind $kind --steps "${STAGE1_STEPS:-300}" --threads 1 &&
-    $py -m hypert5.train.finetune --run "$run" --kind $kind --steps "${STAGE2_STEPS:-2500}" --threads 1
+  ( $py -m hypert5.train.hyperpretrain --run "$run" --kind $kind --steps "${STAGE1_STEPS:-100}" --threads 1 &&
+    $py -m hypert5.train.finetune --run "$run" --kind $kind --steps "${STAGE2_STEPS:-1200}" --threads 1
   ) > "$run/$kind.log" 2>&1 &
 done
 wait

@@ -6,15 +6,18 @@ import { ADAPTER_ID_RE } from '../schemas/common.js';
 
 const toId = (hash: ReturnType<typeof createHash>): string => `ad-${hash.digest('hex').slice(0, 32)}`;
 
+/** With ADAPTER_SCOPE=key each key has its own id space: one key's adapter never answers for another's. */
+const scope = (owner: string | undefined): string => (owner === undefined ? '' : `owner:${owner}\n`);
+
 /** Examples are hashed as a JSON array of [input, output] pairs, in order: order changes the hypermodel input. */
-export function examplesId(fingerprint: string, kind: AdapterKindName, examples: readonly { input: string; output: string }[]): string {
+export function examplesId(fingerprint: string, kind: AdapterKindName, examples: readonly { input: string; output: string }[], owner?: string): string {
   const canonical = JSON.stringify(examples.map((e) => [e.input, e.output]));
-  return toId(createHash('sha256').update(`hypert5-adapter:v1\n${fingerprint}\n${kind}\nexamples\n${canonical}`));
+  return toId(createHash('sha256').update(`hypert5-adapter:v1\n${scope(owner)}${fingerprint}\n${kind}\nexamples\n${canonical}`));
 }
 
 /** Imported adapters: the hash of the tensors themselves (names, shapes and bytes, in manifest order). */
-export function tensorsId(fingerprint: string, kind: AdapterKindName, specs: readonly TensorSpec[], tensors: AdapterTensors): string {
-  const h = createHash('sha256').update(`hypert5-adapter:v1\n${fingerprint}\n${kind}\ntensors\n`);
+export function tensorsId(fingerprint: string, kind: AdapterKindName, specs: readonly TensorSpec[], tensors: AdapterTensors, owner?: string): string {
+  const h = createHash('sha256').update(`hypert5-adapter:v1\n${scope(owner)}${fingerprint}\n${kind}\ntensors\n`);
   for (const s of specs) {
     const t = tensors[s.name]!;
     h.update(`${s.name}:${s.shape.join(',')}\n`);

@@ -8,12 +8,14 @@ import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises
 import path from 'node:path';
 import { isAdapterId } from './canonical-id.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
-import type { AdapterMeta, AdapterRecord, AdapterStore } from './types.js';
+import type { AdapterMeta, AdapterRecord, AdapterStore, Recipe, Stored } from './types.js';
 
 interface MetaFile {
   meta: AdapterMeta;
   sha256: string;
   shapes: Record<string, number[]>;
+  /** What it was generated from: a quarantined entry with examples is regenerated (services/adapters.ts). */
+  examples?: { input: string; output: string }[];
 }
 
 export interface DiskStoreLogger {
@@ -21,6 +23,8 @@ export interface DiskStoreLogger {
 }
 
 export class DiskAdapterStore implements AdapterStore {
+  private readonly writing = new Set<Promise<unknown>>();
+
   private constructor(
     private readonly dir: string,
     private readonly log: DiskStoreLogger,
@@ -30,6 +34,8 @@ export class DiskAdapterStore implements AdapterStore {
   /** `shapes`: the manifest's per-adapter tensor shapes, so the files on disk are readable on their own. */
   static async open(dir: string, log: DiskStoreLogger, shapes: Readonly<Record<string, readonly number[]>> = {}): Promise<DiskAdapterStore> {
     await mkdir(path.join(dir, 'quarantine'), { recursive: true });
+    // Temp files of writes that a crash interrupted: never an entry (the rename is the commit), just litter.
+    for (const name of await readdir(dir)) if (/^\..*\.tmp$/.test(name)) await unlink(path.join(dir, name)).catch(() => {});
     return new DiskAdapterStore(dir, log, shapes);
   }
 
@@ -60,7 +66,24 @@ export class DiskAdapterStore implements AdapterStore {
     }
   }
 
-  async put(record: AdapterRecord): Promise<void> {
+  /** Local disk is one replica's own copy: a put (re)writes the entry. */
+  async put(record: AdapterRecord): Promise<Stored> {
+    const write = this.write(record);
+    this.writing.add(write);
+    try {
+      await write;
+    } finally {
+      this.writing.delete(write);
+    }
+    return { record, created: true };
+  }
+
+  /** Resolves once every write in progress is on disk. */
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.writing]);
+  }
+
+  private async write(record: AdapterRecord): Promise<void> {
     const { meta, tensors } = record;
     const shapes: Record<string, number[]> = {};
     const entries: [string, { shape: number[]; data: Float32Array }][] = [];
@@ -71,7 +94,7 @@ export class DiskAdapterStore implements AdapterStore {
       entries.push([name, { shape, data }]);
     }
     const st = writeSafetensors(entries, { format: 'hypert5-adapter', id: meta.id, kind: meta.kind });
-    const mf: MetaFile = { meta, sha256: createHash('sha256').update(st).digest('hex'), shapes };
+    const mf: MetaFile = { meta, sha256: createHash('sha256').update(st).digest('hex'), shapes, ...(record.examples ? { examples: record.examples } : {}) };
     await this.atomicWrite(this.file(meta.id, 'safetensors'), st);
     await this.atomicWrite(this.file(meta.id, 'json'), JSON.stringify(mf));
     await this.syncDir();
@@ -111,11 +134,27 @@ export class DiskAdapterStore implements AdapterStore {
       const file = readSafetensors(st);
       const tensors: Record<string, Float32Array> = {};
       for (const [name, t] of file.tensors) tensors[name] = t.data;
-      return { meta: mf.meta, tensors };
+      return { meta: mf.meta, tensors, ...(mf.examples ? { examples: mf.examples } : {}) };
     } catch (e) {
       await this.quarantine(id, (e as Error).message);
       return undefined;
     }
+  }
+
+  /** The newest quarantined metadata of `id` that still names its examples. */
+  async recover(id: string): Promise<Recipe | undefined> {
+    if (!isAdapterId(id)) return undefined;
+    const qdir = path.join(this.dir, 'quarantine');
+    const names = (await readdir(qdir).catch(() => [] as string[])).filter((n) => n.startsWith(`${id}.`) && n.endsWith('.json')).sort().reverse();
+    for (const name of names) {
+      try {
+        const mf = JSON.parse(await readFile(path.join(qdir, name), 'utf8')) as MetaFile;
+        if (mf?.meta?.id === id && Array.isArray(mf.examples)) return { meta: mf.meta, examples: mf.examples };
+      } catch {
+        /* a torn or corrupt metadata file: no recipe in it */
+      }
+    }
+    return undefined;
   }
 
   async delete(id: string): Promise<boolean> {

@@ -1,5 +1,5 @@
 /** A byte-bounded LRU of adapters in memory, in front of a persistent store (the source of truth). */
-import { recordBytes, type AdapterMeta, type AdapterRecord, type AdapterStore } from './types.js';
+import { recordBytes, type AdapterMeta, type AdapterRecord, type AdapterStore, type Recipe, type Stored } from './types.js';
 
 export interface CacheObserver {
   hit(): void;
@@ -56,9 +56,10 @@ export class LruAdapterStore implements AdapterStore {
     return record;
   }
 
-  async put(record: AdapterRecord): Promise<void> {
-    await this.backing.put(record);
-    this.remember(record);
+  async put(record: AdapterRecord): Promise<Stored> {
+    const stored = await this.backing.put(record);
+    this.remember(stored.record);
+    return stored;
   }
 
   async delete(id: string): Promise<boolean> {
@@ -69,5 +70,13 @@ export class LruAdapterStore implements AdapterStore {
 
   list(): Promise<AdapterMeta[]> {
     return this.backing.list();
+  }
+
+  recover(id: string): Promise<Recipe | undefined> {
+    return this.backing.recover ? this.backing.recover(id) : Promise.resolve(undefined);
+  }
+
+  async flush(): Promise<void> {
+    await this.backing.flush?.();
   }
 }

@@ -10,20 +10,44 @@ export interface AdapterMeta {
   num_examples: number;
   created_at: number;
   source: 'hypermodel' | 'import';
+  /** With ADAPTER_SCOPE=key: the id of the API key that created it (sha256 prefix, never the key). */
+  owner?: string;
 }
 
 export interface AdapterRecord {
   meta: AdapterMeta;
   tensors: AdapterTensors;
+  /** The few-shot examples it was generated from, kept so that a corrupt copy can be regenerated. */
+  examples?: { input: string; output: string }[];
+}
+
+/** What a store kept of a corrupt entry it quarantined: enough to regenerate it when the examples are known. */
+export interface Recipe {
+  meta: AdapterMeta;
+  examples: { input: string; output: string }[];
 }
 
 export const recordBytes = (r: AdapterRecord): number =>
   Object.values(r.tensors).reduce((n, t) => n + t.byteLength, 0);
 
-/** Where adapters live. In-memory LRU, local disk today; Redis later implements the same interface. */
+/** What a put leaves stored under the id: `record` itself (created), or the adapter another writer stored first. */
+export interface Stored {
+  record: AdapterRecord;
+  created: boolean;
+}
+
+/**
+ * Where adapters live: in-memory LRU, local disk and, with REDIS_URL, Redis shared by the replicas.
+ * Ids are content-addressed, so a put never changes what an id means: a store that already holds the id
+ * (another replica made it first) keeps its copy and returns it with `created: false`.
+ */
 export interface AdapterStore {
   get(id: string): Promise<AdapterRecord | undefined>;
-  put(record: AdapterRecord): Promise<void>;
+  put(record: AdapterRecord): Promise<Stored>;
   delete(id: string): Promise<boolean>;
   list(): Promise<AdapterMeta[]>;
+  /** The recipe of a quarantined entry, if the store kept one (disk store). */
+  recover?(id: string): Promise<Recipe | undefined>;
+  /** Waits for writes in progress (shutdown). */
+  flush?(): Promise<void>;
 }

@@ -4,7 +4,10 @@ import type { AdapterTensors } from '../inference/feeds.js';
 import type { AdapterKindName, TensorSpec } from '../inference/manifest.js';
 import { readSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.js';
 
-export function parseUpload(body: Buffer): SafetensorsFile {
+export function parseUpload(body: Buffer | null | undefined): SafetensorsFile {
+  if (!Buffer.isBuffer(body) || body.length === 0) {
+    throw new HtError('HT_ERR_INVALID_SAFETENSORS', 'body is empty; expected a safetensors file (Content-Type: application/octet-stream)');
+  }
   try {
     return readSafetensors(body);
   } catch (e) {

@@ -33,8 +33,23 @@ export const EnvSchema = Type.Object({
   WORKERS: Int(1, 1, 'inference worker threads; each holds its own copy of the weights'),
   INTRA_OP_THREADS: Int(1, Math.max(1, Math.floor(cores)), 'ONNX Runtime intra-op threads per worker (default: the machine cores)'),
   ADAPTER_CACHE_BYTES: Int(0, 256 * 1024 * 1024, 'in-memory adapter LRU bound, bytes'),
+  // Shared adapter store for replicas (README "Deployment"); empty REDIS_URL = local store only.
+  REDIS_URL: Type.String({ default: '', description: 'redis://[:password@]host:port[/db] shared by the replicas; empty = no Redis' }),
+  REDIS_KEY_PREFIX: Type.String({ default: 'hypert5:', description: 'prefix of every Redis key and channel this service uses' }),
+  REDIS_TIMEOUT_MS: Int(1, 2000, 'Redis connect and command timeout, ms; past it the replica serves from its local store'),
   RETRY_AFTER_S: Int(1, 1, 'Retry-After value on 429/503, seconds'),
   REQUEST_TIMEOUT_MS: Int(0, 120_000, 'whole-request timeout, ms (0 = none)'),
+  // Reliability and access control (README "Limits, auth and operations").
+  REQUEST_DEADLINE_MS: Int(0, 60_000, 'per-request deadline for generation, queueing included, ms (0 = none); beyond it 503 and the batch slots are freed'),
+  SHUTDOWN_DRAIN_MS: Int(0, 25_000, 'on SIGTERM, how long in-flight requests may finish before they are cancelled with 503, ms'),
+  API_KEYS: Type.String({ default: '', description: 'comma-separated API keys; empty (and no API_KEYS_FILE) = no authentication' }),
+  API_KEYS_FILE: Type.String({ default: '', description: 'file with one API key per line (# comments); read once at boot' }),
+  ADAPTER_SCOPE: Type.Union([Type.Literal('shared'), Type.Literal('key')], {
+    default: 'shared',
+    description: 'shared: every key sees every adapter; key: an adapter is visible only to the API key that created it',
+  }),
+  RATE_LIMIT_PER_MIN: Int(0, 0, 'requests per minute per API key (per client address without keys) on /v1 routes; 0 = no limit'),
+  CORS_ORIGINS: Type.String({ default: '', description: 'comma-separated allowed browser origins (* = any); empty = CORS off' }),
 });
 
 export type Env = Static<typeof EnvSchema>;

@@ -4,8 +4,10 @@
  */
 export const CATALOGUE = {
   HT_ERR_MALFORMED_JSON: { status: 400, meaning: 'the request body is not valid JSON' },
+  HT_ERR_UNAUTHORIZED: { status: 401, meaning: 'missing or unknown API key (send Authorization: Bearer <key>)' },
   HT_ERR_NOT_FOUND: { status: 404, meaning: 'no such route' },
   HT_ERR_ADAPTER_NOT_FOUND: { status: 404, meaning: 'no adapter with this id' },
+  HT_ERR_METHOD_NOT_ALLOWED: { status: 405, meaning: 'the route exists but not with this method (see the Allow header)' },
   HT_ERR_MODEL_NOT_FOUND: { status: 404, meaning: 'model is neither the base model nor a known adapter id' },
   HT_ERR_BODY_TOO_LARGE: { status: 413, meaning: 'the request body exceeds the size limit' },
   HT_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'unsupported Content-Type' },
@@ -22,9 +24,14 @@ export const CATALOGUE = {
   HT_ERR_ADAPTER_MISMATCH: { status: 422, meaning: 'uploaded tensors do not match the manifest names, shapes or dtypes' },
   HT_ERR_ADAPTER_NOT_FINITE: { status: 422, meaning: 'an uploaded tensor holds NaN or infinity' },
   HT_ERR_QUEUE_FULL: { status: 429, meaning: 'too many requests waiting; retry after Retry-After seconds' },
+  HT_ERR_RATE_LIMITED: { status: 429, meaning: 'this API key (or address) sent more requests than RATE_LIMIT_PER_MIN; retry after Retry-After seconds' },
+  HT_ERR_CLIENT_CLOSED: { status: 499, meaning: 'the client closed the connection before the answer (logged only; no client sees it)' },
   HT_ERR_INTERNAL: { status: 500, meaning: 'internal error (details are in the server log)' },
+  HT_ERR_INFERENCE_FAILED: { status: 500, meaning: 'ONNX Runtime failed on the batch holding this request; only that batch failed and the server keeps serving' },
   HT_ERR_NOT_READY: { status: 503, meaning: 'models are still loading' },
   HT_ERR_SHUTTING_DOWN: { status: 503, meaning: 'the server is shutting down' },
+  HT_ERR_DEADLINE_EXCEEDED: { status: 503, meaning: 'the request did not finish within REQUEST_DEADLINE_MS (queueing included); retry after Retry-After seconds' },
+  HT_ERR_WORKER_RESTARTING: { status: 503, meaning: 'the inference worker holding this request died and is being replaced; retry after Retry-After seconds' },
 } as const satisfies Record<string, { status: number; meaning: string }>;
 
 export type ErrorCode = keyof typeof CATALOGUE;

@@ -44,10 +44,20 @@ function validationMessage(err: FastifyError, req: FastifyRequest): string {
   return `${name} ${first.message ?? 'is invalid'} (got ${value})`;
 }
 
+/** 413 naming the limit that applies to this route and, when the client declared it, the size sent. */
+function bodyTooLarge(req: FastifyRequest): HtError {
+  const limit = req.routeOptions.bodyLimit;
+  const variable = req.routeOptions.url === '/v1/adapters/import' ? 'IMPORT_LIMIT_BYTES' : 'BODY_LIMIT_BYTES';
+  const sent = Number(req.headers['content-length']);
+  const value = Number.isFinite(sent) && sent > 0 ? `${sent} bytes` : `more than ${limit} bytes`;
+  return new HtError('HT_ERR_BODY_TOO_LARGE', `body is ${value}; the limit is ${limit} bytes (${variable})`);
+}
+
 export function toHtError(err: FastifyError | HtError | Error, req: FastifyRequest): HtError {
   if (err instanceof HtError) return err;
   const fe = err as FastifyError;
   if (fe.validation) return new HtError('HT_ERR_VALIDATION', validationMessage(fe, req));
+  if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || (fe.statusCode === 413 && !fe.code)) return bodyTooLarge(req);
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return new HtError(mapped, fe.message);
   // A SyntaxError from a body parser is the client's malformed body, whatever parser raised it.
@@ -70,7 +80,9 @@ export function sendError(reply: FastifyReply, e: HtError): FastifyReply {
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const e = toHtError(err, req);
-    if (e.status >= 500) req.log.error({ err, code: e.code }, 'request failed');
+    // A retryable refusal (503 + Retry-After: loading, draining, deadline) is load shedding, not a failure.
+    if (e.status >= 500 && e.retryAfterS === undefined) req.log.error({ err, code: e.code }, 'request failed');
+    else if (e.status >= 500) req.log.warn({ code: e.code, msg: e.message }, 'request refused');
     else req.log.info({ code: e.code, msg: e.message }, 'request refused');
     return sendError(reply, e);
   });

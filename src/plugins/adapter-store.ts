@@ -1,8 +1,13 @@
-/** The adapter store resource: persistent disk store behind a byte-bounded in-memory LRU. */
+/**
+ * The adapter store resource: a byte-bounded in-memory LRU over the persistent disk store and, when
+ * REDIS_URL is set, Redis shared by the replicas behind both (src/adapters/shared-store.ts).
+ */
 import fp from 'fastify-plugin';
+import { Gauge } from 'prom-client';
 import type { Config } from '../config/index.js';
 import { DiskAdapterStore } from '../adapters/disk-store.js';
 import { LruAdapterStore } from '../adapters/lru.js';
+import { SharedAdapterStore } from '../adapters/shared-store.js';
 import type { AdapterStore } from '../adapters/types.js';
 
 declare module 'fastify' {
@@ -17,13 +22,26 @@ export default fp<{ config: Config }>(
     for (const specs of Object.values(app.engine.bundle.table.kinds)) for (const s of specs) shapes[s.name] = s.shape;
     const disk = await DiskAdapterStore.open(config.ADAPTER_STORE_DIR, app.log, shapes);
     const m = app.metrics;
-    const store = new LruAdapterStore(disk, config.ADAPTER_CACHE_BYTES, {
+    const local = new LruAdapterStore(disk, config.ADAPTER_CACHE_BYTES, {
       hit: () => m.cacheHits.inc(),
       miss: () => m.cacheMisses.inc(),
       evict: () => m.cacheEvictions.inc(),
       bytes: (b) => m.cacheBytes.set(b),
     });
-    app.decorate('adapterStore', store);
+    // Shutdown: every adapter whose creation was answered is on disk before the process exits.
+    app.addHook('onClose', () => local.flush());
+    if (!config.REDIS_URL) {
+      app.decorate('adapterStore', local);
+      return;
+    }
+    const redisUp = new Gauge({ name: 'hypert5_adapter_redis_up', help: '1 while the shared Redis adapter store is reachable', registers: [m.registry] });
+    const shared = await SharedAdapterStore.open(
+      local,
+      { url: config.REDIS_URL, prefix: config.REDIS_KEY_PREFIX, timeoutMs: config.REDIS_TIMEOUT_MS, onState: (up) => redisUp.set(up ? 1 : 0) },
+      app.log,
+    );
+    app.decorate('adapterStore', shared);
+    app.addHook('onClose', () => shared.close());
   },
   { name: 'adapter-store', dependencies: ['metrics', 'engine'] },
 );

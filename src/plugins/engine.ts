@@ -32,7 +32,13 @@ export default fp<{ config: Config }>(
       {
         step: (rows) => app.metrics.decodeBatchRows.observe(rows),
         hyperBatch: (rows) => app.metrics.hyperBatchRows.observe(rows),
+        batchFailed: (message) => app.log.error({ reason: message }, 'inference batch failed; its requests got HT_ERR_INFERENCE_FAILED'),
+        worker: (index, event, detail) => {
+          if (event === 'replaced') app.log.warn({ worker: index }, 'inference worker replaced');
+          else app.log.error({ worker: index, reason: detail }, event === 'died' ? 'inference worker died; replacing it' : 'inference worker restart failed; retrying');
+        },
       },
+      { retryAfterS: config.RETRY_AFTER_S },
     );
     const scheduler = new Scheduler(pool, config.QUEUE_SIZE, config.RETRY_AFTER_S, (d) => app.metrics.queueDepth.set(d));
     pool.ready.then(

@@ -23,6 +23,11 @@ export default fp(
       openapi: {
         openapi: '3.0.3',
         info: OPENAPI_INFO,
+        components: {
+          securitySchemes: {
+            bearer: { type: 'http', scheme: 'bearer', description: 'an API key; required on /v1 routes only when API_KEYS or API_KEYS_FILE is set' },
+          },
+        },
         tags: [
           { name: 'adapters', description: 'generated and imported adapters' },
           { name: 'completions', description: 'OpenAI-compatible completions' },

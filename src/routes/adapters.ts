@@ -29,7 +29,7 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS, 429, 503) },
     },
   }, async (req, reply) => {
-    const { record, created } = await app.adapters.getOrCreate(req.body.examples, req.body.kind);
+    const { record, created } = await app.adapters.getOrCreate(req.body.examples, req.body.kind, 'body.examples', 'body.kind', req.adapterOwner);
     return reply.code(created ? 201 : 200).send(view(record, !created));
   });
 
@@ -50,7 +50,7 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS) },
     },
   }, async (req, reply) => {
-    const { record, created } = await app.adapters.import(req.body, req.query.kind);
+    const { record, created } = await app.adapters.import(req.body, req.query.kind, req.adapterOwner);
     return reply.code(created ? 201 : 200).send(view(record, !created));
   });
 
@@ -61,7 +61,7 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       params: AdapterParams,
       response: { 200: Adapter, ...errors(404, 422, 500) },
     },
-  }, async (req) => view(await app.adapters.require(req.params.id), true));
+  }, async (req) => view(await app.adapters.require(req.params.id, 'id', req.adapterOwner), true));
 
   app.get('/v1/adapters/:id/parameters', {
     schema: {
@@ -78,7 +78,7 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       },
     },
   }, async (req, reply) => {
-    const record = await app.adapters.require(req.params.id);
+    const record = await app.adapters.require(req.params.id, 'id', req.adapterOwner);
     const specs = app.engine.bundle.table.kinds[record.meta.kind]!;
     const file = writeSafetensors(
       specs.map((s) => [s.name, { shape: s.shape, data: record.tensors[s.name]! }]),
@@ -98,7 +98,7 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       response: { 200: DeletedAdapter, ...errors(404, 422, 500) },
     },
   }, async (req) => {
-    await app.adapters.delete(req.params.id);
+    await app.adapters.delete(req.params.id, req.adapterOwner);
     return { id: req.params.id, object: 'adapter' as const, deleted: true as const };
   });
 };

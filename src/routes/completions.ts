@@ -10,6 +10,8 @@ import { SseStream } from './sse.js';
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/completions', {
+    // Shed load before the body is even parsed: under overload a refusal must cost next to nothing.
+    onRequest: async () => app.engine.scheduler.admit(1),
     schema: {
       tags: ['completions'],
       summary: 'Complete prompts with the base model, a stored adapter, or inline few-shot examples',
@@ -32,7 +34,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => {
     const body = req.body;
-    const prepared = await app.completions.prepare(body);
+    const prepared = await app.completions.prepare(body, req.adapterOwner);
     const id = `cmpl-${randomBytes(12).toString('hex')}`;
     const created = Math.floor(Date.now() / 1000);
     const usage = (completion: number) => ({
@@ -43,7 +45,14 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
 
     if (!body.stream) {
       const run = app.completions.run(prepared, null);
-      const choices = await run.result;
+      // A client that hangs up frees its batch slots at the next decode step.
+      const onClose = () => {
+        if (!reply.raw.writableFinished) run.cancel();
+      };
+      reply.raw.once('close', onClose);
+      // Gone already, while the request was validated or its adapter generated.
+      if (req.raw.socket?.destroyed) onClose();
+      const choices = await run.result.finally(() => reply.raw.off('close', onClose));
       return {
         id,
         object: 'text_completion' as const,

@@ -13,7 +13,9 @@ const routes: FastifyPluginAsyncTypebox<{ retryAfterS: number }> = async (app, o
   app.get('/readyz', {
     schema: { tags: ['health'], summary: 'Ready: 503 until the models are loaded', response: { 200: Health, ...errors(503) } },
   }, async () => {
-    if (!app.engine.scheduler.ready) throw new HtError('HT_ERR_NOT_READY', 'models are still loading', opts.retryAfterS);
+    const s = app.engine.scheduler;
+    if (s.closing) throw new HtError('HT_ERR_SHUTTING_DOWN', 'the server is shutting down', opts.retryAfterS);
+    if (!s.ready) throw new HtError('HT_ERR_NOT_READY', 'models are still loading or an inference worker is being replaced', opts.retryAfterS);
     return { status: 'ready' };
   });
 

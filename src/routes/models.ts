@@ -11,7 +11,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'List the base model and the stored adapters',
       response: { 200: ModelList, ...errors(500) },
     },
-  }, async () => {
+  }, async (req) => {
     const m = app.engine.bundle.manifest;
     const base: Model = {
       id: m.name,
@@ -29,7 +29,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         max_new_tokens: m.generation.max_new_tokens,
       },
     };
-    const adapters: Model[] = (await app.adapters.list()).map((a) => ({
+    const adapters: Model[] = (await app.adapters.list(req.adapterOwner)).map((a) => ({
       id: a.id,
       object: 'model',
       created: a.created_at,

@@ -1,6 +1,6 @@
 /** Messages between the main thread and an inference worker. */
 import type { AdapterTensors } from '../inference/feeds.js';
-import type { AdapterKindName } from '../inference/manifest.js';
+import type { AdapterKindName, GraphName } from '../inference/manifest.js';
 import type { ChoiceResult, GenerationJob } from '../generation/types.js';
 
 export interface WorkerInit {
@@ -9,10 +9,19 @@ export interface WorkerInit {
   maxBatchRows: number;
 }
 
+/**
+ * Chaos hooks for the fault tests (never sent by a request): the next `times` runs of a graph fail as an
+ * ONNX Runtime error would, or the worker thread dies.
+ */
+export type Fault = { kind: 'run-error'; graph: GraphName; times: number } | { kind: 'crash' };
+
 export type ToWorker =
   | { type: 'generate'; job: GenerationJob }
   | { type: 'hyper'; jobId: number; kind: AdapterKindName; ids: number[] }
-  | { type: 'cancel'; jobId: number };
+  | { type: 'cancel'; jobId: number }
+  | { type: 'fault'; fault: Fault }
+  /** Finish the step in progress, then exit (terminating a thread inside an ONNX Runtime run aborts the process). */
+  | { type: 'stop' };
 
 export type FromWorker =
   | { type: 'ready' }

@@ -1,9 +1,13 @@
-/** Main-thread side of the inference workers: starts them, routes jobs and their events. */
+/**
+ * Main-thread side of the inference workers: starts them, routes jobs and their events, and replaces a
+ * worker that dies (its in-flight jobs fail with a retryable 503; the others never notice).
+ */
 import { Worker } from 'node:worker_threads';
+import { HtError } from '../errors/http-error.js';
 import type { AdapterTensors } from '../inference/feeds.js';
 import type { AdapterKindName } from '../inference/manifest.js';
 import type { ChoiceResult, GenerationJob } from '../generation/types.js';
-import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import type { Fault, FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
 export interface GenerationHandlers {
   delta(choice: number, text: string): void;
@@ -20,6 +24,16 @@ interface Pending {
 export interface PoolObserver {
   step(rows: number): void;
   hyperBatch(rows: number): void;
+  /** A batch failed inside a worker (the ONNX Runtime message, for the log; clients get a code). */
+  batchFailed?(message: string): void;
+  /** A worker died (`replaced` false) or its replacement is up (`replaced` true). */
+  worker?(index: number, event: 'died' | 'replaced' | 'restart-failed', detail: string): void;
+}
+
+export interface PoolOptions {
+  retryAfterS: number;
+  /** First delay before restarting a dead worker, doubled on each failed restart (capped at 30 s). */
+  restartDelayMs?: number;
 }
 
 /** Under tsx (dev, tests) this module is .ts and so is the worker, which then needs tsx too; built, both are .js. */
@@ -33,51 +47,109 @@ function spawn(workerData: WorkerInit): Worker {
   return new Worker(boot, { eval: true, workerData });
 }
 
+interface Slot {
+  worker: Worker;
+  ready: boolean;
+  load: number;
+  restarts: number;
+}
+
 export class WorkerPool {
-  private readonly workers: Worker[] = [];
-  private readonly load: number[] = [];
+  private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closing = false;
+  private started = false;
   readonly ready: Promise<void>;
 
-  constructor(init: WorkerInit, count: number, private readonly observer: PoolObserver) {
+  constructor(
+    private readonly init: WorkerInit,
+    count: number,
+    private readonly observer: PoolObserver,
+    private readonly opts: PoolOptions = { retryAfterS: 1 },
+  ) {
     const readies: Promise<void>[] = [];
-    for (let i = 0; i < count; i++) {
-      const w = spawn(init);
-      this.workers.push(w);
-      this.load.push(0);
-      readies.push(
-        new Promise<void>((resolve, reject) => {
-          w.on('message', (m: FromWorker) => {
-            if (m.type === 'ready') resolve();
-            else if (m.type === 'fatal') reject(new Error(m.message));
-            else this.onMessage(i, m);
-          });
-          w.on('error', (e) => {
-            reject(e);
-            this.failWorker(i, e);
-          });
-          w.on('exit', (code) => {
-            const e = new Error(`inference worker ${i} exited with code ${code}`);
-            reject(e);
-            this.failWorker(i, e);
-          });
-        }),
-      );
-    }
-    this.ready = Promise.all(readies).then(() => undefined);
+    for (let i = 0; i < count; i++) readies.push(this.start(i));
+    this.ready = Promise.all(readies).then(() => {
+      this.started = true;
+    });
     // Readiness is awaited by whoever starts the app; a failure here must not be an unhandled rejection.
     this.ready.catch(() => {});
   }
 
-  private failWorker(index: number, e: Error): void {
+  /** Starts (or restarts) the worker in slot `index`; resolves when its sessions are loaded. */
+  private start(index: number): Promise<void> {
+    const w = spawn(this.init);
+    const prev = this.slots[index];
+    this.slots[index] = { worker: w, ready: false, load: 0, restarts: prev?.restarts ?? 0 };
+    return new Promise<void>((resolve, reject) => {
+      let up = false;
+      w.on('message', (m: FromWorker) => {
+        if (m.type === 'ready') {
+          up = true;
+          this.slots[index]!.ready = true;
+          this.slots[index]!.restarts = 0;
+          resolve();
+        } else if (m.type === 'fatal') reject(new Error(m.message));
+        else this.onMessage(m);
+      });
+      let dead = false;
+      const down = (e: Error) => {
+        // 'error' is followed by 'exit': handle the death once.
+        if (dead || this.slots[index]?.worker !== w) return;
+        dead = true;
+        this.slots[index]!.ready = false;
+        reject(e);
+        this.failWorker(index, e);
+        // Before the first start succeeded a dead worker is a boot failure (the caller exits); after it, replace it.
+        if (this.started && !this.closing) this.restart(index, e, up);
+      };
+      w.on('error', (e) => down(e));
+      w.on('exit', (code) => down(new Error(`inference worker ${index} exited with code ${code}`)));
+    });
+  }
+
+  private restart(index: number, cause: Error, wasUp: boolean): void {
+    const slot = this.slots[index]!;
+    if (wasUp) this.observer.worker?.(index, 'died', cause.message);
+    const base = this.opts.restartDelayMs ?? 100;
+    const delay = Math.min(30_000, base * 2 ** slot.restarts);
+    slot.restarts += 1;
+    setTimeout(() => {
+      if (this.closing) return;
+      this.start(index).then(
+        () => this.observer.worker?.(index, 'replaced', `worker ${index} is up again`),
+        (e: Error) => this.observer.worker?.(index, 'restart-failed', e.message),
+      );
+    }, delay).unref();
+  }
+
+  /** Workers whose sessions are loaded and that take jobs. */
+  get readyCount(): number {
+    return this.slots.filter((s) => s.ready).length;
+  }
+
+  private failWorker(index: number, cause: Error): void {
     for (const [id, p] of this.pending) {
       if (p.worker !== index) continue;
       this.pending.delete(id);
-      const err = this.closing ? new Error('shutting down') : e;
+      const err = this.closing
+        ? new HtError('HT_ERR_SHUTTING_DOWN', 'the server is shutting down', this.opts.retryAfterS)
+        : new HtError('HT_ERR_WORKER_RESTARTING', `the inference worker running this request died (${cause.message}); it is being replaced`, this.opts.retryAfterS);
       p.gen?.failed(err);
       p.hyper?.reject(err);
+    }
+    this.slots[index]!.load = 0;
+  }
+
+  /** Fails every outstanding job with `error` (shutdown past its drain deadline). */
+  failAll(error: HtError): void {
+    for (const [id, p] of [...this.pending]) {
+      this.pending.delete(id);
+      this.send(p.worker, { type: 'cancel', jobId: id });
+      this.slots[p.worker]!.load -= 1;
+      p.gen?.failed(error);
+      p.hyper?.reject(error);
     }
   }
 
@@ -85,12 +157,12 @@ export class WorkerPool {
     const p = this.pending.get(jobId);
     if (p) {
       this.pending.delete(jobId);
-      this.load[p.worker]! -= 1;
+      this.slots[p.worker]!.load -= 1;
     }
     return p;
   }
 
-  private onMessage(_worker: number, m: FromWorker): void {
+  private onMessage(m: FromWorker): void {
     switch (m.type) {
       case 'step':
         return this.observer.step(m.rows);
@@ -104,9 +176,11 @@ export class WorkerPool {
         return this.settle(m.jobId)?.hyper?.resolve(m.tensors);
       case 'failed': {
         const p = this.settle(m.jobId);
-        const e = new Error(m.message);
-        p?.gen?.failed(e);
-        p?.hyper?.reject(e);
+        if (!p) return;
+        this.observer.batchFailed?.(m.message);
+        const e = new HtError('HT_ERR_INFERENCE_FAILED', 'inference failed for the batch holding this request; the server keeps serving');
+        p.gen?.failed(e);
+        p.hyper?.reject(e);
         return;
       }
       default:
@@ -115,20 +189,25 @@ export class WorkerPool {
   }
 
   private pick(): number {
-    let best = 0;
-    for (let i = 1; i < this.load.length; i++) if (this.load[i]! < this.load[best]!) best = i;
+    let best = -1;
+    this.slots.forEach((s, i) => {
+      if (s.ready && (best < 0 || s.load < this.slots[best]!.load)) best = i;
+    });
+    if (best < 0) {
+      throw new HtError('HT_ERR_WORKER_RESTARTING', 'no inference worker is up; one is being replaced', this.opts.retryAfterS);
+    }
     return best;
   }
 
   private send(worker: number, msg: ToWorker): void {
-    this.workers[worker]!.postMessage(msg);
+    this.slots[worker]!.worker.postMessage(msg);
   }
 
   generate(job: Omit<GenerationJob, 'jobId'>, handlers: GenerationHandlers): { cancel(): void } {
     const jobId = this.nextId++;
     const worker = this.pick();
     this.pending.set(jobId, { worker, gen: handlers });
-    this.load[worker]! += 1;
+    this.slots[worker]!.load += 1;
     this.send(worker, { type: 'generate', job: { ...job, jobId } });
     return {
       cancel: () => {
@@ -140,15 +219,34 @@ export class WorkerPool {
   hyper(kind: AdapterKindName, ids: number[]): Promise<AdapterTensors> {
     const jobId = this.nextId++;
     const worker = this.pick();
-    this.load[worker]! += 1;
+    this.slots[worker]!.load += 1;
     return new Promise((resolve, reject) => {
       this.pending.set(jobId, { worker, hyper: { resolve, reject } });
       this.send(worker, { type: 'hyper', jobId, kind, ids });
     });
   }
 
-  async close(): Promise<void> {
+  /** Chaos hook for the fault tests: every ready worker applies the fault. */
+  injectFault(fault: Fault): void {
+    this.slots.forEach((s, i) => s.ready && this.send(i, { type: 'fault', fault }));
+  }
+
+  /**
+   * Asks each worker to stop after its step in progress; `terminate()` only for one that does not exit in time
+   * (terminating a thread inside an ONNX Runtime run aborts the whole process).
+   */
+  async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all(
+      this.slots.map(async ({ worker }) => {
+        if (worker.threadId < 0) return;
+        const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+        worker.postMessage({ type: 'stop' } satisfies ToWorker);
+        let timer: NodeJS.Timeout | undefined;
+        const late = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+        clearTimeout(timer);
+        if (late) await worker.terminate();
+      }),
+    );
   }
 }

@@ -71,11 +71,12 @@ async function start(): Promise<void> {
   };
 
   let running = false;
+  let stopping = false;
   const kick = async (): Promise<void> => {
     if (running) return;
     running = true;
     try {
-      while (hyperQueue.length || !loop.idle) {
+      while (!stopping && (hyperQueue.length || !loop.idle)) {
         if (hyperQueue.length) await runHyper();
         await loop.tick();
         // Let queued messages in: new requests join at the next step, cancellations take effect.
@@ -83,13 +84,23 @@ async function start(): Promise<void> {
       }
     } finally {
       running = false;
+      if (stopping) process.exit(0);
     }
   };
 
   port.on('message', (msg: ToWorker) => {
+    if (msg.type === 'stop') {
+      stopping = true;
+      if (!running) process.exit(0);
+      return;
+    }
     if (msg.type === 'generate') loop.submit(msg.job);
     else if (msg.type === 'hyper') hyperQueue.push({ jobId: msg.jobId, kind: msg.kind, ids: msg.ids });
-    else if (msg.type === 'cancel') {
+    else if (msg.type === 'fault') {
+      if (msg.fault.kind === 'crash') process.exit(70);
+      else sessions[msg.fault.graph]?.failNext(msg.fault.times);
+      return;
+    } else if (msg.type === 'cancel') {
       loop.cancel(msg.jobId);
       hyperQueue = hyperQueue.filter((j) => j.jobId !== msg.jobId);
       return;

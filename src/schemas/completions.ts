@@ -15,7 +15,7 @@ export const CompletionBody = Type.Object(
     }),
     max_tokens: Type.Optional(Type.Integer({ minimum: 1, description: 'most tokens to generate per choice (default: manifest generation.max_new_tokens)' })),
     temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2, description: '0 = greedy; default 1 (as OpenAI)' })),
-    top_p: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'nucleus sampling mass (default 1)' })),
+    top_p: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'nucleus sampling mass (default 1; 0 keeps only the most likely token, as in OpenAI)' })),
     seed: Type.Optional(Type.Integer({ description: 'sampling seed; the same seed gives the same text' })),
     stop: Type.Optional(
       Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 })), Type.Null()], {

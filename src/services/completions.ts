@@ -42,13 +42,13 @@ export class CompletionService {
     private readonly metrics: Metrics,
   ) {}
 
-  private async resolveAdapter(body: CompletionBody): Promise<{ model: string; adapter: RowAdapter | null }> {
+  private async resolveAdapter(body: CompletionBody, owner: string | undefined): Promise<{ model: string; adapter: RowAdapter | null }> {
     const base = this.engine.bundle.manifest.name;
     if (body.examples) {
       if (body.model !== base) {
         throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', `body.examples needs body.model to be the base model "${base}"; got ${JSON.stringify(body.model)}`);
       }
-      const { record } = await this.adapters.getOrCreate(body.examples, body.adapter_kind, 'body.examples', 'body.adapter_kind');
+      const { record } = await this.adapters.getOrCreate(body.examples, body.adapter_kind, 'body.examples', 'body.adapter_kind', owner);
       return { model: record.meta.id, adapter: { kind: record.meta.kind, tensors: record.tensors } };
     }
     if (body.adapter_kind !== undefined) {
@@ -56,7 +56,7 @@ export class CompletionService {
     }
     if (body.model === base) return { model: base, adapter: null };
     if (isAdapterId(body.model)) {
-      const record = await this.adapters.get(body.model);
+      const record = await this.adapters.get(body.model, owner);
       if (!record) throw adapterNotFound(body.model, 'body.model');
       return { model: record.meta.id, adapter: { kind: record.meta.kind, tensors: record.tensors } };
     }
@@ -78,7 +78,7 @@ export class CompletionService {
     return { type: 'sample', temperature: temp, topP: body.top_p ?? 1, seed, promptIndex };
   }
 
-  async prepare(body: CompletionBody): Promise<PreparedCompletion> {
+  async prepare(body: CompletionBody, owner?: string): Promise<PreparedCompletion> {
     const c = this.config;
     const { bundle, tokenizer } = this.engine;
     const prompts = typeof body.prompt === 'string' ? [body.prompt] : body.prompt;
@@ -97,7 +97,7 @@ export class CompletionService {
     if (s0.type === 'beam' && n > s0.numBeams) {
       throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', `body.n is ${n}; beam search returns at most num_beams (${s0.numBeams}) choices`);
     }
-    const { model, adapter } = await this.resolveAdapter(body);
+    const { model, adapter } = await this.resolveAdapter(body, owner);
     return {
       model,
       prompts: ids,
@@ -115,34 +115,65 @@ export class CompletionService {
     };
   }
 
-  /** Runs every job; resolves with the choices in OpenAI order (prompt index * n + choice). */
-  run(prepared: PreparedCompletion, sink: CompletionSink | null): { result: Promise<FinalChoice[]>; cancel(): void } {
+  /**
+   * Runs every job; resolves with the choices in OpenAI order (prompt index * n + choice). `cancel` (client
+   * gone) and the deadline (REQUEST_DEADLINE_MS) take the jobs out of the batch at the next decode step and
+   * settle the result, so nothing waits on work that no one will read.
+   */
+  run(prepared: PreparedCompletion, sink: CompletionSink | null): { result: Promise<FinalChoice[]>; cancel(reason?: HtError): void } {
     const scheduler = this.engine.scheduler;
     scheduler.admit(prepared.jobs.length);
     const handles: { cancel(): void }[] = [];
+    let settled = false;
+    let timer: NodeJS.Timeout | undefined;
+    let fail: (e: Error) => void = () => {};
+    const stopAll = (e: Error) => {
+      if (settled) return;
+      for (const h of handles) h.cancel();
+      fail(e);
+    };
     const result = new Promise<FinalChoice[]>((resolve, reject) => {
       const out: FinalChoice[] = [];
       let remaining = prepared.jobs.length;
+      const finish = (f: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        f();
+      };
+      fail = (e) => finish(() => reject(e));
       prepared.jobs.forEach((job, p) => {
         const base = p * prepared.n;
-        handles.push(
-          scheduler.generate(job, {
-            delta: (choice, text) => sink?.delta(base + choice, text),
-            done: (choices: ChoiceResult[]) => {
-              for (const ch of choices) {
-                out.push({ index: base + ch.choice, text: ch.text, finish_reason: ch.finishReason, tokens: ch.tokenIds.length });
-                this.metrics.generatedTokens.inc(ch.tokenIds.length);
-              }
-              if (--remaining === 0) resolve(out.sort((a, b) => a.index - b.index));
-            },
-            failed: (e) => {
-              for (const h of handles) h.cancel();
-              reject(e.message === 'shutting down' ? new HtError('HT_ERR_SHUTTING_DOWN', 'the server is shutting down', this.config.RETRY_AFTER_S) : e);
-            },
-          }),
-        );
+        if (settled) return;
+        try {
+          handles.push(
+            scheduler.generate(job, {
+              delta: (choice, text) => sink?.delta(base + choice, text),
+              done: (choices: ChoiceResult[]) => {
+                for (const ch of choices) {
+                  out.push({ index: base + ch.choice, text: ch.text, finish_reason: ch.finishReason, tokens: ch.tokenIds.length });
+                  this.metrics.generatedTokens.inc(ch.tokenIds.length);
+                }
+                if (--remaining === 0) finish(() => resolve(out.sort((a, b) => a.index - b.index)));
+              },
+              failed: (e) => stopAll(e),
+            }),
+          );
+        } catch (e) {
+          stopAll(e as Error);
+        }
       });
     });
-    return { result, cancel: () => handles.forEach((h) => h.cancel()) };
+    const deadline = this.config.REQUEST_DEADLINE_MS;
+    if (deadline > 0 && !settled) {
+      timer = setTimeout(
+        () => stopAll(new HtError('HT_ERR_DEADLINE_EXCEEDED', `the request did not finish within ${deadline} ms (REQUEST_DEADLINE_MS)`, this.config.RETRY_AFTER_S)),
+        deadline,
+      );
+    }
+    return {
+      result,
+      cancel: (reason) => stopAll(reason ?? new HtError('HT_ERR_CLIENT_CLOSED', 'the client closed the connection')),
+    };
   }
 }

@@ -30,7 +30,10 @@ from .presets import random_models
 TOLERANCE = 1e-4
 
 
-def export_bundle(models: Models, out: Path, golden_inputs: list[dict] | None = None, log=print) -> dict:
+def export_bundle(models: Models, out: Path, golden_inputs: list[dict] | None = None, log=print,
+                  source: Path | None = None) -> dict:
+    """Write the bundle into ``out`` (replaced); ``source`` is the checkpoint folder holding
+    ``tokenizer.json`` when the tokenizer is not the byte one."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -40,7 +43,9 @@ def export_bundle(models: Models, out: Path, golden_inputs: list[dict] | None = 
         export_graph(graph, out / GRAPH_FILES[name])
     tok = models.settings.tokenizer
     if tok["type"] == "tokenizers":
-        raise NotImplementedError("copying tokenizer.json from the checkpoint is not wired yet")
+        if source is None or not (source / tok["file"]).exists():
+            raise FileNotFoundError(f"the model's tokenizer is {tok['file']}, which is not in the checkpoint folder {source}")
+        shutil.copyfile(source / tok["file"], out / tok["file"])
     write_golden(models, out / "golden.json", golden_cases() if golden_inputs is None else golden_inputs)
     manifest = build_manifest(models, graphs, out)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-check", action="store_true", help="skip the PyTorch/ONNX Runtime parity check")
     args = parser.parse_args(argv)
     models = random_models(args.random, args.seed) if args.random else checkpoint.load(args.checkpoint)
-    manifest = export_bundle(models, args.out)
+    manifest = export_bundle(models, args.out, source=args.checkpoint)
     if not args.no_check:
         check_bundle(models, args.out)
     size = sum(p.stat().st_size for p in args.out.iterdir()) / 1e6

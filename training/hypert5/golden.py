@@ -9,7 +9,7 @@ import torch
 
 from .checkpoint import Models
 from .generate import greedy, pad_batch
-from .tokenizer import ByteTokenizer, from_spec
+from .tokenizer import Tokenizer, from_spec
 
 _EXAMPLES = [
     {"input": "Ada Lovelace", "output": "Lovelace, A."},
@@ -34,9 +34,8 @@ def golden_cases(max_new_tokens: int = 12) -> list[dict]:
 
 
 @torch.no_grad()
-def run_case(models: Models, case: dict) -> list[int]:
+def run_case(models: Models, case: dict, tokenizer: Tokenizer) -> list[int]:
     s = models.settings
-    tokenizer = from_spec(s.tokenizer, Path(".")) if s.tokenizer["type"] != "byte" else ByteTokenizer(s.tokenizer["offset"])
     eos, pad = s.dims.eos_token_id, s.dims.pad_token_id
     adapters = None
     if case["adapter"]:
@@ -48,9 +47,10 @@ def run_case(models: Models, case: dict) -> list[int]:
 
 
 def write_golden(models: Models, path: Path, cases: list[dict]) -> None:
-    tokenizer = ByteTokenizer(models.settings.tokenizer.get("offset", 3))
+    """Writes path (inside the bundle, whose tokenizer file must already be in place)."""
+    tokenizer = from_spec(models.settings.tokenizer, path.parent)
     out = []
     for case in cases:
-        token_ids = run_case(models, case)
+        token_ids = run_case(models, case, tokenizer)
         out.append({**case, "token_ids": token_ids, "text": tokenizer.decode(token_ids)})
     path.write_text(json.dumps({"cases": out}, indent=2, ensure_ascii=False) + "\n")

@@ -30,6 +30,7 @@ class EncoderGraph(nn.Module):
         super().__init__()
         self.t5, self.adapter_names = t5, [s.name for s in adapter_specs]
         d = t5.dims
+        self.vocab_size = d.vocab_size
         cache = ["batch", d.num_decoder_layers, d.num_heads, "src_len", d.d_kv]
         self.inputs: list[IO] = [("input_ids", "int64", ["batch", "src_len"]),
                                  ("attention_mask", "int64", ["batch", "src_len"]), *_adapter_io(adapter_specs)]
@@ -45,6 +46,7 @@ class DecoderGraph(nn.Module):
         super().__init__()
         self.t5, self.adapter_names = t5, [s.name for s in adapter_specs]
         d = t5.dims
+        self.vocab_size = d.vocab_size
         past = ["batch", d.num_decoder_layers, d.num_heads, "past_len", d.d_kv]
         cross = ["batch", d.num_decoder_layers, d.num_heads, "src_len", d.d_kv]
         new = ["batch", d.num_decoder_layers, d.num_heads, 1, d.d_kv]
@@ -68,6 +70,7 @@ class HyperGraph(nn.Module):
     def __init__(self, hyper: HyperT5):
         super().__init__()
         self.hyper = hyper
+        self.vocab_size = hyper.dims.vocab_size
         self.inputs = [("input_ids", "int64", ["batch", "ctx_len"]), ("attention_mask", "int64", ["batch", "ctx_len"])]
         self.outputs = _adapter_io(hyper.specs)
 
@@ -95,7 +98,8 @@ def example_inputs(graph: nn.Module, batch: int = 2, length: int = 5, past: int 
     for name, dtype, shape in graph.inputs:
         concrete = [sizes[d] if isinstance(d, str) else d for d in shape]
         if dtype == "int64":
-            t = torch.ones(concrete, dtype=torch.long) if "mask" in name else torch.randint(3, 200, concrete, generator=generator)
+            t = (torch.ones(concrete, dtype=torch.long) if "mask" in name
+                 else torch.randint(3, graph.vocab_size, concrete, generator=generator))
         else:
             t = torch.randn(concrete, generator=generator) * 0.1
         out.append(t)

@@ -12,8 +12,21 @@ from hypert5.export import check_bundle, export_bundle, max_graph_diff
 from hypert5.golden import run_case
 from hypert5.ort_runtime import OrtBundle
 from hypert5.presets import random_models
+from hypert5.tokenizer import ByteTokenizer
 
 FIXTURE = REPO / "test" / "fixtures" / "tiny"
+
+
+def assert_golden_decodes(bundle: Path) -> list[dict]:
+    """ONNX Runtime decodes each golden case exactly as PyTorch did at export time."""
+    runtime = OrtBundle(bundle)
+    cases = json.loads((bundle / "golden.json").read_text())["cases"]
+    for case in cases:
+        adapter = None
+        if case["adapter"]:
+            adapter = runtime.hyper(case["adapter"]["kind"], [(e["input"], e["output"]) for e in case["adapter"]["examples"]])
+        assert runtime.greedy([case["input"]], [adapter], case["max_new_tokens"])[0] == case["token_ids"], case["name"]
+    return cases
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +53,9 @@ def test_manifest_describes_the_graphs(tiny_bundle) -> None:
 
 def test_committed_fixture_is_valid_and_in_sync_with_the_code() -> None:
     """test/fixtures/tiny is what `python -m hypert5.export --random tiny` writes today."""
-    runtime = OrtBundle(FIXTURE)
     models = random_models("tiny")
-    for case in json.loads((FIXTURE / "golden.json").read_text())["cases"]:
-        assert run_case(models, case) == case["token_ids"], case["name"]
-        adapter = None
-        if case["adapter"]:
-            adapter = runtime.hyper(case["adapter"]["kind"], [(e["input"], e["output"]) for e in case["adapter"]["examples"]])
-        assert runtime.greedy([case["input"]], [adapter], case["max_new_tokens"])[0] == case["token_ids"]
+    for case in assert_golden_decodes(FIXTURE):
+        assert run_case(models, case, ByteTokenizer(3)) == case["token_ids"], case["name"]
 
 
 def _copy(src: Path, tmp_path: Path) -> Path:
@@ -89,3 +97,26 @@ def test_t5_small_shaped_random_config_exports(tmp_path) -> None:
     assert manifest["dims"]["d_model"] == 512 and manifest["dims"]["num_layers"] == 6
     diffs = max_graph_diff(models, out)
     assert max(diffs.values()) <= 1e-4, diffs
+
+
+def test_transformers_checkpoint_with_its_tokenizer_exports(tmp_path) -> None:
+    """A `save_pretrained` T5 folder with a tokenizer.json becomes a bundle that carries the tokenizer."""
+    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
+    from transformers import T5ForConditionalGeneration
+
+    from hypert5 import checkpoint
+    from hypert5.config import T5Dims
+
+    dims = T5Dims(vocab_size=64, d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=1, num_decoder_layers=1)
+    source = tmp_path / "hf-t5"
+    T5ForConditionalGeneration(dims.to_hf()).save_pretrained(str(source))
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate("ada lovelace grace hopper , .".split())}}
+    tokenizer = Tokenizer(tok_models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(source / "tokenizer.json"))
+    models = checkpoint.load(source)
+    out = tmp_path / "bundle"
+    manifest = export_bundle(models, out, source=source, log=lambda *_: None)
+    assert manifest["tokenizer"] == {"type": "tokenizers", "file": "tokenizer.json"}
+    assert "tokenizer.json" in manifest["files"]
+    check_bundle(models, out, log=lambda *_: None)
