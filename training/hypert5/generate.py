@@ -8,8 +8,8 @@ from torch import Tensor
 from .t5 import T5, Adapters
 
 
-def pad_batch(sequences: list[list[int]], pad: int) -> tuple[Tensor, Tensor]:
-    """Right-pad token lists -> (B, S) ids and 1/0 mask."""
+def pad_batch(sequences: list[list[int]], pad: int = 0) -> tuple[Tensor, Tensor]:
+    """Right-pad token lists with ``pad`` -> (B, S) ids and 1/0 mask."""
     width = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), width), pad, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)

@@ -26,15 +26,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from ..adapters import kind_specs
-from ..generate import greedy
+from ..generate import greedy, pad_batch
 from ..t5 import T5
 from ..tasks import list_families, sample_episode_for_family
 from .settings import load_downstream, load_hyper, read_settings, record
-from .text import TOKENIZER, encode, in_context_prompt, pad, targets
+from .text import TOKENIZER, encode, in_context_prompt, targets
 
 
 def exact_match(model: T5, sources: list[str], answers: list[str], adapters: dict | None) -> float:
-    ids, mask = pad([encode(s, 1024) for s in sources])
+    ids, mask = pad_batch([encode(s, 1024) for s in sources])
     outputs = greedy(model, ids, mask, adapters, 64)
     return sum(TOKENIZER.decode(o) == a for o, a in zip(outputs, answers)) / len(answers)
 
@@ -60,7 +60,7 @@ def tune(model: T5, adapter: dict[str, torch.Tensor], demos: list[tuple[str, str
     """Gradient descent on the adapter tensors only, on the k demonstrations (full batch)."""
     params = {k: v.detach().clone().requires_grad_(True) for k, v in adapter.items()}
     optimizer = torch.optim.Adam(params.values(), lr=lr)
-    ids, mask = pad([encode(x, 256) for x, _ in demos])
+    ids, mask = pad_batch([encode(x, 256) for x, _ in demos])
     decoder_in, labels = targets([encode(y, 64) for _, y in demos])
     for _ in range(steps):
         logits = model(ids, mask, decoder_in, repeat(params, len(demos)))
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
                 row.setdefault("in_context_stage0", []).append(exact_match(downstream, prompts, ys, None))
                 if mtf is not None:
                     row.setdefault("in_context_mtf", []).append(exact_match(mtf, prompts, ys, None))
-                ctx_ids, ctx_mask = pad([encode(fmt.serialize(demos), fmt.max_tokens)])
+                ctx_ids, ctx_mask = pad_batch([encode(fmt.serialize(demos), fmt.max_tokens)])
                 for kind, hyper in hypers.items():
                     adapter = hyper(ctx_ids, ctx_mask)
                     row.setdefault(f"hyper_{kind}", []).append(exact_match(downstream, xs, ys, repeat(adapter, len(xs))))
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     k = args.tune_shots
     for demos, queries, _ in episodes.get(k, []):
         xs, ys = [q for q, _ in queries], [a for _, a in queries]
-        ctx_ids, ctx_mask = pad([encode(fmt.serialize(demos), fmt.max_tokens)])
+        ctx_ids, ctx_mask = pad_batch([encode(fmt.serialize(demos), fmt.max_tokens)])
         for kind, hyper in hypers.items():
             with torch.no_grad():
                 start = hyper(ctx_ids, ctx_mask)

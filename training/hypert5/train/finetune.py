@@ -6,28 +6,21 @@ adapter is generated once and applied to several queries of the same task. Usage
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import torch
 
 from ..tasks import sample_episode
 from .hyperloss import hyper_loss
 from .loop import train
-from .settings import load_downstream, load_hyper, read_settings, record, save_module, step_rng
+from .settings import load_downstream, load_hyper, read_settings, record, save_module, stage_parser, step_rng
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", type=Path, default=Path("runs/default"))
+    parser = stage_parser(__doc__, steps=1200, lr=5e-4)
     parser.add_argument("--kind", choices=["lora", "prefix"], required=True)
-    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--episodes", type=int, default=16, help="episodes (adapters) per step")
     parser.add_argument("--queries", type=int, default=4, help="queries per episode")
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = read_settings(args.run)

@@ -8,17 +8,15 @@ Documents are runs of lines from the domain corpus. Usage:
 
 from __future__ import annotations
 
-import argparse
 import random
 import time
-from pathlib import Path
 
 import torch
 
 from ..tasks import sample_corpus_text
 from .hyperloss import hyper_loss
 from .loop import train
-from .settings import load_downstream, load_hyper, read_settings, record, save_module, step_rng
+from .settings import load_downstream, load_hyper, read_settings, record, save_module, stage_parser, step_rng
 
 
 def abcd(rng: random.Random) -> tuple[str, str, str, str]:
@@ -35,14 +33,9 @@ def abcd(rng: random.Random) -> tuple[str, str, str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", type=Path, default=Path("runs/default"))
+    parser = stage_parser(__doc__, steps=100, lr=5e-4)
     parser.add_argument("--kind", choices=["lora", "prefix"], required=True)
-    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = read_settings(args.run)

@@ -6,29 +6,23 @@ since every query carries its demonstrations. Writes <run>/mtf_fewshot.safetenso
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
+from ..generate import pad_batch
 from ..tasks import sample_episode
 from ..t5 import T5
 from .loop import train
-from .settings import read_settings, record, save_module, step_rng
-from .text import encode, in_context_prompt, pad, targets
-from safetensors.torch import load_file
+from .settings import read_settings, record, save_module, stage_parser, step_rng
+from .text import encode, in_context_prompt, targets
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", type=Path, default=Path("runs/default"))
-    parser.add_argument("--steps", type=int, default=1000)
+    parser = stage_parser(__doc__, steps=1000, lr=5e-4)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = read_settings(args.run)
@@ -44,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
             query, answer = ep.queries[0]
             sources.append(encode(in_context_prompt(fmt, ep.demos, query), 1024))
             outputs.append(encode(answer, 64))
-        ids, mask = pad(sources)
+        ids, mask = pad_batch(sources)
         decoder_in, labels = targets(outputs)
         logits = model(ids, mask, decoder_in)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)

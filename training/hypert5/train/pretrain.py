@@ -8,7 +8,6 @@ appear). Usage: python -m hypert5.train.pretrain --run runs/default [--steps N]
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -17,11 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import BundleSettings
+from ..generate import pad_batch
 from ..tasks import sample_corpus_text, sample_episode
 from ..t5 import T5
 from .loop import finished, train
-from .settings import default_settings, record, save_module, step_rng, write_settings
-from .text import encode, in_context_prompt, pad, span_corrupt, targets
+from .settings import default_settings, record, save_module, stage_parser, step_rng, write_settings
+from .text import encode, in_context_prompt, span_corrupt, targets
 
 
 def batch_loss(model: T5, settings, seed: int, step: int, batch: int) -> torch.Tensor:
@@ -37,20 +37,15 @@ def batch_loss(model: T5, settings, seed: int, step: int, batch: int) -> torch.T
             src, out = encode(in_context_prompt(fmt, ep.demos, query), 512), encode(answer, 64)
         sources.append(src)
         outputs.append(out)
-    ids, mask = pad(sources)
+    ids, mask = pad_batch(sources)
     decoder_in, labels = targets(outputs)
     logits = model(ids, mask, decoder_in)
     return F.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1), ignore_index=-100)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", type=Path, default=Path("runs/default"))
-    parser.add_argument("--steps", type=int, default=6000)
+    parser = stage_parser(__doc__, steps=2000, lr=1.5e-3)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--settings", type=Path, help="hypert5.json-style model settings (default: default_settings())")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import json
 import random
@@ -29,6 +30,17 @@ def default_settings() -> BundleSettings:
         encoder_max_tokens=256, generation={"max_new_tokens": 64, "num_beams": 1},
         default_kind="prefix", name="hypert5-strings-small",
     )
+
+
+def stage_parser(doc: str | None, *, steps: int, lr: float) -> argparse.ArgumentParser:
+    """The arguments every training stage takes; defaults are what the shipped model used."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=Path("runs/default"), help="checkpoint folder")
+    parser.add_argument("--steps", type=int, default=steps, help="total optimizer steps (a re-run resumes)")
+    parser.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    return parser
 
 
 def step_rng(seed: int, stage: str, step: int) -> random.Random:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ..examples import HyperInputFormat
+from ..generate import pad_batch
 from ..tokenizer import ByteTokenizer
 
 PAD, EOS = 0, 1
@@ -19,19 +20,9 @@ def encode(text: str, limit: int) -> list[int]:
     return TOKENIZER.encode(text)[: limit - 1] + [EOS]
 
 
-def pad(rows: list[list[int]], value: int = PAD) -> tuple[Tensor, Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), value, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
-    return ids, mask
-
-
 def targets(rows: list[list[int]]) -> tuple[Tensor, Tensor]:
     """Teacher forcing: decoder inputs start with decoder_start (= pad); labels use -100 for padding."""
-    labels, _ = pad(rows, -100)
+    labels, _ = pad_batch(rows, -100)
     decoder_in = torch.cat([torch.zeros((len(rows), 1), dtype=torch.long), labels[:, :-1].clamp(min=0)], 1)
     return decoder_in, labels
 
