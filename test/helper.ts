@@ -9,6 +9,8 @@ import { loadConfig } from '../src/config/index.js';
 import type { Env } from '../src/config/schema.js';
 
 export const FIXTURE = fileURLToPath(new URL('./fixtures/tiny', import.meta.url));
+/** The shipped model (models/default), trained by training/train-default.sh. */
+export const DEFAULT_MODEL = fileURLToPath(new URL('../models/default', import.meta.url));
 
 export interface Golden {
   cases: {

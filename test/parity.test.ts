@@ -1,4 +1,7 @@
-/** TypeScript greedy decodes equal the PyTorch goldens token for token (golden.json of the fixture). */
+/**
+ * TypeScript greedy decodes equal the PyTorch goldens token for token (golden.json), on the tiny
+ * fixture and on the shipped models/default.
+ */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -6,21 +9,21 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import type { ChoiceResult } from '../src/generation/types.js';
 import { encoderIds } from '../src/inference/tokenizer.js';
-import { BASE, FIXTURE, makeApp, type Golden } from './helper.js';
+import { DEFAULT_MODEL, FIXTURE, makeApp, type Golden } from './helper.js';
 
-const golden = JSON.parse(readFileSync(path.join(FIXTURE, 'golden.json'), 'utf8')) as Golden;
-
-describe('golden parity (tiny fixture)', () => {
+for (const bundle of [FIXTURE, DEFAULT_MODEL]) describe(`golden parity (${path.basename(bundle)})`, () => {
+  const golden = JSON.parse(readFileSync(path.join(bundle, 'golden.json'), 'utf8')) as Golden;
+  const base = JSON.parse(readFileSync(path.join(bundle, 'manifest.json'), 'utf8')).name as string;
   let app: FastifyInstance;
   before(async () => {
-    app = await makeApp();
+    app = await makeApp({ MODEL_DIR: bundle });
   });
   after(() => app.close());
 
   for (const c of golden.cases) {
     it(`${c.name}: token ids equal golden.json`, async () => {
       let adapter = null;
-      let model = BASE;
+      let model = base;
       if (c.adapter) {
         const res = await app.inject({ method: 'POST', url: '/v1/adapters', payload: { examples: c.adapter.examples, kind: c.adapter.kind } });
         assert.equal(res.statusCode, 201, res.body);

@@ -15,6 +15,7 @@ from hypert5.presets import random_models
 from hypert5.tokenizer import ByteTokenizer
 
 FIXTURE = REPO / "test" / "fixtures" / "tiny"
+SHIPPED = REPO / "models" / "default"
 
 
 def assert_golden_decodes(bundle: Path) -> list[dict]:
@@ -56,6 +57,13 @@ def test_committed_fixture_is_valid_and_in_sync_with_the_code() -> None:
     models = random_models("tiny")
     for case in assert_golden_decodes(FIXTURE):
         assert run_case(models, case, ByteTokenizer(3)) == case["token_ids"], case["name"]
+
+
+def test_shipped_model_is_valid_within_budget_and_decodes_its_goldens() -> None:
+    """models/default: the service's default bundle (its PyTorch checkpoint is not in git; the goldens are)."""
+    assert_golden_decodes(SHIPPED)
+    assert sum(p.stat().st_size for p in SHIPPED.iterdir()) < 60e6
+    assert json.loads((SHIPPED / "manifest.json").read_text())["provenance"]["stages"]
 
 
 def _copy(src: Path, tmp_path: Path) -> Path:
