@@ -17,6 +17,8 @@ export interface ServiceProcess {
   proc: ChildProcess;
   /** stdout and stderr so far (the JSON log lines). */
   output(): string;
+  /** Settles when the process exits, however it exits. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM, then the exit code (null and the signal name if it was killed). */
   stop(timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -36,17 +38,18 @@ export async function startService(
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  const exited = (once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>).then(([code, signal]) => ({ code, signal }));
   const service: ServiceProcess = {
     url,
     proc,
     output: () => out,
+    exited,
     async stop(timeoutMs = 30_000) {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-      const [code, signal] = await exited;
+      const result = await exited;
       clearTimeout(timer);
-      return { code, signal };
+      return result;
     },
   };
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);

@@ -38,8 +38,8 @@ describe('graceful shutdown (SIGTERM)', () => {
       const a = await adapter;
       assert.equal(a.status, 201);
       const { id } = (await a.json()) as { id: string };
-      assert.deepEqual(await s.exited, { code: 0, signal: null }, s.logs());
-      assert.match(s.logs(), /"outcome":"drained"/);
+      assert.deepEqual(await s.exited, { code: 0, signal: null }, s.output());
+      assert.match(s.output(), /"outcome":"drained"/);
       const store = await DiskAdapterStore.open(dir, { error: () => {} });
       assert.ok(await store.get(id), 'the adapter whose creation was answered is on disk');
     } finally {
@@ -57,8 +57,8 @@ describe('graceful shutdown (SIGTERM)', () => {
       const r = await long;
       assert.equal(r.status, 503);
       assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'HT_ERR_SHUTTING_DOWN');
-      assert.deepEqual(await s.exited, { code: 0, signal: null }, s.logs());
-      assert.match(s.logs(), /"outcome":"deadline"/);
+      assert.deepEqual(await s.exited, { code: 0, signal: null }, s.output());
+      assert.match(s.output(), /"outcome":"deadline"/);
     } finally {
       removeDir(dir);
     }

@@ -1,66 +1,24 @@
-/** The real server (src/server.ts) as a child process, for signals, kill -9 and boot failures. */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+/** The real server (src/server.ts) as a child process on the tiny fixture, for signals, kill -9 and boot failures. */
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { startService, type ServiceProcess } from '../scripts/service-process.js';
 import { FIXTURE } from './helper.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SERVER = ['--import', 'tsx', 'src/server.ts'];
 
-export interface ServerProcess {
-  proc: ChildProcess;
-  url: string;
-  logs(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+function serverEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  return { ...process.env, MODEL_DIR: FIXTURE, HOST: '127.0.0.1', INTRA_OP_THREADS: '1', LOG_LEVEL: 'info', ...env };
 }
 
-/** A port free right now (the server binds it a moment later; the OS does not hand it out again that fast). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Spawns the server; resolves once it listens and is ready (or rejects with its output if it exits first). */
-export async function startServer(env: Record<string, string>, opts: { waitReady?: boolean } = {}): Promise<ServerProcess> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, MODEL_DIR: FIXTURE, HOST: '127.0.0.1', INTRA_OP_THREADS: '1', LOG_LEVEL: 'info', ...env, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const url = `http://127.0.0.1:${port}`;
-  let gone = false;
-  void exited.then(() => (gone = true));
-  const end = Date.now() + 30_000;
-  const want = opts.waitReady === false ? (s: number) => s > 0 : (s: number) => s === 200;
-  while (!want(await fetch(`${url}/readyz`).then((r) => r.status, () => 0))) {
-    if (gone || Date.now() > end) {
-      proc.kill('SIGKILL');
-      throw new Error(`server did not ${gone ? 'stay up' : 'get ready'}:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { proc, url, logs: () => out, exited };
+/** Spawns the server and resolves once /readyz answers 200 (rejects with its output if it exits first). */
+export function startServer(env: Record<string, string>): Promise<ServiceProcess> {
+  return startService(process.execPath, SERVER, { cwd: ROOT, env: serverEnv(env), readyTimeoutMs: 30_000 });
 }
 
 /** Runs the server to its exit (boot failures). */
 export async function runToExit(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: ROOT,
-    env: { ...process.env, MODEL_DIR: FIXTURE, HOST: '127.0.0.1', PORT: '0', INTRA_OP_THREADS: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(process.execPath, SERVER, { cwd: ROOT, env: serverEnv({ PORT: '0', ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
