@@ -143,8 +143,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(report, null, 2));
     process.exitCode = problems.length ? 1 : 0;
   } finally {
-    server.proc.kill('SIGTERM');
-    const { code } = await server.exited;
+    const { code } = await server.stop();
     if (code !== 0) {
       console.error(`server exit code ${code} after SIGTERM`);
       process.exitCode = 1;

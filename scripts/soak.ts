@@ -113,8 +113,7 @@ async function main(): Promise<void> {
     process.exitCode = problems.length ? 1 : 0;
   } finally {
     stop = true;
-    server.proc.kill('SIGTERM');
-    const { code } = await server.exited;
+    const { code } = await server.stop();
     if (code !== 0) {
       console.error(`server exit code ${code} after SIGTERM`);
       process.exitCode = 1;

@@ -36,6 +36,7 @@ export async function makeApp(overrides: Partial<Env> = {}, opts: { waitReady?: 
     MODEL_DIR: FIXTURE,
     ADAPTER_STORE_DIR: overrides.ADAPTER_STORE_DIR ?? tempDir(),
     INTRA_OP_THREADS: 1,
+    WORKERS: 1, // one worker, so batching tests see every request in the same decode loop
     ...overrides,
   });
   const app = await buildApp({ config });

@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
 from hypert5 import checkpoint
 from hypert5.checkpoint import Models

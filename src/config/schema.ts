@@ -30,8 +30,10 @@ export const EnvSchema = Type.Object({
   MAX_STOP: Int(0, 4, 'most stop sequences'),
   QUEUE_SIZE: Int(1, 256, 'most generation/hypermodel jobs waiting or running; beyond it 429'),
   MAX_BATCH_ROWS: Int(1, 16, 'most decoder rows (sequences, beams) in one decode step'),
-  WORKERS: Int(1, 1, 'inference worker threads; each holds its own copy of the weights'),
-  INTRA_OP_THREADS: Int(1, Math.max(1, Math.floor(cores)), 'ONNX Runtime intra-op threads per worker (default: the machine cores)'),
+  // One single-threaded worker per core measured fastest on 2 vCPUs (README, Benchmarks): 2 intra-op
+  // threads make a batch-1 decode slower and take the core the HTTP thread needs.
+  WORKERS: Int(1, cores, 'inference worker threads (default: the machine cores); each holds its own copy of the weights'),
+  INTRA_OP_THREADS: Int(1, 1, 'ONNX Runtime intra-op threads per worker'),
   ADAPTER_CACHE_BYTES: Int(0, 256 * 1024 * 1024, 'in-memory adapter LRU bound, bytes'),
   // Shared adapter store for replicas (README "Deployment"); empty REDIS_URL = local store only.
   REDIS_URL: Type.String({ default: '', description: 'redis://[:password@]host:port[/db] shared by the replicas; empty = no Redis' }),
