@@ -11,7 +11,7 @@
 import autocannon, { type Result } from 'autocannon';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { removeDir, tempDir } from '../test/helper.js';
-import { startServer } from '../test/server-process.js';
+import { startServer, stopExpectingCleanExit } from '../test/server-process.js';
 
 const num = (name: string, def: number): number => Number(process.env[name] ?? def);
 const CAPACITY_S = num('CAPACITY_S', 10);
@@ -143,11 +143,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(report, null, 2));
     process.exitCode = problems.length ? 1 : 0;
   } finally {
-    const { code } = await server.stop();
-    if (code !== 0) {
-      console.error(`server exit code ${code} after SIGTERM`);
-      process.exitCode = 1;
-    }
+    await stopExpectingCleanExit(server);
     removeDir(dir);
   }
 }

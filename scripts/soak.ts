@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { removeDir, tempDir } from '../test/helper.js';
-import { startServer } from '../test/server-process.js';
+import { startServer, stopExpectingCleanExit } from '../test/server-process.js';
 
 const num = (name: string, def: number): number => Number(process.env[name] ?? def);
 const SOAK_S = num('SOAK_S', 600);
@@ -113,11 +113,7 @@ async function main(): Promise<void> {
     process.exitCode = problems.length ? 1 : 0;
   } finally {
     stop = true;
-    const { code } = await server.stop();
-    if (code !== 0) {
-      console.error(`server exit code ${code} after SIGTERM`);
-      process.exitCode = 1;
-    }
+    await stopExpectingCleanExit(server);
     removeDir(dir);
   }
 }

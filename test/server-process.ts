@@ -16,6 +16,15 @@ export function startServer(env: Record<string, string>): Promise<ServiceProcess
   return startService(process.execPath, SERVER, { cwd: ROOT, env: serverEnv(env), readyTimeoutMs: 30_000 });
 }
 
+/** For the load and soak scripts: SIGTERM must end the server with exit code 0, a failed claim otherwise. */
+export async function stopExpectingCleanExit(server: ServiceProcess): Promise<void> {
+  const { code } = await server.stop();
+  if (code !== 0) {
+    console.error(`server exit code ${code} after SIGTERM`);
+    process.exitCode = 1;
+  }
+}
+
 /** Runs the server to its exit (boot failures). */
 export async function runToExit(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   const proc = spawn(process.execPath, SERVER, { cwd: ROOT, env: serverEnv({ PORT: '0', ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
