@@ -34,6 +34,19 @@ export class AdapterService {
     return this.engine.bundle.manifest;
   }
 
+  private newMeta(id: string, kind: AdapterKindName, numExamples: number, source: AdapterMeta['source'], owner: string | undefined): AdapterMeta {
+    return {
+      id,
+      kind,
+      model: this.manifest.name,
+      fingerprint: this.manifest.fingerprint,
+      num_examples: numExamples,
+      created_at: Math.floor(Date.now() / 1000),
+      source,
+      ...(owner !== undefined ? { owner } : {}),
+    };
+  }
+
   private visible(meta: AdapterMeta, owner: string | undefined): boolean {
     return meta.fingerprint === this.manifest.fingerprint && (owner === undefined || meta.owner === owner);
   }
@@ -74,16 +87,7 @@ export class AdapterService {
     const work = (async () => {
       const tensors = await scheduler.hyper(kind, ids);
       const record: AdapterRecord = {
-        meta: meta ?? {
-          id,
-          kind,
-          model: this.manifest.name,
-          fingerprint: this.manifest.fingerprint,
-          num_examples: examples.length,
-          created_at: Math.floor(Date.now() / 1000),
-          source: 'hypermodel',
-          ...(owner !== undefined ? { owner } : {}),
-        },
+        meta: meta ?? this.newMeta(id, kind, examples.length, 'hypermodel', owner),
         tensors,
         examples: examples.map((e) => ({ input: e.input, output: e.output })),
       };
@@ -123,16 +127,7 @@ export class AdapterService {
     const existing = await this.get(id, owner);
     if (existing) return { record: existing, created: false };
     const record: AdapterRecord = {
-      meta: {
-        id,
-        kind,
-        model: this.manifest.name,
-        fingerprint: this.manifest.fingerprint,
-        num_examples: 0,
-        created_at: Math.floor(Date.now() / 1000),
-        source: 'import',
-        ...(owner !== undefined ? { owner } : {}),
-      },
+      meta: this.newMeta(id, kind, 0, 'import', owner),
       tensors,
     };
     const stored = await this.store.put(record);
