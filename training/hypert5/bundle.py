@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .adapters import lora_specs, prefix_specs
 from .checkpoint import Models
 from .config import to_dict
@@ -14,6 +16,10 @@ from .config import to_dict
 FORMAT, FORMAT_VERSION = "hypert5-bundle", 1
 GRAPH_FILES = {"encoder": "encoder.onnx", "decoder": "decoder.onnx",
                "hyper_lora": "hyper_lora.onnx", "hyper_prefix": "hyper_prefix.onnx"}
+# The frozen downstream T5 as transformers' T5ForConditionalGeneration weights (F32, HF parameter names,
+# tied aliases left out as save_pretrained does). For PEFT interop (hypert5.peft_interop); the service
+# verifies its sha256 like every file but never reads it.
+DOWNSTREAM_FILE = "downstream.safetensors"
 
 
 class BundleError(ValueError):
@@ -26,6 +32,14 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_downstream(models: Models, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to(torch.float32).contiguous() for k, v in models.downstream.state_dict().items()}
+    save_file(state, str(path), metadata={"format": "pt"})  # one entry: the header order of several varies
+    path.chmod(0o644)  # safetensors creates it private; it is a bundle file like the others
 
 
 def fingerprint(files: dict[str, str]) -> str:

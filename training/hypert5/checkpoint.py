@@ -14,6 +14,7 @@ well: its T5 becomes the downstream and both hypermodels are initialized from it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -80,13 +81,12 @@ def load(dirpath: Path) -> Models:
         settings = BundleSettings.from_json(json.loads((dirpath / "hypert5.json").read_text()))
         state = load_file(str(dirpath / "downstream.safetensors"))
     elif (dirpath / "config.json").exists():
-        from transformers import T5Config
-
-        settings = BundleSettings(dims=T5Dims.from_hf(T5Config.from_pretrained(str(dirpath))),
+        state = load_hf_weights(dirpath)
+        config = json.loads((dirpath / "config.json").read_text())
+        settings = BundleSettings(dims=hf_dims(dirpath, config, state),
                                   name=dirpath.name, tokenizer={"type": "tokenizers", "file": "tokenizer.json"})
         if settings.dims.vocab_size <= 384 and not (dirpath / "tokenizer.json").exists():
             settings.tokenizer = {"type": "byte", "offset": 3}  # ByT5
-        state = _load_hf_weights(dirpath)
     else:
         raise FileNotFoundError(f"{dirpath}: neither hypert5.json nor a transformers config.json")
     downstream = T5(settings.dims, lora_scale=settings.lora.scaling)
@@ -102,7 +102,7 @@ def load(dirpath: Path) -> Models:
     return Models(settings, downstream, hyper)
 
 
-def _load_hf_weights(dirpath: Path) -> dict[str, torch.Tensor]:
+def load_hf_weights(dirpath: Path) -> dict[str, torch.Tensor]:
     files = sorted(dirpath.glob("*.safetensors"))
     if files:
         state: dict[str, torch.Tensor] = {}
@@ -113,3 +113,19 @@ def _load_hf_weights(dirpath: Path) -> dict[str, torch.Tensor]:
     if binary.exists():
         return torch.load(binary, map_location="cpu", weights_only=True)
     raise FileNotFoundError(f"{dirpath}: no *.safetensors or pytorch_model.bin weights")
+
+
+def hf_dims(folder: Path, config: dict, state: dict) -> T5Dims:
+    """T5Dims of the checkpoint, its output layer as transformers >= 5 runs it.
+
+    transformers 5 always reports tie_word_embeddings=True and keeps what the checkpoint meant in
+    scale_decoder_outputs: T5 v1.0 (tied, outputs scaled by d_model**-0.5) vs v1.1 / Flan / ByT5
+    (a separate lm_head, or for models saved by transformers 5 the shared embedding, unscaled).
+    T5Dims' tie_word_embeddings means "shared head and scaled", so it is read from config.json.
+    """
+    from transformers import T5Config
+
+    scaled = bool(config.get("scale_decoder_outputs", config.get("tie_word_embeddings", True)))
+    if not scaled and "lm_head.weight" not in state:
+        state["lm_head.weight"] = state["shared.weight"]
+    return dataclasses.replace(T5Dims.from_hf(T5Config.from_pretrained(str(folder))), tie_word_embeddings=scaled)

@@ -20,7 +20,7 @@ import onnxruntime as ort
 import torch
 
 from . import checkpoint
-from .bundle import GRAPH_FILES, build_manifest, validate
+from .bundle import DOWNSTREAM_FILE, GRAPH_FILES, build_manifest, validate, write_downstream
 from .checkpoint import Models
 from .golden import golden_cases, write_golden
 from .onnx_graphs import build_graphs, example_inputs, export_graph
@@ -41,6 +41,7 @@ def export_bundle(models: Models, out: Path, golden_inputs: list[dict] | None = 
     for name, graph in graphs.items():
         log(f"exporting {name}")
         export_graph(graph, out / GRAPH_FILES[name])
+    write_downstream(models, out / DOWNSTREAM_FILE)  # for PEFT interop (hypert5.peft_interop); the service ignores it
     tok = models.settings.tokenizer
     if tok["type"] == "tokenizers":
         if source is None or not (source / tok["file"]).exists():
@@ -83,6 +84,27 @@ def check_bundle(models: Models, out: Path, log=print) -> None:
             raise AssertionError(f"golden case {case['name']}: onnxruntime decoded {one} alone and {many} in a "
                                  f"mixed batch, PyTorch {case['token_ids']}")
     log(f"golden decodes: {len(cases)} cases identical in onnxruntime, alone and in one mixed batch")
+    diff = downstream_hf_diff(models, out)
+    log(f"{DOWNSTREAM_FILE} as transformers T5ForConditionalGeneration: max |logits - PyTorch| {diff:.2e}")
+    if diff > TOLERANCE:
+        raise AssertionError(f"{DOWNSTREAM_FILE} in transformers differs from PyTorch by {diff} > {TOLERANCE}")
+
+
+def downstream_hf_diff(models: Models, out: Path) -> float:
+    """Largest |transformers - our T5| over teacher-forced logits: the PEFT base model is this T5."""
+    from .peft_interop.base_model import load_base_model
+
+    hf = load_base_model(out)
+    g = torch.Generator().manual_seed(0)
+    vocab = models.settings.dims.vocab_size
+    input_ids = torch.randint(3, vocab, (2, 9), generator=g)
+    mask = torch.ones_like(input_ids)
+    mask[1, 6:] = 0
+    decoder_ids = torch.cat([torch.zeros(2, 1, dtype=torch.long), torch.randint(3, vocab, (2, 5), generator=g)], 1)
+    with torch.no_grad():
+        expected = models.downstream(input_ids, mask, decoder_ids)
+        got = hf(input_ids=input_ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+    return float((expected - got).abs().max())
 
 
 def main(argv: list[str] | None = None) -> int:

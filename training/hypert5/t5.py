@@ -15,6 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .config import T5Dims
 
@@ -196,12 +197,15 @@ class T5(nn.Module):
     """Frozen downstream T5 (also the body of the hypermodel).
 
     ``adapters`` everywhere is a dict of batched adapter tensors (adapters.py), any subset of the
-    two kinds, or None. ``lora_scale`` is alpha / rank.
+    two kinds, or None. ``lora_scale`` is alpha / rank. With ``gradient_checkpointing`` set, each
+    block keeps only its inputs for the backward pass and recomputes the rest (same outputs and
+    gradients, less memory, about one more forward of compute).
     """
 
     def __init__(self, dims: T5Dims, dropout: float = 0.0, lora_scale: float = 1.0):
         super().__init__()
         self.dims, self.lora_scale = dims, lora_scale
+        self.gradient_checkpointing = False
         self.shared = nn.Embedding(dims.vocab_size, dims.d_model)
         self.encoder = T5Stack(dims, False, dropout)
         self.decoder = T5Stack(dims, True, dropout)
@@ -217,15 +221,29 @@ class T5(nn.Module):
         positions = torch.arange(x.shape[1], device=x.device)
         bias = self.encoder.position_bias(positions[None, :] - positions[:, None])  # (1, H, S, S)
         bias = bias + additive_mask(attention_mask, x.dtype)
-        for i, block in enumerate(self.encoder.block):
-            sa = block.layer[0]
-            h = sa.layer_norm(x)
-            k, v = sa.SelfAttention.project_kv(h, _lora(adapters, "encoder.self", "v", i, self.lora_scale))
-            x = x + block.dropout(sa.SelfAttention.attend(
-                h, k, v, bias, _lora(adapters, "encoder.self", "q", i, self.lora_scale),
-                _prefix(adapters, "encoder.self", i)))
-            x = block.layer[1](x)
+        for i in range(len(self.encoder.block)):
+            x = self._run_block(self._encoder_block, i, x, bias, adapters)
         return self.encoder.dropout(self.encoder.final_layer_norm(x))
+
+    def _encoder_block(self, i: int, x: Tensor, bias: Tensor, adapters: Adapters | None) -> Tensor:
+        """Encoder block i: (B, S, d) -> (B, S, d); ``bias`` is (B or 1, H, S, S)."""
+        block = self.encoder.block[i]
+        sa = block.layer[0]
+        h = sa.layer_norm(x)
+        k, v = sa.SelfAttention.project_kv(h, _lora(adapters, "encoder.self", "v", i, self.lora_scale))
+        x = x + block.dropout(sa.SelfAttention.attend(
+            h, k, v, bias, _lora(adapters, "encoder.self", "q", i, self.lora_scale),
+            _prefix(adapters, "encoder.self", i)))
+        return block.layer[1](x)
+
+    def _run_block(self, fn, *args):
+        # Checkpoint whenever a backward may follow, not only in train mode: the frozen downstream
+        # runs in eval mode inside the hypermodel stages, yet its activations (every query row x
+        # source tokens) are most of the memory there. Non-reentrant checkpointing replays dropout's
+        # RNG and the autocast state, and takes the adapters dict as an ordinary argument.
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
 
     def cross_kv(self, encoder_states: Tensor, adapters: Adapters | None = None) -> tuple[Tensor, Tensor]:
         """Cross-attention keys/values of every decoder layer: 2 x (B, L, H, S, d_kv)."""
@@ -249,25 +267,34 @@ class T5(nn.Module):
         """
         x = self.decoder.dropout(x)
         new_keys, new_values = [], []
-        for i, block in enumerate(self.decoder.block):
-            sa = block.layer[0]
-            h = sa.layer_norm(x)
-            k, v = sa.SelfAttention.project_kv(h, _lora(adapters, "decoder.self", "v", i, self.lora_scale))
+        for i in range(len(self.decoder.block)):
+            x, k, v = self._run_block(self._decoder_block, i, x, self_bias, past_key, past_value, cross_key,
+                                      cross_value, cross_bias, adapters)
             new_keys.append(k)
             new_values.append(v)
-            if past_key is not None:
-                k = torch.cat([past_key[:, i], k], dim=2)  # (B, H, Tp + T, d_kv)
-                v = torch.cat([past_value[:, i], v], dim=2)
-            x = x + block.dropout(sa.SelfAttention.attend(
-                h, k, v, self_bias, _lora(adapters, "decoder.self", "q", i, self.lora_scale),
-                _prefix(adapters, "decoder.self", i)))
-            ca = block.layer[1]
-            x = x + block.dropout(ca.EncDecAttention.attend(
-                ca.layer_norm(x), cross_key[:, i], cross_value[:, i], cross_bias,
-                _lora(adapters, "decoder.cross", "q", i, self.lora_scale), _prefix(adapters, "decoder.cross", i)))
-            x = block.layer[2](x)
         x = self.decoder.dropout(self.decoder.final_layer_norm(x))
         return x, torch.stack(new_keys, 1), torch.stack(new_values, 1)
+
+    def _decoder_block(self, i: int, x: Tensor, self_bias: Tensor, past_key: Tensor | None,
+                       past_value: Tensor | None, cross_key: Tensor, cross_value: Tensor, cross_bias: Tensor,
+                       adapters: Adapters | None) -> tuple[Tensor, Tensor, Tensor]:
+        """Decoder block i (shapes as in ``decode``) -> x (B, T, d) and the new keys/values (B, H, T, d_kv)."""
+        block = self.decoder.block[i]
+        sa = block.layer[0]
+        h = sa.layer_norm(x)
+        new_k, new_v = sa.SelfAttention.project_kv(h, _lora(adapters, "decoder.self", "v", i, self.lora_scale))
+        k, v = new_k, new_v
+        if past_key is not None:
+            k = torch.cat([past_key[:, i], k], dim=2)  # (B, H, Tp + T, d_kv)
+            v = torch.cat([past_value[:, i], v], dim=2)
+        x = x + block.dropout(sa.SelfAttention.attend(
+            h, k, v, self_bias, _lora(adapters, "decoder.self", "q", i, self.lora_scale),
+            _prefix(adapters, "decoder.self", i)))
+        ca = block.layer[1]
+        x = x + block.dropout(ca.EncDecAttention.attend(
+            ca.layer_norm(x), cross_key[:, i], cross_value[:, i], cross_bias,
+            _lora(adapters, "decoder.cross", "q", i, self.lora_scale), _prefix(adapters, "decoder.cross", i)))
+        return block.layer[2](x), new_k, new_v
 
     def logits(self, states: Tensor) -> Tensor:
         if self.dims.tie_word_embeddings:
@@ -306,6 +333,14 @@ class T5(nn.Module):
                                               cross_value, additive_mask(encoder_attention_mask, torch.float32),
                                               adapters)
         return self.logits(out[:, -1]), new_key, new_value
+
+
+def enable_gradient_checkpointing(module: nn.Module, enabled: bool = True) -> int:
+    """Set ``gradient_checkpointing`` on every T5 inside ``module`` (a HyperT5's body too); returns how many."""
+    found = [m for m in module.modules() if isinstance(m, T5)]
+    for model in found:
+        model.gradient_checkpointing = enabled
+    return len(found)
 
 
 _HF_IGNORED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")

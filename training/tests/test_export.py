@@ -5,10 +5,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from conftest import REPO
 from hypert5.bundle import BundleError, validate
-from hypert5.export import check_bundle, export_bundle, max_graph_diff
+from hypert5.export import check_bundle, downstream_hf_diff, export_bundle, max_graph_diff
 from hypert5.golden import run_case
 from hypert5.ort_runtime import OrtBundle
 from hypert5.presets import random_models
@@ -52,11 +54,25 @@ def test_manifest_describes_the_graphs(tiny_bundle) -> None:
     assert hyper_outputs == {t["name"] for t in manifest["adapters"]["kinds"]["prefix"]["tensors"]}
 
 
+def test_downstream_weights_are_a_listed_bundle_file_and_the_same_t5_in_transformers(tiny_bundle) -> None:
+    """downstream.safetensors (PEFT interop): in `files` (so in the fingerprint), HF names, F32, same logits."""
+    models, out = tiny_bundle
+    manifest = validate(out)
+    assert "downstream.safetensors" in manifest["files"]
+    stored = load_file(str(out / "downstream.safetensors"))
+    assert "lm_head.weight" in stored and "encoder.embed_tokens.weight" not in stored
+    assert {t.dtype for t in stored.values()} == {torch.float32}
+    assert downstream_hf_diff(models, out) <= 1e-4
+
+
 def test_committed_fixture_is_valid_and_in_sync_with_the_code() -> None:
     """test/fixtures/tiny is what `python -m hypert5.export --random tiny` writes today."""
     models = random_models("tiny")
     for case in assert_golden_decodes(FIXTURE):
         assert run_case(models, case, ByteTokenizer(3)) == case["token_ids"], case["name"]
+    stored = load_file(str(FIXTURE / "downstream.safetensors"))
+    own = models.downstream.state_dict()
+    assert stored.keys() == own.keys() and all(torch.equal(stored[k], own[k]) for k in own)
 
 
 def test_shipped_model_is_valid_within_budget_and_decodes_its_goldens() -> None:
@@ -105,6 +121,7 @@ def test_t5_small_shaped_random_config_exports(tmp_path) -> None:
     assert manifest["dims"]["d_model"] == 512 and manifest["dims"]["num_layers"] == 6
     diffs = max_graph_diff(models, out)
     assert max(diffs.values()) <= 1e-4, diffs
+    assert downstream_hf_diff(models, out) <= 1e-4  # tied embeddings and relu in transformers too
 
 
 def test_transformers_checkpoint_with_its_tokenizer_exports(tmp_path) -> None:

@@ -2,8 +2,10 @@
 objective). A document is cut into consecutive segments A, B, C, D; the hypermodel reads A and D,
 the frozen downstream reads B and must predict C through the generated parameters.
 
-Documents are runs of lines from the domain corpus. Usage:
-    python -m hypert5.train.hyperpretrain --run runs/default --kind prefix [--steps N]
+Documents are runs of lines from the domain corpus, or documents of your own corpus with ``--corpus``
+(a .txt file of blank-line-separated documents, a .jsonl file with a "text" field per line, or a
+folder or glob of them), then cut on the run's tokens (sources.py). Usage:
+    python -m hypert5.train.hyperpretrain --run runs/default --kind prefix [--steps N] [--corpus PATH]
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ import time
 import torch
 
 from ..tasks import sample_corpus_text
-from .hyperloss import hyper_loss
-from .loop import train
+from ..t5 import enable_gradient_checkpointing
+from . import distributed
+from .hyperloss import hyper_loss, hyper_loss_ids
+from .loop import LoopOptions, train
 from .settings import load_downstream, load_hyper, read_settings, record, save_module, stage_parser, step_rng
+from .sources import CorpusDocuments
+from .text import TextCodec
 
 
 def abcd(rng: random.Random) -> tuple[str, str, str, str]:
@@ -36,27 +42,41 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, steps=100, lr=5e-4)
     parser.add_argument("--kind", choices=["lora", "prefix"], required=True)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--corpus", help="documents to cut into A, B, C, D: a .txt/.jsonl file, folder or glob "
+                                         "(default: the generated domain corpus)")
     args = parser.parse_args(argv)
+    distributed.init()
     torch.set_num_threads(args.threads)
     settings = read_settings(args.run)
-    downstream = load_downstream(args.run)
+    codec = TextCodec.for_run(args.run, settings)
+    separator = settings.hyper_input.example_separator
+    corpus = CorpusDocuments(args.corpus, codec, separator) if args.corpus else None
+    downstream = load_downstream(args.run).to(distributed.device())
     torch.manual_seed(args.seed)
     hyper = load_hyper(args.run, args.kind, downstream)
-    separator = settings.hyper_input.example_separator
+    hyper.to(distributed.device())
+    if args.grad_checkpointing:
+        enable_gradient_checkpointing(downstream)  # the frozen downstream holds most activations
 
     def loss(step: int) -> torch.Tensor:
         rng = step_rng(args.seed, f"stage1-{args.kind}", step)
+        if corpus is not None:
+            cuts = [corpus.sample(rng) for _ in range(args.batch)]
+            return hyper_loss_ids(hyper, downstream, [ctx for ctx, _, _ in cuts], [[(b, c)] for _, b, c in cuts])
         docs = [abcd(rng) for _ in range(args.batch)]
         return hyper_loss(hyper, downstream, [a + separator + d for a, _, _, d in docs],
-                          [[(b, c)] for _, b, c, _ in docs], settings.hyper_input.max_tokens)
+                          [[(b, c)] for _, b, c, _ in docs], codec)
 
     t0 = time.time()
     train(hyper, loss, args.steps, args.run / f"stage1_{args.kind}", lr=args.lr, warmup=100,
-          desc=f"stage1 hyperpretrain {args.kind}")
-    save_module(hyper, args.run / f"hyper_{args.kind}.safetensors")
-    record(args.run, f"stage1_hyperpretrain_{args.kind}", {"steps": args.steps, "batch": args.batch, "lr": args.lr,
-                                                           "cpu_seconds_last_session": round(time.time() - t0)})
-    print(f"stage 1 ({args.kind}) done")
+          desc=f"stage1 hyperpretrain {args.kind}", options=LoopOptions.from_args(args))
+    if distributed.is_main():  # one writer: every rank holds the same weights
+        save_module(hyper, args.run / f"hyper_{args.kind}.safetensors")
+        record(args.run, f"stage1_hyperpretrain_{args.kind}", {"steps": args.steps, "batch": args.batch, "lr": args.lr,
+                                                               **({"corpus": args.corpus} if args.corpus else {}),
+                                                               "cpu_seconds_last_session": round(time.time() - t0)})
+        print(f"stage 1 ({args.kind}) done")
+    distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
 
 
 if __name__ == "__main__":

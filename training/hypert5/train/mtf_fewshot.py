@@ -16,6 +16,8 @@ from ..generate import pad_batch
 from ..tasks import sample_episode
 from ..t5 import T5
 from .loop import train
+from . import distributed
+from .loop import LoopOptions
 from .settings import read_settings, record, save_module, stage_parser, step_rng
 from .text import encode, in_context_prompt, targets
 
@@ -24,10 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, steps=1000, lr=5e-4)
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args(argv)
+    distributed.init()
     torch.set_num_threads(args.threads)
     settings = read_settings(args.run)
     model = T5(settings.dims, lora_scale=settings.lora.scaling)
     model.load_state_dict(load_file(str(args.run / "downstream.safetensors")))
+    model.to(distributed.device())
     fmt = settings.hyper_input
 
     def loss(step: int) -> torch.Tensor:
@@ -38,16 +42,20 @@ def main(argv: list[str] | None = None) -> None:
             query, answer = ep.queries[0]
             sources.append(encode(in_context_prompt(fmt, ep.demos, query), 1024))
             outputs.append(encode(answer, 64))
-        ids, mask = pad_batch(sources)
-        decoder_in, labels = targets(outputs)
+        dev = model.shared.weight.device
+        ids, mask = (t.to(dev) for t in pad_batch(sources))
+        decoder_in, labels = (t.to(dev) for t in targets(outputs))
         logits = model(ids, mask, decoder_in)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
     t0 = time.time()
-    train(model, loss, args.steps, args.run / "mtf", lr=args.lr, desc="T5-MTF-Few-shot baseline")
-    save_module(model, args.run / "mtf_fewshot.safetensors")
-    record(args.run, "baseline_mtf_fewshot", {"steps": args.steps, "batch": args.batch, "lr": args.lr, "k": "1-8",
-                                              "cpu_seconds_last_session": round(time.time() - t0)})
+    train(model, loss, args.steps, args.run / "mtf", lr=args.lr, desc="T5-MTF-Few-shot baseline",
+          options=LoopOptions.from_args(args))
+    if distributed.is_main():  # one writer: every rank holds the same weights
+        save_module(model, args.run / "mtf_fewshot.safetensors")
+        record(args.run, "baseline_mtf_fewshot", {"steps": args.steps, "batch": args.batch, "lr": args.lr, "k": "1-8",
+                                                  "cpu_seconds_last_session": round(time.time() - t0)})
+    distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
 
 
 if __name__ == "__main__":

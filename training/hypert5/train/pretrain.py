@@ -14,31 +14,35 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from ..checkpoint import BundleSettings
 from ..generate import pad_batch
 from ..tasks import sample_corpus_text, sample_episode
 from ..t5 import T5
-from .loop import finished, train
+from . import distributed
+from .loop import LoopOptions, finished, train
 from .settings import default_settings, record, save_module, stage_parser, step_rng, write_settings
 from .text import encode, in_context_prompt, span_corrupt, targets
 
 
-def batch_loss(model: T5, settings, seed: int, step: int, batch: int) -> torch.Tensor:
-    rng = step_rng(seed, "stage0", step)
+def batch_loss(model: T5, settings, seed: int, step: int, batch: int, in_context: float = 0.5,
+               max_k: int = 3, phase: str = "stage0") -> torch.Tensor:
+    rng = step_rng(seed, phase, step)
     fmt, vocab = settings.hyper_input, settings.dims.vocab_size
     sources, outputs = [], []
     for _ in range(batch):
-        if rng.random() < 0.5:
+        if rng.random() >= in_context:
             src, out = span_corrupt(sample_corpus_text(rng), rng, vocab)
         else:
-            ep = sample_episode(rng, "train", rng.randint(1, 3), 1)
+            ep = sample_episode(rng, "train", rng.randint(1, max_k), 1)
             query, answer = ep.queries[0]
             src, out = encode(in_context_prompt(fmt, ep.demos, query), 512), encode(answer, 64)
         sources.append(src)
         outputs.append(out)
-    ids, mask = pad_batch(sources)
-    decoder_in, labels = targets(outputs)
+    dev = model.shared.weight.device
+    ids, mask = (t.to(dev) for t in pad_batch(sources))
+    decoder_in, labels = (t.to(dev) for t in targets(outputs))
     logits = model(ids, mask, decoder_in)
     return F.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1), ignore_index=-100)
 
@@ -46,26 +50,44 @@ def batch_loss(model: T5, settings, seed: int, step: int, batch: int) -> torch.T
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, steps=2000, lr=1.5e-3)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--in-context", type=float, default=0.5,
+                        help="fraction of each batch that is in-context episodes (the rest is span corruption)")
+    parser.add_argument("--max-k", type=int, default=3, help="demonstrations per in-context episode: 1..max-k")
+    parser.add_argument("--init", type=Path, help="start from this downstream.safetensors (e.g. a shorter run's)")
+    parser.add_argument("--phase", default="stage0",
+                        help="name of this pretraining phase: its checkpoint folder, data stream and provenance key")
     parser.add_argument("--settings", type=Path, help="hypert5.json-style model settings (default: default_settings())")
     args = parser.parse_args(argv)
+    distributed.init()
     torch.set_num_threads(args.threads)
     settings = BundleSettings.from_json(json.loads(args.settings.read_text())) if args.settings else default_settings()
     args.run.mkdir(parents=True, exist_ok=True)
-    state_dir = args.run / "stage0"
-    if not (args.run / "hypert5.json").exists():
+    state_dir = args.run / args.phase
+    if distributed.is_main() and not (args.run / "hypert5.json").exists():
         write_settings(args.run, settings)
+    distributed.barrier()
     torch.manual_seed(args.seed)
     model = T5(settings.dims, lora_scale=settings.lora.scaling)
+    if args.init:
+        model.load_state_dict(load_file(str(args.init)))
+    model.to(distributed.device())
     t0 = time.time()
-    train(model, lambda step: batch_loss(model, settings, args.seed, step, args.batch), args.steps, state_dir,
-          lr=args.lr, desc="stage0 pretrain")
+    train(model, lambda step: batch_loss(model, settings, args.seed, step, args.batch, args.in_context, args.max_k,
+                                         args.phase),
+          args.steps, state_dir, lr=args.lr, desc="stage0 pretrain", options=LoopOptions.from_args(args))
     assert finished(state_dir, args.steps)
+    if not distributed.is_main():
+        distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
+        return  # one writer: every rank holds the same weights
     save_module(model, args.run / "downstream.safetensors")
-    record(args.run, "stage0_pretrain", {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
-                                         "mixture": "0.5 span corruption on the domain corpus + 0.5 in-context "
-                                                    "episodes of training families (k=1-3)",
-                                         "cpu_seconds_last_session": round(time.time() - t0)})
+    record(args.run, f"{args.phase}_pretrain", {
+        "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+        "mixture": f"{1 - args.in_context:g} span corruption on the domain corpus + {args.in_context:g} in-context "
+                   f"episodes of training families (k=1-{args.max_k})",
+        "initialized_from": str(args.init) if args.init else None,
+        "cpu_seconds_last_session": round(time.time() - t0)})
     print(f"stage 0 done: {args.run / 'downstream.safetensors'}")
+    distributed.cleanup()
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from ..config import LoraSpec, PrefixSpec, T5Dims
 from ..examples import HyperInputFormat
 from ..hypermodel import HyperT5
 from ..t5 import T5
+from . import distributed
+from .loop import add_loop_arguments
 
 
 def default_settings() -> BundleSettings:
@@ -35,16 +37,24 @@ def default_settings() -> BundleSettings:
 def stage_parser(doc: str | None, *, steps: int, lr: float) -> argparse.ArgumentParser:
     """The arguments every training stage takes; defaults are what the shipped model used."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", type=Path, default=Path("runs/default"), help="checkpoint folder")
+    # --run-dir: the spelling to use under torchrun, whose own parser takes --run for its --run-path
+    parser.add_argument("--run", "--run-dir", type=Path, default=Path("runs/default"), help="checkpoint folder")
     parser.add_argument("--steps", type=int, default=steps, help="total optimizer steps (a re-run resumes)")
     parser.add_argument("--lr", type=float, default=lr, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    add_loop_arguments(parser)
     return parser
 
 
 def step_rng(seed: int, stage: str, step: int) -> random.Random:
-    """Data for a step is a function of (seed, stage, step): resumed runs see the same batches."""
+    """Data for a step is a function of (seed, stage, step): resumed runs see the same batches.
+
+    Under torchrun the rank joins the key, so each rank draws its own share of the global batch (a
+    resumed run must keep the world size to see the same batches); one process keeps the old key.
+    """
+    if distributed.world_size() > 1:
+        return random.Random(f"{seed}/{stage}/{step}/rank{distributed.rank()}")
     return random.Random(f"{seed}/{stage}/{step}")
 
 

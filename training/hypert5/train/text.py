@@ -1,23 +1,56 @@
-"""Byte-level text -> tensors for training: padding, span corruption, episode formatting."""
+"""Text -> tensors for training: the run's tokenizer and limits, padding, span corruption, episodes.
+
+The default model is byte-level (``TOKENIZER``, ``encode``); a run made from another checkpoint
+(init_run.py) names its tokenizer in hypert5.json and the hypermodel stages read it through
+``TextCodec.for_run``. Ids follow T5: pad = 0 (also the decoder start), eos = 1.
+"""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from ..checkpoint import BundleSettings
 from ..examples import HyperInputFormat
 from ..generate import pad_batch
-from ..tokenizer import ByteTokenizer
+from ..tokenizer import ByteTokenizer, Tokenizer, from_spec
 
 PAD, EOS = 0, 1
 TOKENIZER = ByteTokenizer(3)
 
 
-def encode(text: str, limit: int) -> list[int]:
-    """Bytes + eos, truncated to ``limit`` tokens (eos kept)."""
-    return TOKENIZER.encode(text)[: limit - 1] + [EOS]
+def encode(text: str, limit: int, tokenizer: Tokenizer = TOKENIZER) -> list[int]:
+    """Tokens + eos, truncated to ``limit`` tokens (eos kept); bytes unless ``tokenizer`` is given."""
+    return tokenizer.encode(text)[: limit - 1] + [EOS]
+
+
+@dataclass(frozen=True)
+class TextCodec:
+    """A run's tokenizer and the three sequence limits of the hypermodel stages (each counts the eos)."""
+
+    tokenizer: Tokenizer
+    context_limit: int  # hypermodel input: hyper_input.max_tokens
+    source_limit: int  # downstream encoder input: encoder_max_tokens
+    target_limit: int  # downstream labels: generation.max_new_tokens
+
+    @classmethod
+    def for_run(cls, run: Path, settings: BundleSettings) -> "TextCodec":
+        """The default model gives (bytes, 1024, 256, 64), the values these stages always used."""
+        return cls(from_spec(settings.tokenizer, run), settings.hyper_input.max_tokens,
+                   settings.encoder_max_tokens, int(settings.generation.get("max_new_tokens", 64)))
+
+    def context(self, text: str) -> list[int]:
+        return encode(text, self.context_limit, self.tokenizer)
+
+    def source(self, text: str) -> list[int]:
+        return encode(text, self.source_limit, self.tokenizer)
+
+    def target(self, text: str) -> list[int]:
+        return encode(text, self.target_limit, self.tokenizer)
 
 
 def targets(rows: list[list[int]]) -> tuple[Tensor, Tensor]:
