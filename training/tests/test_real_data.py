@@ -6,6 +6,8 @@ repository root) as well when they are there.
 """
 
 import json
+import urllib.error
+import urllib.request
 import math
 import random
 import shutil
@@ -334,3 +336,32 @@ def test_tokenizers_run_trains_and_exports_a_valid_bundle(tmp_path_factory, loss
     assert manifest["name"] == "tiny-real" and manifest["tokenizer"] == {"type": "tokenizers", "file": "tokenizer.json"}
     assert manifest["encoder_input"]["max_tokens"] == 128 and manifest["hyper_input"]["max_tokens"] == 256
     assert "tokenizer.json" in manifest["files"] and "stage2_finetune_lora" in manifest["provenance"]["stages"]
+    _serves_the_golden_decodes(root / "bundle", manifest)
+
+
+def _serves_the_golden_decodes(bundle: Path, manifest: dict) -> None:
+    """Checkpoint -> served bundle, across the boundary: the TypeScript service, tokenizing with the run's
+    tokenizer.json, decodes what PyTorch decoded at export (golden.json), with and without adapters."""
+    from service import running_service
+
+    cases = json.loads((bundle / "golden.json").read_text())["cases"]
+    assert sum(len(c["token_ids"]) for c in cases) > 2 * len(cases)  # real decodes, not bare eos
+    with running_service(bundle) as service:
+        def post(path: str, body: dict, name: str) -> dict:
+            request = urllib.request.Request(f"{service.url}{path}", json.dumps(body).encode(),
+                                             {"content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    return json.loads(response.read())
+            except urllib.error.HTTPError as e:
+                raise AssertionError(f"{name}: {path} {e.code} {e.read().decode()}") from None
+
+        for case in cases:
+            model = manifest["name"]
+            if case["adapter"]:
+                model = post("/v1/adapters", {"examples": case["adapter"]["examples"],
+                                              "kind": case["adapter"]["kind"]}, case["name"])["id"]
+            answer = post("/v1/completions", {"model": model, "prompt": case["input"], "temperature": 0,
+                                              "max_tokens": case["max_new_tokens"]}, case["name"])
+            assert answer["choices"][0]["text"] == case["text"], (case["name"], service.log()[-2000:])
+            assert answer["usage"]["completion_tokens"] == len(case["token_ids"]), case["name"]
