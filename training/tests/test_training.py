@@ -1,6 +1,7 @@
 """Every training stage runs, resumes from its checkpoint, and leaves an exportable checkpoint folder."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -27,6 +28,9 @@ def run(tmp_path_factory):
     common = ["--run", str(run), "--threads", "1"]
     pretrain.main([*common, "--steps", "2", "--batch", "4", "--settings", str(settings_file)])
     pretrain.main([*common, "--steps", "4", "--batch", "4", "--settings", str(settings_file)])  # resumes at 2
+    shutil.copyfile(run / "downstream.safetensors", root / "phase1.safetensors")
+    pretrain.main([*common, "--phase", "stage0c", "--init", str(root / "phase1.safetensors"), "--steps", "2",
+                   "--batch", "4", "--in-context", "0.5", "--copy", "0.5"])  # a later phase, as train-default.sh
     for kind in ("lora", "prefix"):
         hyperpretrain.main([*common, "--kind", kind, "--steps", "2", "--batch", "2"])
         finetune.main([*common, "--kind", kind, "--steps", "2", "--episodes", "2", "--queries", "2"])
@@ -37,7 +41,9 @@ def run(tmp_path_factory):
 def test_stages_resume_and_record_provenance(run) -> None:
     assert torch.load(run / "stage0" / "state.pt", weights_only=False)["step"] == 4
     stages = json.loads((run / "hypert5.json").read_text())["provenance"]["stages"]
-    assert {"stage0_pretrain", "stage1_hyperpretrain_lora", "stage2_finetune_prefix", "baseline_mtf_fewshot"} <= set(stages)
+    assert torch.load(run / "stage0c" / "state.pt", weights_only=False)["step"] == 2
+    assert "0.5 copying" in stages["stage0c_pretrain"]["mixture"] and stages["stage0c_pretrain"]["initialized_from"]
+    assert {"stage0_pretrain", "stage0c_pretrain", "stage1_hyperpretrain_lora", "stage2_finetune_prefix", "baseline_mtf_fewshot"} <= set(stages)
 
 
 def test_evaluation_reports_every_comparison(run) -> None:
@@ -69,3 +75,19 @@ def test_span_corruption_round_trips() -> None:
             spans[current].append(t)
     restored = [x for t in src[:-1] for x in (spans[t] if t >= 259 else [t])]
     assert bytes(t - 3 for t in restored).decode() == "Invoice 42950 from Lopez-Richardson"
+
+
+def test_copy_items_are_their_own_target() -> None:
+    """--copy: with only copying in the mixture, every label sequence is its input (eos included)."""
+    seen = {}
+
+    class Recorder(torch.nn.Module):
+        def forward(self, ids, mask, decoder_in):
+            seen.update(ids=ids, decoder_in=decoder_in)
+            return torch.zeros((*decoder_in.shape, TINY.dims.vocab_size), requires_grad=True)
+
+    recorder = Recorder()
+    recorder.shared = torch.nn.Embedding(1, 1)  # batch_loss reads the device from here
+    pretrain.batch_loss(recorder, TINY, 0, 0, 3, in_context=0.0, copy=1.0)
+    ids, decoder_in = seen["ids"], seen["decoder_in"]
+    assert torch.equal(decoder_in[:, 1:], ids[:, :-1])  # teacher forcing shifts the target, which is the input

@@ -22,18 +22,24 @@ from ..tasks import sample_corpus_text, sample_episode
 from ..t5 import T5
 from . import distributed
 from .loop import LoopOptions, finished, train
-from .settings import default_settings, record, save_module, stage_parser, step_rng, write_settings
+from .settings import default_settings, read_settings, record, save_module, stage_parser, step_rng, write_settings
 from .text import encode, in_context_prompt, span_corrupt, targets
 
 
 def batch_loss(model: T5, settings, seed: int, step: int, batch: int, in_context: float = 0.5,
-               max_k: int = 3, phase: str = "stage0") -> torch.Tensor:
+               max_k: int = 3, phase: str = "stage0", copy: float = 0.0) -> torch.Tensor:
     rng = step_rng(seed, phase, step)
     fmt, vocab = settings.hyper_input, settings.dims.vocab_size
     sources, outputs = [], []
     for _ in range(batch):
-        if rng.random() >= in_context:
+        draw = rng.random()
+        if draw >= in_context + copy:
             src, out = span_corrupt(sample_corpus_text(rng), rng, vocab)
+        elif draw >= in_context:
+            # Copying the input: the skill every string task builds on, which span corruption never
+            # asks for (its targets are absent from the input) and which in-context episodes alone
+            # taught too slowly (README, "The default model").
+            src = out = encode(sample_corpus_text(rng), 64)
         else:
             ep = sample_episode(rng, "train", rng.randint(1, max_k), 1)
             query, answer = ep.queries[0]
@@ -52,19 +58,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--in-context", type=float, default=0.5,
                         help="fraction of each batch that is in-context episodes (the rest is span corruption)")
+    parser.add_argument("--copy", type=float, default=0.0,
+                        help="fraction of each batch that is copying a domain text (input = target)")
     parser.add_argument("--max-k", type=int, default=3, help="demonstrations per in-context episode: 1..max-k")
     parser.add_argument("--init", type=Path, help="start from this downstream.safetensors (e.g. a shorter run's)")
     parser.add_argument("--phase", default="stage0",
                         help="name of this pretraining phase: its checkpoint folder, data stream and provenance key")
-    parser.add_argument("--settings", type=Path, help="hypert5.json-style model settings (default: default_settings())")
+    parser.add_argument("--settings", type=Path,
+                        help="model settings of a new run, hypert5.json-style (default: default_settings()); "
+                             "an existing run keeps its own")
     args = parser.parse_args(argv)
     distributed.init()
     torch.set_num_threads(args.threads)
-    settings = BundleSettings.from_json(json.loads(args.settings.read_text())) if args.settings else default_settings()
     args.run.mkdir(parents=True, exist_ok=True)
     state_dir = args.run / args.phase
-    if distributed.is_main() and not (args.run / "hypert5.json").exists():
-        write_settings(args.run, settings)
+    if (args.run / "hypert5.json").exists():  # a resumed run or a later phase: the run's own shape
+        settings = read_settings(args.run)
+    else:
+        settings = (BundleSettings.from_json(json.loads(args.settings.read_text())) if args.settings
+                    else default_settings())
+        if distributed.is_main():
+            write_settings(args.run, settings)
     distributed.barrier()
     torch.manual_seed(args.seed)
     model = T5(settings.dims, lora_scale=settings.lora.scaling)
@@ -73,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     model.to(distributed.device())
     t0 = time.time()
     train(model, lambda step: batch_loss(model, settings, args.seed, step, args.batch, args.in_context, args.max_k,
-                                         args.phase),
+                                         args.phase, args.copy),
           args.steps, state_dir, lr=args.lr, desc="stage0 pretrain", options=LoopOptions.from_args(args))
     assert finished(state_dir, args.steps)
     if not distributed.is_main():
@@ -82,8 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     save_module(model, args.run / "downstream.safetensors")
     record(args.run, f"{args.phase}_pretrain", {
         "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
-        "mixture": f"{1 - args.in_context:g} span corruption on the domain corpus + {args.in_context:g} in-context "
-                   f"episodes of training families (k=1-{args.max_k})",
+        "mixture": f"{1 - args.in_context - args.copy:g} span corruption on the domain corpus + {args.copy:g} "
+                   f"copying domain texts + {args.in_context:g} in-context episodes of training families "
+                   f"(k=1-{args.max_k})",
         "initialized_from": str(args.init) if args.init else None,
         "cpu_seconds_last_session": round(time.time() - t0)})
     print(f"stage 0 done: {args.run / 'downstream.safetensors'}")
