@@ -10,33 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from service import free_port, ready
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 KEY = "fuzz-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +30,7 @@ def server():
     node = shutil.which("node")
     if node is None or not (ROOT / "node_modules" / "tsx").exists():
         pytest.skip("node and the npm dependencies are needed (npm install)")
-    port = _free_port()
+    port = free_port()
     store = tempfile.mkdtemp(prefix="hypert5-fuzz-")
     env = {
         **os.environ,
@@ -65,7 +51,7 @@ def server():
     proc = subprocess.Popen([node, "--import", "tsx", "src/server.ts"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
-    while not _ready(url):
+    while not ready(url):
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
             log.seek(0)
@@ -98,7 +84,7 @@ def test_openapi_fuzz_no_5xx_no_spec_violation(server):
     print(summary)
     assert out.returncode == 0, f"schemathesis found problems:\n{out.stdout[-12000:]}\n{out.stderr[-2000:]}"
     # The server is still serving after everything it was sent.
-    assert proc.poll() is None and _ready(url)
+    assert proc.poll() is None and ready(url)
     log.flush()
     log.seek(0)
     errors = [line for line in log if '"level":50' in line or '"level":60' in line]

@@ -15,7 +15,6 @@ and ``python -m hypert5.export --checkpoint``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from .. import checkpoint
 from ..checkpoint import BundleSettings
-from ..config import LoraSpec, PrefixSpec, T5Dims
+from ..config import LoraSpec, PrefixSpec
 from ..examples import HyperInputFormat
 from ..t5 import T5, load_hf_state_dict
 from .settings import save_module, write_settings
