@@ -8,12 +8,7 @@ cd "$(dirname "$0")"
 py=../.venv/bin/python
 run=${RUN:-runs/default}
 mkdir -p "$run"
-# Stage 0 in two phases: a short broad one (half span corruption), then a longer one weighted to
-# in-context episodes, which is what teaches the frozen model the string operations to be steered.
 $py -m hypert5.train.pretrain --run "$run" --steps "${STAGE0_STEPS:-2000}" --lr 1.5e-3 2>&1 | tee -a "$run/stage0.log"
-cp "$run/downstream.safetensors" "$run/downstream_stage0.safetensors"
-$py -m hypert5.train.pretrain --run "$run" --phase stage0b --init "$run/downstream_stage0.safetensors" \
-  --steps "${STAGE0B_STEPS:-3000}" --lr 1e-3 --in-context 0.75 --max-k 4 2>&1 | tee -a "$run/stage0b.log"
 # The two kinds are independent from here on: one core each.
 for kind in lora prefix; do
   ( $py -m hypert5.train.hyperpretrain --run "$run" --kind $kind --steps "${STAGE1_STEPS:-100}" --threads 1 &&
