@@ -77,7 +77,8 @@ def test_span_corruption_round_trips() -> None:
     assert bytes(t - 3 for t in restored).decode() == "Invoice 42950 from Lopez-Richardson"
 
 
-def test_copy_items_are_their_own_target() -> None:
+@pytest.mark.parametrize("source", ["corpus", "random"])
+def test_copy_items_are_their_own_target(source: str) -> None:
     """--copy: with only copying in the mixture, every label sequence is its input (eos included)."""
     seen = {}
 
@@ -88,6 +89,6 @@ def test_copy_items_are_their_own_target() -> None:
 
     recorder = Recorder()
     recorder.shared = torch.nn.Embedding(1, 1)  # batch_loss reads the device from here
-    pretrain.batch_loss(recorder, TINY, 0, 0, 3, in_context=0.0, copy=1.0)
+    pretrain.batch_loss(recorder, TINY, 0, 0, 3, in_context=0.0, copy=1.0, copy_source=source)
     ids, decoder_in = seen["ids"], seen["decoder_in"]
     assert torch.equal(decoder_in[:, 1:], ids[:, :-1])  # teacher forcing shifts the target, which is the input

@@ -9,6 +9,8 @@ appear). Usage: python -m hypert5.train.pretrain --run runs/default [--steps N]
 from __future__ import annotations
 
 import json
+import random
+import string
 import time
 from pathlib import Path
 
@@ -26,8 +28,17 @@ from .settings import default_settings, read_settings, record, save_module, stag
 from .text import encode, in_context_prompt, span_corrupt, targets
 
 
-def batch_loss(model: T5, settings, seed: int, step: int, batch: int, in_context: float = 0.5,
-               max_k: int = 3, phase: str = "stage0", copy: float = 0.0) -> torch.Tensor:
+COPY_ALPHABET = string.ascii_letters + string.digits + " .,-_@/:|#$%()"
+
+
+def random_string(rng: random.Random) -> str:
+    """5-40 random characters: copying them can only be learned by copying (no language prior helps),
+    which is why it is learned far sooner than copying domain texts (README, "The default model")."""
+    return "".join(rng.choice(COPY_ALPHABET) for _ in range(rng.randint(5, 40)))
+
+
+def batch_loss(model: T5, settings, seed: int, step: int, batch: int, in_context: float = 0.5, max_k: int = 3,
+               phase: str = "stage0", copy: float = 0.0, copy_source: str = "corpus") -> torch.Tensor:
     rng = step_rng(seed, phase, step)
     fmt, vocab = settings.hyper_input, settings.dims.vocab_size
     sources, outputs = [], []
@@ -39,7 +50,7 @@ def batch_loss(model: T5, settings, seed: int, step: int, batch: int, in_context
             # Copying the input: the skill every string task builds on, which span corruption never
             # asks for (its targets are absent from the input) and which in-context episodes alone
             # taught too slowly (README, "The default model").
-            src = out = encode(sample_corpus_text(rng), 64)
+            src = out = encode(sample_corpus_text(rng) if copy_source == "corpus" else random_string(rng), 64)
         else:
             ep = sample_episode(rng, "train", rng.randint(1, max_k), 1)
             query, answer = ep.queries[0]
@@ -60,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="fraction of each batch that is in-context episodes (the rest is span corruption)")
     parser.add_argument("--copy", type=float, default=0.0,
                         help="fraction of each batch that is copying a domain text (input = target)")
+    parser.add_argument("--copy-source", choices=["corpus", "random"], default="corpus",
+                        help="what --copy items copy: domain texts or random strings")
     parser.add_argument("--max-k", type=int, default=3, help="demonstrations per in-context episode: 1..max-k")
     parser.add_argument("--init", type=Path, help="start from this downstream.safetensors (e.g. a shorter run's)")
     parser.add_argument("--phase", default="stage0",
@@ -87,17 +100,18 @@ def main(argv: list[str] | None = None) -> None:
     model.to(distributed.device())
     t0 = time.time()
     train(model, lambda step: batch_loss(model, settings, args.seed, step, args.batch, args.in_context, args.max_k,
-                                         args.phase, args.copy),
+                                         args.phase, args.copy, args.copy_source),
           args.steps, state_dir, lr=args.lr, desc="stage0 pretrain", options=LoopOptions.from_args(args))
     assert finished(state_dir, args.steps)
     if not distributed.is_main():
         distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
         return  # one writer: every rank holds the same weights
     save_module(model, args.run / "downstream.safetensors")
+    copied = "domain texts" if args.copy_source == "corpus" else "random strings"
     record(args.run, f"{args.phase}_pretrain", {
         "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
         "mixture": f"{1 - args.in_context - args.copy:g} span corruption on the domain corpus + {args.copy:g} "
-                   f"copying domain texts + {args.in_context:g} in-context episodes of training families "
+                   f"copying {copied} + {args.in_context:g} in-context episodes of training families "
                    f"(k=1-{args.max_k})",
         "initialized_from": str(args.init) if args.init else None,
         "cpu_seconds_last_session": round(time.time() - t0)})
