@@ -28,13 +28,15 @@ from .settings import default_settings, read_settings, record, save_module, stag
 from .text import encode, in_context_prompt, span_corrupt, targets
 
 
-COPY_ALPHABET = string.ascii_letters + string.digits + " .,-_@/:|#$%()"
+COPY_ALPHABET = string.ascii_lowercase + string.digits
 
 
 def random_string(rng: random.Random) -> str:
-    """5-40 random characters: copying them can only be learned by copying (no language prior helps),
-    which is why it is learned far sooner than copying domain texts (README, "The default model")."""
-    return "".join(rng.choice(COPY_ALPHABET) for _ in range(rng.randint(5, 40)))
+    """5-20 random characters: copying them can only be learned by copying (no language prior helps).
+    Measured on this model's shape (README, "The default model"): at a constant lr of 1e-3, copying
+    these clicks after about 1,000 steps; longer strings over a larger alphabet under the stage's
+    decaying schedule had not clicked after 1,800."""
+    return "".join(rng.choice(COPY_ALPHABET) for _ in range(rng.randint(5, 20)))
 
 
 def batch_loss(model: T5, settings, seed: int, step: int, batch: int, in_context: float = 0.5, max_k: int = 3,
