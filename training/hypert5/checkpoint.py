@@ -122,6 +122,7 @@ def hf_dims(folder: Path, config: dict, state: dict) -> T5Dims:
     scale_decoder_outputs: T5 v1.0 (tied, outputs scaled by d_model**-0.5) vs v1.1 / Flan / ByT5
     (a separate lm_head, or for models saved by transformers 5 the shared embedding, unscaled).
     T5Dims' tie_word_embeddings means "shared head and scaled", so it is read from config.json.
+    An untied checkpoint saved without ``lm_head.weight`` gets the shared embedding added to ``state``.
     """
     from transformers import T5Config
 

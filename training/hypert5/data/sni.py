@@ -45,3 +45,16 @@ def def_2pos(task: SniTask, num_positives: int = 2) -> str:
     for n, (x, y) in enumerate(task.positives[:num_positives], 1):
         parts.append(f"Positive Example {n} -\nInput: {x}\nOutput: {y}")
     return "\n\n".join(parts)
+
+
+def sni_examples(task: SniTask, num_positives: int = 2) -> list[tuple[str, str]]:
+    """Def+2Pos as the service's examples: the two positive examples, the definition leading the first input.
+
+    The service builds the hypermodel's text from examples only, so this is the form training, the
+    evaluation harness and HTTP clients share (evaluation/harness.py's docstring says more)."""
+    definition = f"Definition: {task.definition}"
+    positives = task.positives[:num_positives]
+    if not positives:
+        return [(definition, "")]
+    (x1, y1), *rest = positives
+    return [(f"{definition}\n\n{x1}", y1), *rest]

@@ -52,7 +52,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..data import P3Template, SniTask, p3_episode, read_p3, read_sni, sni_episode
+from ..data import P3Template, SniTask, p3_episode, read_p3, read_sni, sni_episode, sni_examples
 from ..examples import HyperInputFormat
 from . import metrics
 from .backends import DEFAULT_MAX_EXAMPLE_CHARS, Backend, HttpBackend, TorchBackend
@@ -70,16 +70,6 @@ class EvalTask:
     @property
     def metric(self) -> str:
         return "accuracy" if self.choices else "rougeL"
-
-
-def sni_examples(task: SniTask, num_positives: int = 2) -> list[tuple[str, str]]:
-    """Def+2Pos as the service's examples (the module docstring says why and what the hypermodel reads)."""
-    definition = f"Definition: {task.definition}"
-    positives = task.positives[:num_positives]
-    if not positives:
-        return [(definition, "")]
-    (x1, y1), *rest = positives
-    return [(f"{definition}\n\n{x1}", y1), *rest]
 
 
 def p3_tasks(templates: Sequence[P3Template], k: int, max_instances: int, seed: int,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from ..data import p3_episode, read_corpus, read_p3, read_sni, sni_episode
+from ..data import p3_episode, read_corpus, read_p3, read_sni, sni_episode, sni_examples
 from ..data.p3 import P3Template
 from ..data.sni import SniTask
 from ..examples import HyperInputFormat
@@ -96,10 +96,6 @@ class TaskEpisodes:
             raise ValueError(f"invalid sni_context={sni_context!r}: must be one of {SNI_CONTEXTS}")
         self.kind, path = parse_data(spec)
         self.fmt, self.k_min, self.k_max, self.sni_context = fmt, k_min, k_max, sni_context
-        if self.kind == "sni" and sni_context == "examples":
-            from ..evaluation.harness import sni_examples  # one definition for training and evaluation
-
-            self._sni_examples = sni_examples
         tasks: list[P3Template | SniTask] = list(read_p3(path) if self.kind == "p3" else read_sni(path))
         names = {t.name for t in tasks}
         unknown = sorted(set(exclude) - names)
@@ -130,7 +126,7 @@ class TaskEpisodes:
         else:
             episode = sni_episode(task, rng.sample(task.instances, min(queries, len(task.instances))))
             if self.sni_context == "examples":
-                return self.fmt.serialize(self._sni_examples(task)), [(x, ys[0]) for x, ys in episode.queries]
+                return self.fmt.serialize(sni_examples(task)), [(x, ys[0]) for x, ys in episode.queries]
         return episode.context, [(source, outputs[0]) for source, outputs in episode.queries]
 
     def describe(self) -> dict:
