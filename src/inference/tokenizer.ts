@@ -34,7 +34,9 @@ class HfTokenizer implements TextTokenizer {
     return this.tok.encode(text, { add_special_tokens: false }).ids;
   }
   decode(ids: readonly number[]): string {
-    return this.tok.decode(ids.filter((id) => !this.special.has(id)), { skip_special_tokens: true });
+    const kept = ids.filter((id) => !this.special.has(id));
+    // @huggingface/tokenizers throws on an empty array; an empty completion (eos first) is ''.
+    return kept.length === 0 ? '' : this.tok.decode(kept, { skip_special_tokens: true });
   }
 }
 
