@@ -4,13 +4,16 @@ import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { readSafetensors, writeSafetensors } from '../src/adapters/safetensors.js';
+import { checkTensors } from '../src/adapters/validate-import.js';
+import { HtError } from '../src/errors/http-error.js';
 import { examplesId } from '../src/adapters/canonical-id.js';
 import { ConfigError, loadConfig } from '../src/config/index.js';
 import { StopChecker } from '../src/generation/stopping.js';
 import { applyAll, topP } from '../src/generation/logits-processors.js';
 import { mulberry32, rowSeed, sampleFromScores } from '../src/generation/sampler.js';
 import { loadBundle } from '../src/inference/bundle.js';
-import { ByteTokenizer } from '../src/inference/tokenizer.js';
+import { ByteTokenizer, loadTokenizer } from '../src/inference/tokenizer.js';
+import type { Manifest } from '../src/inference/manifest.js';
 import { FIXTURE, removeDir, tempDir } from './helper.js';
 
 describe('config', () => {
@@ -49,12 +52,66 @@ describe('safetensors', () => {
   });
 });
 
+describe('adapter upload checks', () => {
+  // A "peft" prefix kind (models/README.md, "Adapter kinds"): key, value and a 0/1 mask per position.
+  const specs = [
+    { name: 'prefix.decoder.self.key', dtype: 'float32' as const, shape: [1, 2, 3, 4] },
+    { name: 'prefix.decoder.self.mask', dtype: 'float32' as const, shape: [3] },
+  ];
+  const upload = (mask: number[]) =>
+    readSafetensors(writeSafetensors([
+      ['prefix.decoder.self.key', { shape: [1, 2, 3, 4], data: new Float32Array(24).fill(0.5) }],
+      ['prefix.decoder.self.mask', { shape: [3], data: Float32Array.from(mask) }],
+    ]));
+  const refusal = (mask: number[]) => {
+    try {
+      checkTensors(upload(mask), 'prefix', specs);
+    } catch (e) {
+      assert.ok(e instanceof HtError);
+      return `${e.code}: ${e.message}`;
+    }
+    return 'accepted';
+  };
+
+  it('accepts a mask of zeros and ones, zeros first (a shorter prefix)', () => {
+    assert.equal(refusal([0, 1, 1]), 'accepted');
+    assert.equal(refusal([1, 1, 1]), 'accepted');
+  });
+
+  it('refuses mask values other than 0 and 1, and an all-zero mask, naming the tensor', () => {
+    assert.match(refusal([1, 0.5, 1]), /^HT_ERR_ADAPTER_MISMATCH: .*prefix\.decoder\.self\.mask holds 0\.5 at flat index 1; a mask holds only 0 and 1/);
+    assert.match(refusal([1, 2, 1]), /holds 2 at flat index 1/);
+    assert.match(refusal([0, 0, 0]), /is all 0/);
+  });
+});
+
 describe('byte tokenizer', () => {
   const tok = new ByteTokenizer(3);
   it('utf-8 bytes + offset; decode skips specials and extra ids, replaces bad bytes', () => {
     assert.deepEqual(tok.encode('aé'), [97 + 3, 0xc3 + 3, 0xa9 + 3]);
     assert.equal(tok.decode([0, 1, 2, 100, 259, 300]), 'a');
     assert.equal(tok.decode([0xc3 + 3]), '\ufffd');
+  });
+});
+
+describe('tokenizer.json tokenizer', () => {
+  it('decodes an empty completion (eos first) to an empty string and drops special ids', async () => {
+    const dir = tempDir();
+    try {
+      writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({
+        version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null,
+        pre_tokenizer: { type: 'Whitespace' }, post_processor: null, decoder: null,
+        model: { type: 'WordLevel', vocab: { '<pad>': 0, '</s>': 1, '<unk>': 2, hello: 3, world: 4 }, unk_token: '<unk>' },
+      }));
+      const manifest = { tokenizer: { type: 'tokenizers', file: 'tokenizer.json' }, special_ids: { pad: 0, eos: 1, unk: 2, decoder_start: 0 } };
+      const tok = await loadTokenizer(dir, manifest as unknown as Manifest);
+      assert.deepEqual(tok.encode('hello world'), [3, 4]);
+      assert.equal(tok.decode([]), '');
+      assert.equal(tok.decode([0, 1]), '');
+      assert.equal(tok.decode([3, 1]), 'hello');
+    } finally {
+      removeDir(dir);
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-/** Checks an uploaded safetensors file against the manifest: names, shapes, dtypes, finiteness. */
+/** Checks an uploaded safetensors file against the manifest: names, shapes, dtypes, finiteness, mask values. */
 import { HtError } from '../errors/http-error.js';
 import type { AdapterTensors } from '../inference/feeds.js';
 import type { AdapterKindName, TensorSpec } from '../inference/manifest.js';
@@ -49,7 +49,15 @@ export function checkTensors(file: SafetensorsFile, kind: AdapterKindName, specs
     for (let i = 0; i < t.data.length; i++) {
       if (!Number.isFinite(t.data[i])) throw new HtError('HT_ERR_ADAPTER_NOT_FINITE', `body: tensor ${spec.name} holds ${t.data[i]} at flat index ${i}`);
     }
+    if (spec.name.endsWith('.mask')) checkMask(spec.name, t.data);
     tensors[spec.name] = t.data;
   }
   return tensors;
+}
+
+/** A prefix mask (models/README.md, "Adapter kinds") selects positions: any other value would scale attention scores. */
+function checkMask(name: string, data: Float32Array): void {
+  const bad = data.findIndex((v) => v !== 0 && v !== 1);
+  if (bad >= 0) throw new HtError('HT_ERR_ADAPTER_MISMATCH', `body: tensor ${name} holds ${data[bad]} at flat index ${bad}; a mask holds only 0 and 1`);
+  if (!data.includes(1)) throw new HtError('HT_ERR_ADAPTER_MISMATCH', `body: tensor ${name} is all 0: the adapter would attend to no prefix position`);
 }

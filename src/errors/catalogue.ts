@@ -21,7 +21,7 @@ export const CATALOGUE = {
   HT_ERR_INCOMPATIBLE_PARAMETERS: { status: 422, meaning: 'parameters that cannot be used together' },
   HT_ERR_UNKNOWN_ADAPTER_KIND: { status: 422, meaning: 'the model has no adapter of this kind' },
   HT_ERR_INVALID_SAFETENSORS: { status: 422, meaning: 'the uploaded file is not a valid safetensors file' },
-  HT_ERR_ADAPTER_MISMATCH: { status: 422, meaning: 'uploaded tensors do not match the manifest names, shapes or dtypes' },
+  HT_ERR_ADAPTER_MISMATCH: { status: 422, meaning: 'uploaded tensors do not match the manifest names, shapes or dtypes, or a mask holds values other than 0 and 1' },
   HT_ERR_ADAPTER_NOT_FINITE: { status: 422, meaning: 'an uploaded tensor holds NaN or infinity' },
   HT_ERR_QUEUE_FULL: { status: 429, meaning: 'too many requests waiting; retry after Retry-After seconds' },
   HT_ERR_RATE_LIMITED: { status: 429, meaning: 'this API key (or address) sent more requests than RATE_LIMIT_PER_MIN; retry after Retry-After seconds' },

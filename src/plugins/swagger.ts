@@ -10,7 +10,7 @@ export const OPENAPI_INFO = {
   version: '1.0.0',
   description:
     'A hypermodel reads few-shot input->output examples and, in one forward pass, generates adapter parameters ' +
-    '(LoRA or gated key/value prefixes) for a frozen T5; completions follow the OpenAI completions API. ' +
+    '(LoRA or key/value prefixes) for a frozen T5; completions follow the OpenAI completions API. ' +
     'Errors are `{"error": {"code", "message"}}` with stable codes (HT_ERR_…). ' +
     'Multi-cell spreadsheet rows are sent as one input string with the cells joined by `" | "`.',
 };

@@ -12,7 +12,7 @@ export const AdapterId = Type.String({
 });
 
 export const AdapterKind = Type.Union([Type.Literal('lora'), Type.Literal('prefix')], {
-  description: 'adapter kind: `lora` (LoRA on q and v) or `prefix` (gated key/value prefixes)',
+  description: 'adapter kind: `lora` (LoRA on q and v) or `prefix` (key/value prefixes: gated, or PEFT prefix tuning as the model manifest says)',
 });
 
 export const ErrorResponse = Type.Object(

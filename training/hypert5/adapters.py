@@ -1,7 +1,8 @@
 """Adapter tensor tables: names and per-adapter shapes of each kind (models/README.md, "Adapter kinds").
 
 An adapter is a ``dict[str, Tensor]`` keyed by these names. Batched adapters (one row per sequence)
-add a leading batch dimension. Zeros are an exact no-op for both kinds.
+add a leading batch dimension. Zeros are an exact no-op for both kinds (for "peft" prefixes through
+their all-zero mask).
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ def lora_specs(dims: T5Dims, spec: LoraSpec) -> list[TensorSpec]:
 
 def prefix_specs(dims: T5Dims, spec: PrefixSpec) -> list[TensorSpec]:
     out = []
-    for site in SITES:
+    for site in spec.sites:
         layers = dims.layers(site)
         kv = (layers, dims.num_heads, spec.num_positions, dims.d_kv)
         out.append(TensorSpec(f"prefix.{site}.key", kv))
         out.append(TensorSpec(f"prefix.{site}.value", kv))
-        out.append(TensorSpec(f"prefix.{site}.gate", (layers, dims.num_heads)))
+        if spec.attention == "gated":
+            out.append(TensorSpec(f"prefix.{site}.gate", (layers, dims.num_heads)))
+        else:  # 1 = attend to this prefix position; all zeros (a row without an adapter) = no prefix
+            out.append(TensorSpec(f"prefix.{site}.mask", (spec.num_positions,)))
     return out
 
 

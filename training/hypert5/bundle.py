@@ -72,7 +72,7 @@ def build_manifest(models: Models, graphs: dict[str, Any], bundle_dir: Path) -> 
             "kinds": {
                 "lora": {"rank": s.lora.rank, "alpha": s.lora.alpha, "targets": ["q", "v"],
                          "tensors": [{"name": t.name, "dtype": "float32", "shape": list(t.shape)} for t in lora_specs(d, s.lora)]},
-                "prefix": {"num_positions": s.prefix.num_positions, "attention": "gated",
+                "prefix": {"num_positions": s.prefix.num_positions, "attention": s.prefix.attention,
                            "tensors": [{"name": t.name, "dtype": "float32", "shape": list(t.shape)} for t in prefix_specs(d, s.prefix)]},
             },
         },

@@ -14,6 +14,7 @@ from typing import Any
 FEED_FORWARD_KINDS = ("relu", "gated-gelu")
 ADAPTER_KINDS = ("lora", "prefix")
 SITES = ("encoder.self", "decoder.self", "decoder.cross")
+PREFIX_ATTENTIONS = ("gated", "peft")
 
 
 def _require(cond: bool, name: str, value: Any, why: str) -> None:
@@ -114,12 +115,27 @@ class LoraSpec:
 
 @dataclass
 class PrefixSpec:
-    """Gated key/value prefixes of ``num_positions`` positions at every attention site (HyperT5-Prefix)."""
+    """Key/value prefixes of ``num_positions`` positions (HyperT5-Prefix), in one of two attentions.
+
+    ``"gated"``: at every attention site, output + gate * a separate softmax over the prefix (no
+    position bias), so a zero gate is an exact no-op. ``"peft"``: what HF PEFT prefix tuning computes
+    on a T5 (peft >= 0.15 with transformers >= 4.56): the prefix enters the decoder self-attention
+    only, in the same softmax as the sequence, at positions 0..P-1 before the target tokens (which
+    shifts the query-to-prefix relative positions); a per-position mask makes a zero adapter a no-op
+    and lets shorter PEFT prefixes fit (models/README.md, "Adapter kinds").
+    """
 
     num_positions: int = 8  # P
+    attention: str = "gated"
 
     def __post_init__(self) -> None:
         _positive(self, "num_positions")
+        _require(self.attention in PREFIX_ATTENTIONS, "attention", self.attention, f"must be one of {PREFIX_ATTENTIONS}")
+
+    @property
+    def sites(self) -> tuple[str, ...]:
+        """Attention sites that carry a prefix."""
+        return SITES if self.attention == "gated" else ("decoder.self",)
 
 
 @dataclass

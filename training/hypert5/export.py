@@ -25,7 +25,7 @@ from .checkpoint import Models
 from .golden import golden_cases, write_golden
 from .onnx_graphs import build_graphs, example_inputs, export_graph
 from .ort_runtime import OrtBundle
-from .presets import random_models
+from .presets import PRESETS, random_models
 
 TOLERANCE = 1e-4
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="checkpoint folder (hypert5.json or a transformers T5)")
-    source.add_argument("--random", choices=["tiny", "t5-small"], help="random preset (test fixtures)")
+    source.add_argument("--random", choices=sorted(PRESETS), help="random preset (test fixtures)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--no-check", action="store_true", help="skip the PyTorch/ONNX Runtime parity check")

@@ -6,10 +6,12 @@ each other without a causal mask, since nothing is generated autoregressively) a
 state goes through an MLP head (LayerNorm -> Linear -> GELU -> Linear) that emits parameters.
 
 Queries: LoRA has one per (site, layer), emitting that layer's q and v factors; prefix has one per
-(site, layer, prefix position), emitting that position's key and value for every head plus a
-per-head gate (averaged over positions). The output side starts at zero (LoRA ``b`` and the
-prefix ``gate``), so an untrained hypermodel leaves the frozen model exactly unchanged while the
-other outputs (LoRA ``a``, prefix keys/values) are random and give the zero side a gradient.
+(site, layer, prefix position), emitting that position's key and value for every head plus, for
+gated prefixes, a per-head gate (averaged over positions). The output side starts at zero (LoRA
+``b`` and the prefix ``gate``), so an untrained hypermodel leaves the frozen model exactly unchanged
+while the other outputs (LoRA ``a``, prefix keys/values) are random and give the zero side a
+gradient. "peft" prefixes (joint softmax, decoder self-attention only) have no gate: their values
+start at zero, so an untrained one only dilutes the attention, and their mask is all ones.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class HyperT5(nn.Module):
         self.body = T5(dims)
         self.specs: list[TensorSpec] = kind_specs(config.kind, dims, config.lora, config.prefix)
         d, r, inner, heads = dims.d_model, config.lora.rank, dims.inner_dim, dims.num_heads
+        self.gated = config.kind == "prefix" and config.prefix.attention == "gated"
+        self.sites = SITES if config.kind == "lora" else config.prefix.sites
         if config.kind == "lora":
             self.queries_per_site = {site: dims.layers(site) for site in SITES}
             # Columns: q.a, q.b, v.a, v.b, each flattened.
@@ -56,14 +60,20 @@ class HyperT5(nn.Module):
             a_width, b_width = d * r, r * inner
             out = 2 * (a_width + b_width)
             zero_slices = [slice(a_width, a_width + b_width), slice(2 * a_width + b_width, out)]  # q.b, v.b
-        else:
+        elif self.gated:
             p = config.prefix.num_positions
-            self.queries_per_site = {site: dims.layers(site) * p for site in SITES}
+            self.queries_per_site = {site: dims.layers(site) * p for site in self.sites}
             self.out_layout = [("key", inner), ("value", inner), ("gate", heads)]
             out = 2 * inner + heads
             zero_slices = [slice(2 * inner, out)]
+        else:
+            p = config.prefix.num_positions
+            self.queries_per_site = {site: dims.layers(site) * p for site in self.sites}
+            self.out_layout = [("key", inner), ("value", inner)]
+            out = 2 * inner
+            zero_slices = [slice(inner, out)]
         self.heads = nn.ModuleDict()
-        for site in SITES:
+        for site in self.sites:
             self.heads[site.replace(".", "_")] = ParameterHead(d, config.head_hidden, out, zero_slices)
         total = sum(self.queries_per_site.values())
         # Same scale as T5 token embeddings so the initialized decoder sees familiar inputs.
@@ -92,7 +102,7 @@ class HyperT5(nn.Module):
                                 None)  # (B, Q, d)
         adapters: Adapters = {}
         start = 0
-        for site in SITES:
+        for site in self.sites:
             count = self.queries_per_site[site]
             flat = self.heads[site.replace(".", "_")](out[:, start:start + count])  # (B, count, out)
             start += count
@@ -119,8 +129,10 @@ class HyperT5(nn.Module):
         def kv(t: Tensor) -> Tensor:  # (B, L*P, H*d_kv) -> (B, L, H, P, d_kv)
             return t.reshape(batch, layers, p, heads, d_kv).permute(0, 1, 3, 2, 4)
 
-        return {
-            f"prefix.{site}.key": kv(parts["key"]),
-            f"prefix.{site}.value": kv(parts["value"]),
-            f"prefix.{site}.gate": parts["gate"].reshape(batch, layers, p, heads).mean(2),  # (B, L, H)
-        }
+        out = {f"prefix.{site}.key": kv(parts["key"]), f"prefix.{site}.value": kv(parts["value"])}
+        if self.gated:
+            out[f"prefix.{site}.gate"] = parts["gate"].reshape(batch, layers, p, heads).mean(2)  # (B, L, H)
+        else:  # every generated position is attended to
+            # Built by broadcasting (B, 1) against (P,) so that the ONNX graph's output shape is [batch, P].
+            out[f"prefix.{site}.mask"] = torch.zeros_like(flat[:, :1, 0]) + flat.new_ones(p)
+        return out

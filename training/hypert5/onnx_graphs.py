@@ -100,6 +100,9 @@ def example_inputs(graph: nn.Module, batch: int = 2, length: int = 5, past: int 
         if dtype == "int64":
             t = (torch.ones(concrete, dtype=torch.long) if "mask" in name
                  else torch.randint(3, graph.vocab_size, concrete, generator=generator))
+        elif name.endswith(".mask"):  # a "peft" prefix mask: row 0 attends to all but its first position
+            t = torch.ones(concrete)
+            t[0, 0] = 0.0
         else:
             t = torch.randn(concrete, generator=generator) * 0.1
         out.append(t)

@@ -3,7 +3,8 @@
 Parameter names and numerics follow HF transformers' ``T5ForConditionalGeneration`` (so its
 checkpoints load, see ``load_hf_state_dict``), but attention is our own so that LoRA and gated
 prefixes can be applied per batch row at every site, the encoder included (transformers' encoder
-self-attention takes no past keys). Tensor contracts use B = batch, T = target length, S = source
+self-attention takes no past keys). Prefixes come in two attentions (config.PrefixSpec): gated, at
+every site, and "peft", PEFT prefix tuning's joint softmax in the decoder self-attention. Tensor contracts use B = batch, T = target length, S = source
 length, H = heads, L = layers, r = LoRA rank, P = prefix positions. ``relative_position_bucket`` is
 adapted from transformers' ``T5Attention._relative_position_bucket`` (Apache-2.0).
 """
@@ -188,9 +189,20 @@ def _lora(adapters: Adapters | None, site: str, proj: str, layer: int, scale: fl
 
 
 def _prefix(adapters: Adapters | None, site: str, layer: int) -> tuple | None:
-    if adapters is None or f"prefix.{site}.key" not in adapters:
+    """A gated prefix at ``site``: (key, value, gate) of ``layer``."""
+    if adapters is None or f"prefix.{site}.gate" not in adapters:
         return None
     return tuple(adapters[f"prefix.{site}.{part}"][:, layer] for part in ("key", "value", "gate"))
+
+
+PEFT_PREFIX_MASK = "prefix.decoder.self.mask"  # present iff the adapters hold a "peft" prefix
+
+
+def _joint_prefix(adapters: Adapters | None, layer: int) -> tuple[Tensor, Tensor] | None:
+    """A "peft" prefix of the decoder self-attention: (key, value) of ``layer``, (B, H, P, d_kv) each."""
+    if adapters is None or PEFT_PREFIX_MASK not in adapters:
+        return None
+    return adapters["prefix.decoder.self.key"][:, layer], adapters["prefix.decoder.self.value"][:, layer]
 
 
 class T5(nn.Module):
@@ -256,20 +268,40 @@ class T5(nn.Module):
         return torch.stack(keys, 1), torch.stack(values, 1)
 
     # ---- decoder -------------------------------------------------------------------------------
+    def joint_prefix_bias(self, query_positions: Tensor, mask: Tensor) -> Tensor:
+        """Bias of "peft" prefix keys: (B or 1, T) target positions and (B, P) mask -> (B, H, T, P).
+
+        As in transformers with PEFT's prefix in the cache: the P prefix keys sit at positions
+        0..P-1 and target token t at position P + t, so key p is (P + t - p) positions back.
+        """
+        p = mask.shape[-1]
+        relative = torch.arange(p, device=mask.device)[None, None, :] - p - query_positions[..., None]
+        buckets = relative_position_bucket(relative, False, self.dims.relative_attention_num_buckets,
+                                           self.dims.relative_attention_max_distance)
+        table = self.decoder.block[0].layer[0].SelfAttention.relative_attention_bias
+        bias = table(buckets).permute(0, 3, 1, 2)  # (B or 1, H, T, P)
+        return bias + additive_mask(mask, bias.dtype)
+
     def decode(self, x: Tensor, self_bias: Tensor, past_key: Tensor | None, past_value: Tensor | None,
                cross_key: Tensor, cross_value: Tensor, cross_bias: Tensor,
-               adapters: Adapters | None) -> tuple[Tensor, Tensor, Tensor]:
+               adapters: Adapters | None, query_positions: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Decoder stack over new embeddings x (B, T, d).
 
         Self-attention sees the cache (B, L, H, Tp, d_kv) followed by the T new positions;
-        ``self_bias`` is (B or 1, H, T, Tp + T). Returns final states (B, T, d) and the new
-        positions' keys/values (B, L, H, T, d_kv).
+        ``self_bias`` is (B or 1, H, T, Tp + T). ``query_positions`` (B or 1, T), the new tokens'
+        target positions, is needed only with a "peft" prefix. Returns final states (B, T, d) and the
+        new positions' keys/values (B, L, H, T, d_kv).
         """
         x = self.decoder.dropout(x)
+        prefix_bias = None
+        if adapters is not None and PEFT_PREFIX_MASK in adapters:
+            if query_positions is None:
+                raise ValueError("a \"peft\" prefix needs the query positions")
+            prefix_bias = self.joint_prefix_bias(query_positions, adapters[PEFT_PREFIX_MASK])
         new_keys, new_values = [], []
         for i in range(len(self.decoder.block)):
             x, k, v = self._run_block(self._decoder_block, i, x, self_bias, past_key, past_value, cross_key,
-                                      cross_value, cross_bias, adapters)
+                                      cross_value, cross_bias, adapters, prefix_bias)
             new_keys.append(k)
             new_values.append(v)
         x = self.decoder.dropout(self.decoder.final_layer_norm(x))
@@ -277,7 +309,7 @@ class T5(nn.Module):
 
     def _decoder_block(self, i: int, x: Tensor, self_bias: Tensor, past_key: Tensor | None,
                        past_value: Tensor | None, cross_key: Tensor, cross_value: Tensor, cross_bias: Tensor,
-                       adapters: Adapters | None) -> tuple[Tensor, Tensor, Tensor]:
+                       adapters: Adapters | None, prefix_bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """Decoder block i (shapes as in ``decode``) -> x (B, T, d) and the new keys/values (B, H, T, d_kv)."""
         block = self.decoder.block[i]
         sa = block.layer[0]
@@ -287,8 +319,14 @@ class T5(nn.Module):
         if past_key is not None:
             k = torch.cat([past_key[:, i], k], dim=2)  # (B, H, Tp + T, d_kv)
             v = torch.cat([past_value[:, i], v], dim=2)
+        bias = self_bias
+        joint = _joint_prefix(adapters, i)
+        if joint is not None:  # prefix keys first, as in the cache transformers builds from PEFT's prefix
+            k, v = torch.cat([joint[0], k], dim=2), torch.cat([joint[1], v], dim=2)
+            batch = h.shape[0]
+            bias = torch.cat([prefix_bias.expand(batch, -1, -1, -1), self_bias.expand(batch, -1, -1, -1)], dim=-1)
         x = x + block.dropout(sa.SelfAttention.attend(
-            h, k, v, self_bias, _lora(adapters, "decoder.self", "q", i, self.lora_scale),
+            h, k, v, bias, _lora(adapters, "decoder.self", "q", i, self.lora_scale),
             _prefix(adapters, "decoder.self", i)))
         ca = block.layer[1]
         x = x + block.dropout(ca.EncDecAttention.attend(
@@ -314,7 +352,8 @@ class T5(nn.Module):
         cross_key, cross_value = self.cross_kv(states, adapters)
         x = self.shared(decoder_input_ids)
         out, _, _ = self.decode(x, self.causal_bias(x.shape[1], x.device), None, None, cross_key, cross_value,
-                                additive_mask(attention_mask, x.dtype), adapters)
+                                additive_mask(attention_mask, x.dtype), adapters,
+                                torch.arange(x.shape[1], device=x.device)[None, :])
         return self.logits(out)
 
     def decoder_step(self, input_ids: Tensor, self_attention_mask: Tensor, encoder_attention_mask: Tensor,
@@ -329,9 +368,11 @@ class T5(nn.Module):
         # The current token sits in the last slot, so key j is (total - 1 - j) positions back for every row.
         relative = torch.arange(total, device=input_ids.device)[None, :] - (total - 1)  # (1, Tp + 1)
         self_bias = self.decoder.position_bias(relative) + additive_mask(self_attention_mask, torch.float32)
+        # The cache is left-padded, so a row's target position is its count of valid slots minus one.
+        position = (self_attention_mask.sum(-1, keepdim=True) - 1)  # (B, 1)
         out, new_key, new_value = self.decode(self.shared(input_ids), self_bias, past_key, past_value, cross_key,
                                               cross_value, additive_mask(encoder_attention_mask, torch.float32),
-                                              adapters)
+                                              adapters, position)
         return self.logits(out[:, -1]), new_key, new_value
 
 

@@ -11,6 +11,7 @@ from hypert5.examples import HyperInputFormat
     (lambda: LoraSpec(rank=-1), "rank", "-1"),
     (lambda: LoraSpec(alpha=0), "alpha", "0"),
     (lambda: PrefixSpec(num_positions=0), "num_positions", "0"),
+    (lambda: PrefixSpec(attention="joint"), "attention", "'joint'"),
     (lambda: HyperConfig(kind="adapter"), "kind", "'adapter'"),
     (lambda: HyperInputFormat(max_tokens=1), "max_tokens", "1"),
 ])

@@ -9,9 +9,10 @@ from hypert5.hypermodel import HyperT5
 from hypert5.t5 import T5
 
 
-def _models(dims: T5Dims, kind: str) -> tuple[T5, HyperT5]:
+def _models(dims: T5Dims, kind: str, attention: str = "gated") -> tuple[T5, HyperT5]:
     torch.manual_seed(0)
-    config = HyperConfig(kind=kind, head_hidden=16, lora=LoraSpec(rank=4), prefix=PrefixSpec(num_positions=3))
+    config = HyperConfig(kind=kind, head_hidden=16, lora=LoraSpec(rank=4),
+                         prefix=PrefixSpec(num_positions=3, attention=attention))
     downstream = T5(dims, lora_scale=config.lora.scaling).eval()
     return downstream, HyperT5.from_downstream(downstream, config)
 
@@ -35,9 +36,21 @@ def test_untrained_hypermodel_leaves_frozen_model_unchanged(dims: T5Dims, kind: 
         assert torch.equal(downstream(ids, mask, dec, adapters), downstream(ids, mask, dec))
 
 
-@pytest.mark.parametrize("kind", ["lora", "prefix"])
-def test_outputs_match_the_adapter_table_and_gradients_reach_the_zero_side(dims: T5Dims, kind: str) -> None:
-    downstream, hyper = _models(dims, kind)
+def test_untrained_peft_prefix_hypermodel_starts_with_zero_values_and_a_full_mask(dims: T5Dims) -> None:
+    """A joint-softmax prefix cannot be an exact no-op: zero values only dilute the attention."""
+    _, hyper = _models(dims, "prefix", "peft")
+    ctx, ctx_mask, *_ = _inputs(dims)
+    with torch.no_grad():
+        adapters = hyper(ctx, ctx_mask)
+    assert sorted(adapters) == ["prefix.decoder.self.key", "prefix.decoder.self.mask", "prefix.decoder.self.value"]
+    assert adapters["prefix.decoder.self.key"].abs().sum() > 0
+    assert not adapters["prefix.decoder.self.value"].any()
+    assert torch.equal(adapters["prefix.decoder.self.mask"], torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("kind, attention", [("lora", "gated"), ("prefix", "gated"), ("prefix", "peft")])
+def test_outputs_match_the_adapter_table_and_gradients_reach_the_zero_side(dims: T5Dims, kind: str, attention: str) -> None:
+    downstream, hyper = _models(dims, kind, attention)
     ctx, ctx_mask, ids, mask, dec = _inputs(dims)
     adapters = hyper(ctx, ctx_mask)
     specs = kind_specs(kind, dims, hyper.config.lora, hyper.config.prefix)

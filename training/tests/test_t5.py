@@ -45,20 +45,24 @@ def test_checkpoint_mismatch_names_tensor(dims: T5Dims) -> None:
         load_hf_state_dict(other, hf.state_dict())
 
 
-def test_zero_adapters_reproduce_frozen_model_exactly(dims: T5Dims) -> None:
+@pytest.mark.parametrize("attention", ["gated", "peft"])
+def test_zero_adapters_reproduce_frozen_model_exactly(dims: T5Dims, attention: str) -> None:
     _, model = _pair(dims)
     ids, mask, dec = _batch(dims.vocab_size)
-    adapters = {**zeros(lora_specs(dims, LoraSpec(rank=4)), 3), **zeros(prefix_specs(dims, PrefixSpec(3)), 3)}
+    adapters = {**zeros(lora_specs(dims, LoraSpec(rank=4)), 3),
+                **zeros(prefix_specs(dims, PrefixSpec(3, attention=attention)), 3)}
     with torch.no_grad():
         assert torch.equal(model(ids, mask, dec), model(ids, mask, dec, adapters))
 
 
-def test_mixed_adapter_batch_rows_equal_rows_alone(dims: T5Dims) -> None:
+@pytest.mark.parametrize("attention", ["gated", "peft"])
+def test_mixed_adapter_batch_rows_equal_rows_alone(dims: T5Dims, attention: str) -> None:
     _, model = _pair(dims)
     ids, mask, dec = _batch(dims.vocab_size)
     lora = [random_adapter("lora", dims, 1), None, random_adapter("lora", dims, 2)]
-    prefix = [None, random_adapter("prefix", dims, 3), random_adapter("prefix", dims, 4)]
-    l_specs, p_specs = lora_specs(dims, LoraSpec(rank=4)), prefix_specs(dims, PrefixSpec(3))
+    prefix = [None, random_adapter("prefix", dims, 3, attention=attention),
+              random_adapter("prefix", dims, 4, attention=attention)]
+    l_specs, p_specs = lora_specs(dims, LoraSpec(rank=4)), prefix_specs(dims, PrefixSpec(3, attention=attention))
     with torch.no_grad():
         mixed = model(ids, mask, dec, {**stack(lora, l_specs), **stack(prefix, p_specs)})
         plain = model(ids, mask, dec)
@@ -68,14 +72,18 @@ def test_mixed_adapter_batch_rows_equal_rows_alone(dims: T5Dims) -> None:
                           {**stack(lora[row:row + 1], l_specs), **stack(prefix[row:row + 1], p_specs)})
             assert torch.allclose(mixed[row], alone[0], atol=1e-5)
         assert not torch.allclose(mixed[0], plain[0], atol=1e-3)  # the adapters do something
+        assert not torch.allclose(mixed[1], plain[1], atol=1e-3)
 
 
-def test_cached_steps_equal_full_forward_with_left_padding(dims: T5Dims) -> None:
-    """Two rows whose caches are left-padded by different amounts decode as if each were alone."""
+@pytest.mark.parametrize("attention", ["gated", "peft"])
+def test_cached_steps_equal_full_forward_with_left_padding(dims: T5Dims, attention: str) -> None:
+    """Two rows whose caches are left-padded by different amounts decode as if each were alone (a "peft"
+    prefix's relative positions follow each row's own length)."""
     _, model = _pair(dims)
     ids, mask, dec = _batch(dims.vocab_size, batch=2)
     adapters = stack([random_adapter("lora", dims, 5), None], lora_specs(dims, LoraSpec(rank=4)))
-    adapters.update(stack([None, random_adapter("prefix", dims, 6)], prefix_specs(dims, PrefixSpec(3))))
+    adapters.update(stack([None, random_adapter("prefix", dims, 6, attention=attention)],
+                          prefix_specs(dims, PrefixSpec(3, attention=attention))))
     with torch.no_grad():
         full = model(ids, mask, dec, adapters)  # (2, T, V)
         cross_key, cross_value = model.cross_kv(model.encode(ids, mask, adapters), adapters)
@@ -96,3 +104,29 @@ def test_cached_steps_equal_full_forward_with_left_padding(dims: T5Dims) -> None
                 assert torch.allclose(logits[1], full[1, row1_pos], atol=1e-5)
             past_key, past_value = torch.cat([past_key, nk], 3), torch.cat([past_value, nv], 3)
             slots = torch.cat([slots, live], 1)
+
+
+@pytest.mark.parametrize("num_layers, virtual_tokens", [(6, 3), (3, 2)])
+def test_peft_prefix_matches_hf_peft_prefix_tuning(dims: T5Dims, num_layers: int, virtual_tokens: int) -> None:
+    """A "peft" prefix computes what peft's PrefixTuningConfig computes on transformers' T5: joint softmax in
+    the decoder self-attention, shifted positions (a long target reaches the log-spaced buckets), PEFT's
+    layer layout (convert.peft_prefix_to_native; num_layers = L shares layers) and a shorter prefix (masked)."""
+    peft = pytest.importorskip("peft")
+    from hypert5.peft_interop import convert
+
+    dims = T5Dims(**{**dims.__dict__, "relative_attention_num_buckets": 8, "relative_attention_max_distance": 20})
+    hf, ours = _pair(dims)
+    config = peft.PrefixTuningConfig(task_type="SEQ_2_SEQ_LM", num_virtual_tokens=virtual_tokens, num_layers=num_layers)
+    model = peft.get_peft_model(hf, config).eval()
+    with torch.no_grad():
+        model.prompt_encoder["default"].embedding.weight.normal_(0.0, 1.0)
+    manifest = {"dims": dims.__dict__, "adapters": {"kinds": {"prefix": {"attention": "peft", "num_positions": 3}}}}
+    native = convert.peft_prefix_to_native({convert.PROMPT_EMBEDDINGS: model.prompt_encoder["default"].embedding.weight},
+                                           {**config.to_dict(), "peft_type": "PREFIX_TUNING"}, manifest)
+    ids, mask, dec = _batch(dims.vocab_size, tgt=30)
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+        got = ours(ids, mask, dec, {k: v.expand(3, *v.shape) for k, v in native.items()})
+        plain = ours(ids, mask, dec)
+    assert torch.allclose(expected, got, atol=1e-4), (expected - got).abs().max()
+    assert (got - plain).abs().max() > 0.1  # the prefix matters

@@ -1,4 +1,5 @@
-"""HF PEFT interop: a bundle's LoRA adapters as PEFT LoRA adapters on the bundle's T5, and back.
+"""HF PEFT interop: a bundle's adapters as PEFT adapters on the bundle's T5, and back: LoRA as PEFT
+LoRA, and prefixes as PEFT prefix tuning when the bundle's prefixes are PEFT's (attention "peft").
 
     python -m hypert5.peft_interop export|tune|import --help
 

@@ -96,16 +96,14 @@ def load_base_model(bundle_dir: Path, verify: bool = True):
 def greedy_ids(model, manifest: dict[str, Any], input_ids: list[int], max_new_tokens: int) -> list[int]:
     """Greedy decode of one encoder input (ids with eos appended) as the service does at temperature 0:
     start from ``decoder_start``, stop at ``eos`` (not returned) or after ``max_new_tokens``. ``model`` is
-    the base model or a ``PeftModel`` on it."""
-    core = model.get_base_model() if hasattr(model, "get_base_model") else model
+    the base model or a ``PeftModel`` on it, called as such every step (teacher-forced, no cache) so that
+    PEFT adds a prefix-tuning prefix the way it does in training."""
     special = manifest["special_ids"]
     ids = torch.tensor([input_ids])
     mask = torch.ones_like(ids)
-    encoder_outputs = core.get_encoder()(input_ids=ids, attention_mask=mask)
     decoded, out = [special["decoder_start"]], []
     for _ in range(max_new_tokens):
-        logits = core(encoder_outputs=encoder_outputs, attention_mask=mask,
-                      decoder_input_ids=torch.tensor([decoded])).logits[0, -1]
+        logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=torch.tensor([decoded])).logits[0, -1]
         token = int(torch.argmax(logits))
         if token == special["eos"]:
             break

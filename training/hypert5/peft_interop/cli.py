@@ -9,8 +9,10 @@
 ``base_model.load_base_model``). ``tune`` fine-tunes such a folder with peft on examples (JSON lines
 ``{"input": ..., "output": ...}``), starting from the hypermodel's adapter. ``import`` converts a PEFT
 folder back and uploads it (POST /v1/adapters/import); it prints the new adapter id on stdout.
-``--bundle`` is the bundle the service serves (its fingerprint is checked). Only LoRA adapters convert;
-prefix adapters are refused (see ``convert.PREFIX_REFUSAL``).
+``--bundle`` is the bundle the service serves (its fingerprint is checked). LoRA adapters always convert
+(PEFT ``LORA`` on q and v); prefix adapters convert (PEFT ``PREFIX_TUNING``) when the bundle's prefixes
+are PEFT's, manifest ``adapters.kinds.prefix.attention`` "peft", and are refused for gated prefixes
+(see ``convert.PREFIX_REFUSAL``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .convert import (PREFIX_REFUSAL, InteropError, check_peft_config, load_peft, native_to_bytes, native_to_peft,
+from .convert import (InteropError, check_peft_config, load_peft, lora_kind, native_to_bytes, native_to_peft, prefix_kind,
                       peft_to_native, read_safetensors_bytes, save_peft)
 
 
@@ -78,8 +80,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.bundle)
     adapter_id = urllib.parse.quote(args.adapter, safe="")
     meta = _json(request(args.url, "GET", f"/v1/adapters/{adapter_id}", args.api_key))
-    if meta.get("kind") != "lora":
-        raise InteropError(f"adapter {args.adapter} is a {meta.get('kind')} adapter: {PREFIX_REFUSAL}")
+    kind = meta.get("kind")
+    if kind == "prefix":
+        prefix_kind(manifest)  # refuses gated prefixes before anything is fetched
+    elif kind == "lora":
+        lora_kind(manifest)
+    else:
+        raise InteropError(f"adapter {args.adapter} has kind {kind!r}; only lora and prefix adapters convert")
     tensors, header = read_safetensors_bytes(request(args.url, "GET", f"/v1/adapters/{adapter_id}/parameters", args.api_key))
     fp = header.get("fingerprint")
     if fp and fp != manifest["fingerprint"]:
@@ -87,8 +94,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                            f"{args.bundle} has fingerprint {manifest['fingerprint']}: pass the bundle the service serves")
     state, config = native_to_peft(tensors, manifest)
     save_peft(args.out, state, config, metadata={"hypert5_adapter": args.adapter, "hypert5_fingerprint": manifest["fingerprint"]})
-    _log(f"wrote {args.out}: PEFT LoRA r={config['r']} lora_alpha={config['lora_alpha']} on q,v ({len(state)} tensors) "
-         f"for the T5 in {Path(args.bundle) / 'downstream.safetensors'}")
+    what = (f"PEFT LoRA r={config['r']} lora_alpha={config['lora_alpha']} on q,v ({len(state)} tensors)" if kind == "lora" else
+            f"PEFT prefix tuning, {config['num_virtual_tokens']} virtual tokens, num_layers={config['num_layers']}")
+    _log(f"wrote {args.out}: {what} for the T5 in {Path(args.bundle) / 'downstream.safetensors'}")
     return 0
 
 
@@ -123,7 +131,6 @@ def encode_pairs(examples: list[tuple[str, str]], manifest: dict[str, Any], toke
 def cmd_tune(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never reach for the Hub
     import torch
-    from peft import PeftModel
     from tqdm import tqdm
 
     from ..tokenizer import from_spec
@@ -135,7 +142,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     pairs = encode_pairs(read_examples(args.examples), manifest, from_spec(manifest["tokenizer"], Path(args.bundle)))
     pad = manifest["special_ids"]["pad"]
     torch.manual_seed(args.seed)
-    model = PeftModel.from_pretrained(load_base_model(args.bundle), str(args.adapter), is_trainable=True)
+    model = trainable_peft_model(load_base_model(args.bundle), Path(args.adapter))
     model.peft_config["default"].base_model_name_or_path = manifest["name"]
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -163,6 +170,25 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def trainable_peft_model(base, adapter_dir: Path):
+    """The PEFT adapter in ``adapter_dir`` on ``base``, its parameters trainable.
+
+    peft refuses ``is_trainable`` for prompt-learning adapters loaded from a folder, so a prefix-tuning
+    adapter is rebuilt: a fresh PeftModel of the same config whose embedding receives the saved
+    ``prompt_embeddings``. Those are the effective prefix values even when the adapter was trained with
+    ``prefix_projection``, so the rebuilt one tunes them directly (``prefix_projection`` off)."""
+    from peft import PeftConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+
+    config = PeftConfig.from_pretrained(str(adapter_dir))
+    if str(config.peft_type.value if hasattr(config.peft_type, "value") else config.peft_type).upper() != "PREFIX_TUNING":
+        return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=True)
+    config.inference_mode, config.prefix_projection = False, False
+    model = get_peft_model(base, config)
+    state, _ = load_peft(adapter_dir)
+    set_peft_model_state_dict(model, state)
+    return model
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from .base_model import read_manifest
 
@@ -170,9 +196,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     state, config = load_peft(args.adapter)
     tensors = peft_to_native(state, config, manifest)
     _check_service_model(args, manifest)
-    body = native_to_bytes(tensors, metadata={"source": "peft", "peft_r": str(config["r"]),
-                                              "peft_lora_alpha": str(config["lora_alpha"])})
-    answer = _json(request(args.url, "POST", "/v1/adapters/import?kind=lora", args.api_key, body, "application/octet-stream"))
+    if str(config["peft_type"]).upper() == "PREFIX_TUNING":
+        kind, metadata = "prefix", {"peft_num_virtual_tokens": str(config["num_virtual_tokens"])}
+    else:
+        kind, metadata = "lora", {"peft_r": str(config["r"]), "peft_lora_alpha": str(config["lora_alpha"])}
+    body = native_to_bytes(tensors, metadata={"source": "peft", **metadata})
+    answer = _json(request(args.url, "POST", f"/v1/adapters/import?kind={kind}", args.api_key, body, "application/octet-stream"))
     _log(f"imported {args.adapter} as {answer['id']} ({'new' if not answer.get('cached') else 'already stored'})")
     print(answer["id"])
     return 0

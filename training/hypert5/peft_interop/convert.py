@@ -14,7 +14,17 @@ conversion is exact both ways. The PEFT state-dict keys (peft 0.21, ``save_pretr
 From PEFT, two differences are absorbed exactly (up to one float rounding of B for the second):
 a smaller rank r' < r is zero-padded, and a different scaling (``lora_alpha`` / r', or
 ``lora_alpha / sqrt(r')`` with ``use_rslora``) is folded into B. Anything else that differs is refused
-with a message naming it. Prefix adapters have no PEFT equivalent (``PREFIX_REFUSAL``).
+with a message naming it.
+
+Prefix adapters convert when the bundle's prefixes are PEFT's ("attention": "peft"; gated ones have no
+PEFT equivalent, ``PREFIX_REFUSAL``). PEFT's ``PrefixTuningConfig`` on a T5 saves one tensor,
+``prompt_embeddings`` ``[P', 2 N token_dim]`` (N = ``num_layers``, the effective values even with
+``prefix_projection``), viewed as ``[P', 2N, heads, d_kv]``. peft 0.21 duplicates the 2N entries
+(encoder-decoder models), cuts the 4N into chunks of 4 (self key, self value, cross key, cross value)
+per cache layer and then drops the cross part: decoder layer l attends to entries ``4l mod 2N`` (key)
+and ``4l+1 mod 2N`` (value). With PEFT's default N = L, layers l and l + L/2 share a prefix; exports
+write N = 2L so that every layer has its own. A shorter PEFT prefix (P' < P) fills the last P' native
+positions, the first ones masked off: the same attention, position for position.
 """
 
 from __future__ import annotations
@@ -40,11 +50,13 @@ SITE_MODULES = {
 }
 
 PREFIX_REFUSAL = (
-    "prefix adapters cannot be converted to or from PEFT: this service's prefixes are gated "
-    "(attention output + gate * a separate softmax over the prefix, no position bias, as in LLaMA-Adapter), "
-    "while PEFT prefix tuning puts the prefix keys/values into the same softmax as the sequence, so no PEFT "
-    "adapter computes what a gated prefix computes. Only LoRA adapters (kind \"lora\") go to and from PEFT"
+    "this bundle's prefix adapters cannot be converted to or from PEFT: its prefixes are gated "
+    "(manifest adapters.kinds.prefix.attention \"gated\": attention output + gate * a separate softmax over the "
+    "prefix, no position bias, as in LLaMA-Adapter), while PEFT prefix tuning puts the prefix keys/values into the "
+    "same softmax as the sequence, so no PEFT adapter computes what a gated prefix computes. Bundles trained with "
+    "PEFT prefixes (attention \"peft\", models/README.md) convert both kinds; this one converts LoRA adapters only"
 )
+PROMPT_EMBEDDINGS = "prompt_embeddings"  # the one tensor of a saved PEFT prefix-tuning adapter
 
 # PEFT LoRA options that change what the adapter computes (or train more than q/v LoRA): must be unset.
 _UNSUPPORTED = ("use_dora", "lora_bias", "fan_in_fan_out", "modules_to_save", "layers_to_transform",
@@ -107,14 +119,12 @@ def adapter_config(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _check_native(tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> None:
-    if any(name.startswith("prefix.") for name in tensors):
-        raise InteropError(PREFIX_REFUSAL)
-    specs = {t["name"]: tuple(t["shape"]) for t in lora_kind(manifest)["tensors"]}
+def _check_native(tensors: dict[str, torch.Tensor], kind: dict[str, Any], what: str) -> None:
+    specs = {t["name"]: tuple(t["shape"]) for t in kind["tensors"]}
     missing = sorted(set(specs) - set(tensors))
     unexpected = sorted(set(tensors) - set(specs))
     if missing or unexpected:
-        raise InteropError(f"adapter tensors do not match the bundle's LoRA: missing {missing}, unexpected {unexpected}")
+        raise InteropError(f"adapter tensors do not match the bundle's {what}: missing {missing}, unexpected {unexpected}")
     for name, shape in specs.items():
         if tuple(tensors[name].shape) != shape:
             raise InteropError(f"adapter tensor {name} has shape {list(tensors[name].shape)}, the bundle says {list(shape)}")
@@ -122,7 +132,9 @@ def _check_native(tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) ->
 
 def native_to_peft(tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """One native LoRA adapter (no batch dimension) -> (PEFT state dict, adapter_config.json)."""
-    _check_native(tensors, manifest)
+    if any(name.startswith("prefix.") for name in tensors):
+        return native_prefix_to_peft(tensors, manifest)
+    _check_native(tensors, lora_kind(manifest), "LoRA")
     state: dict[str, torch.Tensor] = {}
     for name in sorted(tensors):
         site, proj, part = _split(name)
@@ -133,12 +145,13 @@ def native_to_peft(tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -
 
 
 def check_peft_config(config: dict[str, Any], manifest: dict[str, Any]) -> float:
-    """Refuse what cannot be represented; returns the PEFT adapter's scaling."""
+    """Refuse what cannot be represented; returns the PEFT adapter's scaling (1.0 for prefix tuning)."""
     peft_type = str(config.get("peft_type", "")).upper()
-    if peft_type in ("PREFIX_TUNING", "P_TUNING", "PROMPT_TUNING", "ADAPTION_PROMPT"):
-        raise InteropError(f"PEFT adapter has peft_type {peft_type}: {PREFIX_REFUSAL}")
+    if peft_type == "PREFIX_TUNING":
+        check_prefix_config(config, manifest)
+        return 1.0
     if peft_type != "LORA":
-        raise InteropError(f"PEFT adapter has peft_type {config.get('peft_type')!r}; only LORA converts")
+        raise InteropError(f"PEFT adapter has peft_type {config.get('peft_type')!r}; only LORA and PREFIX_TUNING convert")
     if config.get("task_type") not in (TASK_TYPE, None):
         raise InteropError(f"PEFT adapter has task_type {config.get('task_type')!r}; expected {TASK_TYPE} (a T5)")
     targets = config.get("target_modules")
@@ -161,8 +174,11 @@ def check_peft_config(config: dict[str, Any], manifest: dict[str, Any]) -> float
 
 
 def peft_to_native(state: dict[str, torch.Tensor], config: dict[str, Any], manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """(PEFT state dict, adapter_config.json) -> one native LoRA adapter of the bundle's rank and alpha."""
+    """(PEFT state dict, adapter_config.json) -> one native adapter: LoRA of the bundle's rank and alpha,
+    or a prefix of the bundle's length."""
     scaling = check_peft_config(config, manifest)
+    if str(config.get("peft_type", "")).upper() == "PREFIX_TUNING":
+        return peft_prefix_to_native(state, config, manifest)
     kind = lora_kind(manifest)
     rank = int(kind["rank"])
     factor = scaling / (float(kind["alpha"]) / rank)  # folded into b
@@ -193,6 +209,103 @@ def peft_to_native(state: dict[str, torch.Tensor], config: dict[str, Any], manif
         else:
             target[:r, :] = t.T if factor == 1.0 else t.T * factor
     return out
+
+
+# ---- prefix tuning ----------------------------------------------------------------------------------
+def prefix_kind(manifest: dict[str, Any]) -> dict[str, Any]:
+    kind = manifest.get("adapters", {}).get("kinds", {}).get("prefix")
+    if kind is None:
+        raise InteropError(f"bundle {manifest.get('name')!r} has no prefix adapter kind (manifest adapters.kinds.prefix)")
+    if kind.get("attention", "gated") != "peft":
+        raise InteropError(PREFIX_REFUSAL)
+    return kind
+
+
+def _prefix_dims(manifest: dict[str, Any]) -> tuple[int, int, int, int]:
+    """(decoder layers L, heads H, positions P, d_kv) of the bundle's PEFT prefix."""
+    kind, dims = prefix_kind(manifest), manifest["dims"]
+    return dims["num_decoder_layers"], dims["num_heads"], int(kind["num_positions"]), dims["d_kv"]
+
+
+def prefix_config(manifest: dict[str, Any], num_virtual_tokens: int) -> dict[str, Any]:
+    """adapter_config.json of an exported prefix: ``num_layers`` 2L gives every decoder layer its own prefix."""
+    layers, heads, _, d_kv = _prefix_dims(manifest)
+    return {
+        "peft_type": "PREFIX_TUNING",
+        "task_type": TASK_TYPE,
+        "base_model_name_or_path": manifest["name"],
+        "num_virtual_tokens": num_virtual_tokens,
+        "num_layers": 2 * layers,
+        "token_dim": heads * d_kv,
+        "num_attention_heads": heads,
+        "num_transformer_submodules": 2,
+        "encoder_hidden_size": heads * d_kv,
+        "prefix_projection": False,
+        "inference_mode": True,
+        "modules_to_save": None,
+    }
+
+
+def native_prefix_to_peft(tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """One native "peft" prefix (key, value ``[L, H, P, d_kv]``, mask ``[P]``) -> (PEFT state dict, config).
+    Masked positions must come first (PEFT prefixes have no holes); they are left out."""
+    layers, heads, positions, d_kv = _prefix_dims(manifest)
+    _check_native(tensors, prefix_kind(manifest), "PEFT prefix")
+    mask = tensors["prefix.decoder.self.mask"].detach().to(torch.float32)
+    used = int(mask.sum().item())
+    if not bool(((mask == 0) | (mask == 1)).all()) or used == 0 or not torch.equal(
+            mask, torch.cat([torch.zeros(positions - used), torch.ones(used)])):
+        raise InteropError(f"prefix mask {mask.tolist()} is not some zeros then at least one 1: PEFT prefixes have no masked "
+                           f"positions, so only masks that drop leading positions convert")
+    key = tensors["prefix.decoder.self.key"].detach().to(torch.float32)[:, :, positions - used:]
+    value = tensors["prefix.decoder.self.value"].detach().to(torch.float32)[:, :, positions - used:]
+    entries = torch.zeros(used, 4 * layers, heads, d_kv)  # N = 2L: entry 4l is layer l's key, 4l+1 its value
+    for layer in range(layers):
+        entries[:, 4 * layer] = key[layer].transpose(0, 1)  # (H, P', d) -> (P', H, d)
+        entries[:, 4 * layer + 1] = value[layer].transpose(0, 1)
+    return {PROMPT_EMBEDDINGS: entries.reshape(used, -1).contiguous()}, prefix_config(manifest, used)
+
+
+def check_prefix_config(config: dict[str, Any], manifest: dict[str, Any]) -> None:
+    layers, heads, positions, d_kv = _prefix_dims(manifest)
+    if config.get("task_type") not in (TASK_TYPE, None):
+        raise InteropError(f"PEFT adapter has task_type {config.get('task_type')!r}; expected {TASK_TYPE} (a T5)")
+    if config.get("num_transformer_submodules", 2) != 2:
+        raise InteropError(f"PEFT adapter has num_transformer_submodules {config['num_transformer_submodules']!r}; "
+                           f"a T5 (encoder-decoder) has 2")
+    expected = {"token_dim": heads * d_kv, "num_attention_heads": heads}
+    for key, want in expected.items():
+        if config.get(key) != want:
+            raise InteropError(f"PEFT adapter has {key}={config.get(key)!r}; the bundle's T5 needs {want}")
+    n, p = config.get("num_layers"), config.get("num_virtual_tokens")
+    if not isinstance(n, int) or n < layers:
+        raise InteropError(f"PEFT adapter has num_layers={n!r}; the bundle's T5 has {layers} decoder layers, so at least "
+                           f"{layers} are needed (peft would leave the other layers without a prefix)")
+    if not isinstance(p, int) or not 1 <= p <= positions:
+        raise InteropError(f"PEFT adapter has num_virtual_tokens={p!r}; the bundle's prefixes hold 1 to {positions} "
+                           f"positions (adapters.kinds.prefix.num_positions)")
+
+
+def peft_prefix_to_native(state: dict[str, torch.Tensor], config: dict[str, Any], manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
+    layers, heads, positions, d_kv = _prefix_dims(manifest)
+    check_prefix_config(config, manifest)
+    n, used = config["num_layers"], config["num_virtual_tokens"]
+    if set(state) != {PROMPT_EMBEDDINGS}:
+        raise InteropError(f"PEFT prefix adapter holds {sorted(state)}; expected exactly [{PROMPT_EMBEDDINGS!r}]")
+    flat = state[PROMPT_EMBEDDINGS].detach().to(torch.float32)
+    if tuple(flat.shape) != (used, 2 * n * heads * d_kv):
+        raise InteropError(f"PEFT tensor {PROMPT_EMBEDDINGS} has shape {list(flat.shape)}; with num_virtual_tokens={used} "
+                           f"and num_layers={n} the bundle expects {[used, 2 * n * heads * d_kv]}")
+    if not torch.isfinite(flat).all():
+        raise InteropError(f"PEFT tensor {PROMPT_EMBEDDINGS} holds non-finite values")
+    entries = flat.view(used, 2 * n, heads, d_kv)
+    key = torch.zeros(layers, heads, positions, d_kv)
+    value = torch.zeros(layers, heads, positions, d_kv)
+    for layer in range(layers):
+        key[layer, :, positions - used:] = entries[:, (4 * layer) % (2 * n)].transpose(0, 1)
+        value[layer, :, positions - used:] = entries[:, (4 * layer + 1) % (2 * n)].transpose(0, 1)
+    mask = torch.cat([torch.zeros(positions - used), torch.ones(used)])
+    return {"prefix.decoder.self.key": key, "prefix.decoder.self.value": value, "prefix.decoder.self.mask": mask}
 
 
 # ---- files ------------------------------------------------------------------------------------------

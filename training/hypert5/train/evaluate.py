@@ -44,11 +44,14 @@ def repeat(adapter: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
 
 
 def random_init(kind: str, settings, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """PEFT-style starting points: LoRA a random, b zero; prefix keys/values small random, gate zero."""
+    """PEFT-style starting points: LoRA a random, b zero; prefix keys/values small random, gate zero
+    (a "peft" prefix: every position attended)."""
     out = {}
     for spec in kind_specs(kind, settings.dims, settings.lora, settings.prefix):
         if spec.name.endswith((".b", ".gate")):
             out[spec.name] = torch.zeros((1, *spec.shape))
+        elif spec.name.endswith(".mask"):
+            out[spec.name] = torch.ones((1, *spec.shape))
         else:
             fan_in = spec.shape[-2] if spec.name.endswith(".a") else spec.shape[-1]
             out[spec.name] = torch.randn((1, *spec.shape), generator=generator) / math.sqrt(fan_in)

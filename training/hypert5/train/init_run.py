@@ -113,7 +113,8 @@ def _check_tokenizer(path: Path, vocab_size: int, origin: Path) -> None:
 
 
 def init_run(folder: Path, run: Path, *, name: str | None = None, lora_rank: int = 8, lora_alpha: float | None = None,
-             prefix_positions: int = 16, head_hidden: int = 128, default_kind: str = "prefix",
+             prefix_positions: int = 16, prefix_attention: str = "peft", head_hidden: int = 128,
+             default_kind: str = "prefix",
              hyper_max_tokens: int | None = None, encoder_max_tokens: int | None = None,
              max_new_tokens: int | None = None, max_examples: int = 16) -> BundleSettings:
     """Write the run folder; limits left None take the tokenizer's defaults (LIMITS)."""
@@ -130,7 +131,8 @@ def init_run(folder: Path, run: Path, *, name: str | None = None, lora_rank: int
     settings = BundleSettings(
         dims=dims,
         lora=LoraSpec(rank=lora_rank, alpha=float(lora_alpha if lora_alpha is not None else 2 * lora_rank)),
-        prefix=PrefixSpec(num_positions=prefix_positions), head_hidden=head_hidden, tokenizer=tokenizer,
+        prefix=PrefixSpec(num_positions=prefix_positions, attention=prefix_attention), head_hidden=head_hidden,
+        tokenizer=tokenizer,
         hyper_input=HyperInputFormat(max_tokens=hyper_max_tokens or hyper_max, max_examples=max_examples),
         encoder_max_tokens=encoder_max_tokens or encoder_max,
         generation={"max_new_tokens": max_new_tokens or new_max, "num_beams": 1},
@@ -150,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="model name served by the bundle (default: hypert5-<checkpoint folder>)")
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--lora-alpha", type=float, help="LoRA scaling numerator (default: 2 * rank)")
-    parser.add_argument("--prefix-positions", type=int, default=16, help="prefix length P at every attention site")
+    parser.add_argument("--prefix-positions", type=int, default=16, help="prefix length P")
+    parser.add_argument("--prefix-attention", choices=["peft", "gated"], default="peft",
+                        help="peft: HF PEFT prefix tuning's attention (decoder self-attention, one softmax), so prefix "
+                             "adapters convert to and from PEFT; gated: gated prefixes at every attention site "
+                             "(models/README.md, \"Adapter kinds\")")
     parser.add_argument("--head-hidden", type=int, default=128, help="hidden width of the parameter heads")
     parser.add_argument("--default-kind", choices=["lora", "prefix"], default="prefix")
     parser.add_argument("--hyper-max-tokens", type=int, help="hypermodel input limit in tokens "
@@ -162,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = init_run(args.checkpoint, args.run, name=args.name, lora_rank=args.lora_rank,
                             lora_alpha=args.lora_alpha, prefix_positions=args.prefix_positions,
+                            prefix_attention=args.prefix_attention,
                             head_hidden=args.head_hidden, default_kind=args.default_kind,
                             hyper_max_tokens=args.hyper_max_tokens, encoder_max_tokens=args.encoder_max_tokens,
                             max_new_tokens=args.max_new_tokens, max_examples=args.max_examples)
