@@ -9,6 +9,8 @@ r = LoRA rank, P = prefix positions, S = source tokens, T = decoder positions se
   cross keys/values, per decoder layer and source token: 2*2*d*i [+ LoRA v 2*d*r + 2*r*i]
   decoder step, per layer:        self q,k,v,o 4*2*d*i + 2*2*T*i  +  cross q,o 2*2*d*i + 2*2*S*i  +  FFN
                                   [+ LoRA self q,v, cross q 3*(2*d*r + 2*r*i)] [+ prefix self, cross 2*2*2*P*i]
+  Prefixes with attention "peft" (models/README.md) sit in the decoder self-attention only: no encoder
+  term and 2*2*P*i per decoder layer; their hypermodel has decoder-self queries only and no gate outputs.
   LM head, per step:              2*d*V
   hypermodel (body = the T5):     encoder over C context tokens + cross k/v + decoder over Q learned queries
                                   (non-causal: 2*2*Q*i each, cross 2*2*C*i each) + heads 2*d*h + 2*h*out per query
@@ -32,6 +34,7 @@ class Dims:
     rank: int
     positions: int
     head_hidden: int
+    gated_prefix: bool = True  # manifest adapters.kinds.prefix.attention "gated" (else "peft")
 
     @classmethod
     def from_manifest(cls, m: dict, head_hidden: int = 128) -> "Dims":
@@ -39,7 +42,8 @@ class Dims:
         return cls(d=dims["d_model"], i=dims["num_heads"] * dims["d_kv"], f=dims["d_ff"], vocab=dims["vocab_size"],
                    enc_layers=dims["num_layers"], dec_layers=dims["num_decoder_layers"], heads=dims["num_heads"],
                    ffn_mats=3 if dims["feed_forward_proj"] == "gated-gelu" else 2,
-                   rank=kinds["lora"]["rank"], positions=kinds["prefix"]["num_positions"], head_hidden=head_hidden)
+                   rank=kinds["lora"]["rank"], positions=kinds["prefix"]["num_positions"], head_hidden=head_hidden,
+                   gated_prefix=kinds["prefix"].get("attention", "gated") == "gated")
 
     def ffn(self) -> int:
         return self.ffn_mats * 2 * self.d * self.f
@@ -53,7 +57,7 @@ def encoder(x: Dims, src: int, adapter: str | None = None) -> int:
     per_token = 4 * 2 * x.d * x.i + 2 * 2 * src * x.i + x.ffn()
     if adapter == "lora":
         per_token += 2 * x.lora_pair()
-    if adapter == "prefix":
+    if adapter == "prefix" and x.gated_prefix:
         per_token += 2 * 2 * x.positions * x.i
     cross = 2 * 2 * x.d * x.i + (x.lora_pair() if adapter == "lora" else 0)
     return src * (x.enc_layers * per_token + x.dec_layers * cross)
@@ -65,7 +69,7 @@ def decoder_step(x: Dims, seen: int, src: int, adapter: str | None = None) -> in
     if adapter == "lora":
         per_layer += 3 * x.lora_pair()
     if adapter == "prefix":
-        per_layer += 2 * 2 * 2 * x.positions * x.i
+        per_layer += (2 if x.gated_prefix else 1) * 2 * 2 * x.positions * x.i
     return x.dec_layers * per_layer + 2 * x.d * x.vocab
 
 
@@ -79,8 +83,10 @@ def hypermodel(x: Dims, ctx: int, kind: str) -> int:
     sites = x.enc_layers + 2 * x.dec_layers  # encoder.self, decoder.self, decoder.cross
     if kind == "lora":
         q, out = sites, 2 * (x.d * x.rank + x.rank * x.i)
-    else:
+    elif x.gated_prefix:
         q, out = sites * x.positions, 2 * x.i + x.heads
+    else:  # decoder.self only, keys and values
+        q, out = x.dec_layers * x.positions, 2 * x.i
     dec = q * x.dec_layers * (4 * 2 * x.d * x.i + 2 * 2 * q * x.i + 2 * 2 * x.d * x.i + 2 * 2 * ctx * x.i + x.ffn())
     heads = q * (2 * x.d * x.head_hidden + 2 * x.head_hidden * out)
     return encoder(x, ctx) + dec + heads

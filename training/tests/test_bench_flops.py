@@ -1,5 +1,6 @@
-"""The bench's analytic FLOPs (bench/pybench/flops.py) equal PyTorch's FLOP counter on the tiny preset:
-encoder + cross keys/values, one decode step, and the hypermodels, with and without adapters."""
+"""The bench's analytic FLOPs (bench/pybench/flops.py) equal PyTorch's FLOP counter on the tiny presets
+(gated and PEFT prefixes): encoder + cross keys/values, one decode step, and the hypermodels, with and
+without adapters."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 from pybench import flops  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def setup():
-    models = random_models("tiny", 0)
+@pytest.fixture(scope="module", params=["tiny", "tiny-peft"])
+def setup(request):
+    models = random_models(request.param, 0)
     for p in [*models.downstream.parameters(), *(q for h in models.hyper.values() for q in h.parameters())]:
         p.requires_grad_(False)
     manifest = json.loads((ROOT / "test/fixtures/tiny/manifest.json").read_text())
+    # The fixture bundle is the "tiny" preset; "tiny-peft" differs only in the prefix attention.
+    manifest["adapters"]["kinds"]["prefix"]["attention"] = models.settings.prefix.attention
     return models, flops.Dims.from_manifest(manifest, models.settings.head_hidden)
 
 
