@@ -256,6 +256,7 @@ describe('routes', () => {
       assert.equal(b.data[0].id, BASE);
       assert.equal(b.data[0].summary.default_adapter_kind, 'prefix');
       assert.deepEqual(b.data[0].summary.adapter_kinds, ['lora', 'prefix']);
+      assert.equal(b.data[0].summary.prefix_attention, 'gated');
       assert.ok(b.data.slice(1).every((m: { id: string }) => /^ad-/.test(m.id)));
     });
     it('GET /metrics: Prometheus text with the service metrics', async () => {

@@ -26,6 +26,9 @@ export const TensorSpec = Type.Object({
 export type TensorSpec = Static<typeof TensorSpec>;
 
 export const KindSpec = Type.Object({ tensors: Type.Array(TensorSpec, { minItems: 1 }) });
+/** Prefix attention (models/README.md, "Adapter kinds"): "gated" when absent (bundles older than "peft"). */
+export const PrefixAttention = Type.Union([Type.Literal('gated'), Type.Literal('peft')]);
+const PrefixKindSpec = Type.Composite([KindSpec, Type.Object({ attention: Type.Optional(PrefixAttention) })]);
 
 export const Manifest = Type.Object({
   format: Type.Literal('hypert5-bundle'),
@@ -63,7 +66,7 @@ export const Manifest = Type.Object({
   generation: Type.Object({ max_new_tokens: PosInt, num_beams: PosInt }),
   adapters: Type.Object({
     default_kind: Type.Union([Type.Literal('lora'), Type.Literal('prefix')]),
-    kinds: Type.Object({ lora: Type.Optional(KindSpec), prefix: Type.Optional(KindSpec) }),
+    kinds: Type.Object({ lora: Type.Optional(KindSpec), prefix: Type.Optional(PrefixKindSpec) }),
   }),
   graphs: Type.Object({
     encoder: GraphSpec,

@@ -24,6 +24,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
         tokenizer: m.tokenizer.type,
         adapter_kinds: app.engine.bundle.kinds,
         default_adapter_kind: m.adapters.default_kind,
+        ...(m.adapters.kinds.prefix ? { prefix_attention: m.adapters.kinds.prefix.attention ?? 'gated' } : {}),
         max_input_tokens: m.encoder_input.max_tokens,
         max_examples: m.hyper_input.max_examples,
         max_new_tokens: m.generation.max_new_tokens,

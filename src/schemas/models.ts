@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { PrefixAttention } from '../inference/manifest.js';
 
 export const ModelSummary = Type.Object({
   fingerprint: Type.String(),
@@ -6,6 +7,9 @@ export const ModelSummary = Type.Object({
   tokenizer: Type.String({ description: 'tokenizer type' }),
   adapter_kinds: Type.Array(Type.String()),
   default_adapter_kind: Type.String(),
+  prefix_attention: Type.Optional(Type.Union(PrefixAttention.anyOf, {
+    description: 'how prefix adapters attend (models/README.md): `gated`, or `peft` (HF PEFT prefix tuning, so they convert to and from PEFT); absent without a prefix kind',
+  })),
   max_input_tokens: Type.Integer(),
   max_examples: Type.Integer(),
   max_new_tokens: Type.Integer(),
