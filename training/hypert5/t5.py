@@ -4,9 +4,10 @@ Parameter names and numerics follow HF transformers' ``T5ForConditionalGeneratio
 checkpoints load, see ``load_hf_state_dict``), but attention is our own so that LoRA and gated
 prefixes can be applied per batch row at every site, the encoder included (transformers' encoder
 self-attention takes no past keys). Prefixes come in two attentions (config.PrefixSpec): gated, at
-every site, and "peft", PEFT prefix tuning's joint softmax in the decoder self-attention. Tensor contracts use B = batch, T = target length, S = source
-length, H = heads, L = layers, r = LoRA rank, P = prefix positions. ``relative_position_bucket`` is
-adapted from transformers' ``T5Attention._relative_position_bucket`` (Apache-2.0).
+every site, and "peft", PEFT prefix tuning's joint softmax in the decoder self-attention. Tensor
+contracts use B = batch, T = target length, S = source length, H = heads, L = layers, r = LoRA
+rank, P = prefix positions. ``relative_position_bucket`` is adapted from transformers'
+``T5Attention._relative_position_bucket`` (Apache-2.0).
 """
 
 from __future__ import annotations
