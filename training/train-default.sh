@@ -16,5 +16,7 @@ for kind in lora prefix; do
   ) > "$run/$kind.log" 2>&1 &
 done
 wait
+# Baseline (b), T5-MTF-Few-shot: a copy of the downstream fine-tuned with demonstrations in the prompt.
+$py -m hypert5.train.mtf_fewshot --run "$run" --steps "${MTF_STEPS:-1000}" 2>&1 | tee -a "$run/mtf.log"
 $py -m hypert5.train.evaluate --run "$run" 2>&1 | tee "$run/eval.log"
 $py -m hypert5.export --checkpoint "$run" --out ../models/default
