@@ -60,18 +60,12 @@ class HyperT5(nn.Module):
             a_width, b_width = d * r, r * inner
             out = 2 * (a_width + b_width)
             zero_slices = [slice(a_width, a_width + b_width), slice(2 * a_width + b_width, out)]  # q.b, v.b
-        elif self.gated:
-            p = config.prefix.num_positions
-            self.queries_per_site = {site: dims.layers(site) * p for site in self.sites}
-            self.out_layout = [("key", inner), ("value", inner), ("gate", heads)]
-            out = 2 * inner + heads
-            zero_slices = [slice(2 * inner, out)]
         else:
             p = config.prefix.num_positions
             self.queries_per_site = {site: dims.layers(site) * p for site in self.sites}
-            self.out_layout = [("key", inner), ("value", inner)]
-            out = 2 * inner
-            zero_slices = [slice(inner, out)]
+            self.out_layout = [("key", inner), ("value", inner)] + ([("gate", heads)] if self.gated else [])
+            out = 2 * inner + (heads if self.gated else 0)
+            zero_slices = [slice(2 * inner, out) if self.gated else slice(inner, out)]  # the gate, else the values
         self.heads = nn.ModuleDict()
         for site in self.sites:
             self.heads[site.replace(".", "_")] = ParameterHead(d, config.head_hidden, out, zero_slices)

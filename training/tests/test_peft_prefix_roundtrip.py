@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from service import running_service
-from test_peft_roundtrip import EXAMPLES, KEY, MAX_TOKENS, PROMPTS, run_cli
+from test_peft_roundtrip import EXAMPLES, KEY, MAX_TOKENS, PROMPTS, call, parameters, run_cli
 
 peft = pytest.importorskip("peft")
 
@@ -58,22 +58,10 @@ def service(bundle):
         yield s
 
 
-def call(service, method: str, path: str, body: dict | None = None) -> dict:
-    from test_peft_roundtrip import call as call_json
-
-    return call_json(service, method, path, body)
-
-
 def completion(service, model: str, prompt: str) -> tuple[str, int, str]:
     res = call(service, "POST", "/v1/completions", {"model": model, "prompt": prompt, "max_tokens": MAX_TOKENS,
                                                      "temperature": 0})
     return res["choices"][0]["text"], res["usage"]["completion_tokens"], res["choices"][0]["finish_reason"]
-
-
-def parameters(service, adapter_id: str) -> dict[str, torch.Tensor]:
-    from test_peft_roundtrip import parameters as fetch
-
-    return fetch(service, adapter_id)
 
 
 def assert_same_decodes(bundle: Bundle, service, model_id: str, peft_model) -> list[list[int]]:

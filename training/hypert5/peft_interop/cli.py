@@ -180,7 +180,7 @@ def trainable_peft_model(base, adapter_dir: Path):
     from peft import PeftConfig, PeftModel, get_peft_model, set_peft_model_state_dict
 
     config = PeftConfig.from_pretrained(str(adapter_dir))
-    if str(config.peft_type.value if hasattr(config.peft_type, "value") else config.peft_type).upper() != "PREFIX_TUNING":
+    if config.peft_type != "PREFIX_TUNING":  # PeftType is a str enum
         return PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=True)
     config.inference_mode, config.prefix_projection = False, False
     model = get_peft_model(base, config)

@@ -176,9 +176,9 @@ def check_peft_config(config: dict[str, Any], manifest: dict[str, Any]) -> float
 def peft_to_native(state: dict[str, torch.Tensor], config: dict[str, Any], manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
     """(PEFT state dict, adapter_config.json) -> one native adapter: LoRA of the bundle's rank and alpha,
     or a prefix of the bundle's length."""
-    scaling = check_peft_config(config, manifest)
     if str(config.get("peft_type", "")).upper() == "PREFIX_TUNING":
-        return peft_prefix_to_native(state, config, manifest)
+        return peft_prefix_to_native(state, config, manifest)  # checks its config itself
+    scaling = check_peft_config(config, manifest)
     kind = lora_kind(manifest)
     rank = int(kind["rank"])
     factor = scaling / (float(kind["alpha"]) / rank)  # folded into b
@@ -253,8 +253,7 @@ def native_prefix_to_peft(tensors: dict[str, torch.Tensor], manifest: dict[str, 
     _check_native(tensors, prefix_kind(manifest), "PEFT prefix")
     mask = tensors["prefix.decoder.self.mask"].detach().to(torch.float32)
     used = int(mask.sum().item())
-    if not bool(((mask == 0) | (mask == 1)).all()) or used == 0 or not torch.equal(
-            mask, torch.cat([torch.zeros(positions - used), torch.ones(used)])):
+    if used == 0 or not torch.equal(mask, torch.cat([torch.zeros(positions - used), torch.ones(used)])):
         raise InteropError(f"prefix mask {mask.tolist()} is not some zeros then at least one 1: PEFT prefixes have no masked "
                            f"positions, so only masks that drop leading positions convert")
     key = tensors["prefix.decoder.self.key"].detach().to(torch.float32)[:, :, positions - used:]
