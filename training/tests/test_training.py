@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from hypert5.checkpoint import BundleSettings
 from hypert5.config import LoraSpec, PrefixSpec, T5Dims
@@ -53,6 +54,33 @@ def test_evaluation_reports_every_comparison(run) -> None:
     assert set(scores) == {"k=1", "k=3"}
     assert {"frozen", "in_context_stage0", "in_context_mtf", "hyper_lora", "hyper_prefix",
             "tuned_lora_random_init", "tuned_prefix_hyper_init"} <= set(scores["k=3"])
+
+
+def test_evaluation_on_training_families_without_tuning(run) -> None:
+    """--split train measures the generalisation gap on fresh tasks of the training families, in its
+    own file; --tune-shots 0 skips the costly gradient-tuning comparisons."""
+    evaluate.main(["--run", str(run), "--split", "train", "--tasks-per-family", "1", "--queries", "1",
+                   "--shots", "1", "--tune-shots", "0", "--threads", "1"])
+    result = json.loads((run / "eval_train.json").read_text())
+    assert result["split"] == "train" and len(result["families"]) > 14
+    assert not any(name.startswith("tuned_") for name in result["exact_match_percent"]["k=1"])
+    assert json.loads((run / "eval.json").read_text())["split"] == "val"
+
+
+def test_prefetch_workers_train_exactly_what_one_process_trains(run, tmp_path) -> None:
+    """--workers builds batches in other processes; the weights after two more stage-2 steps must be
+    the ones the single-process run gets."""
+    weights = {}
+    for workers in ("0", "2"):
+        copy = tmp_path / f"w{workers}"
+        shutil.copytree(run, copy)
+        finetune.main(["--run", str(copy), "--threads", "1", "--kind", "lora", "--steps", "4", "--episodes", "2",
+                       "--queries", "2", "--workers", workers])
+        assert torch.load(copy / "stage2_lora" / "state.pt", weights_only=False)["step"] == 4
+        weights[workers] = load_file(str(copy / "hyper_lora.safetensors"))
+    assert all(torch.allclose(weights["0"][k], weights["2"][k], atol=1e-6) for k in weights["0"])
+    assert any(not torch.equal(weights["0"][k], load_file(str(run / "hyper_lora.safetensors"))[k])
+               for k in weights["0"])  # the two steps did train
 
 
 def test_trained_checkpoint_exports_a_valid_bundle(run, tmp_path) -> None:

@@ -85,6 +85,15 @@ def mean(value: float) -> float:
     return t.item() / dist.get_world_size()
 
 
+def maximum(value: float) -> float:
+    """The largest value of a float over ranks (every rank must call it at the same point)."""
+    if not active():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.item()
+
+
 def check_in_sync(tensors: list[Tensor], what: str, tolerance: float = 1e-6) -> None:
     """Raise unless every rank holds the same values (compared through per-tensor sums).
 

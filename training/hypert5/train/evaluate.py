@@ -9,7 +9,9 @@
   (e) the hypermodel alone (one forward pass)
 
 Usage: python -m hypert5.train.evaluate --run runs/default [--tasks-per-family 4] [--tune-steps 50]
-Writes <run>/eval.json and records it in the checkpoint's provenance.
+Writes <run>/eval.json and records it in the checkpoint's provenance. ``--split train`` measures the
+same on fresh tasks of the *training* families instead (the generalisation gap; eval_train.json);
+``--tune-shots 0`` skips the gradient-tuning comparisons.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ def tune(model: T5, adapter: dict[str, torch.Tensor], demos: list[tuple[str, str
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/default"))
+    parser.add_argument("--split", choices=["val", "train"], default="val",
+                        help="held-out families (the benchmark) or the training families (fresh tasks of them)")
     parser.add_argument("--tasks-per-family", type=int, default=4)
     parser.add_argument("--queries", type=int, default=8)
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         mtf.load_state_dict(load_file(str(args.run / "mtf_fewshot.safetensors")))
     fmt = settings.hyper_input
     rng = random.Random(args.seed)
-    families = list_families("val")
+    families = list_families(args.split)
     episodes = {k: [] for k in args.shots}
     for family in families:
         for _ in range(args.tasks_per_family):
@@ -140,11 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     if tuned:
         scores[f"k={k}"].update({name: round(100 * sum(v) / len(v), 1) for name, v in tuned.items()})
         print(f"k={k} with tuning: {scores[f'k={k}']}", flush=True)
-    result = {"families": families, "tasks_per_family": args.tasks_per_family, "queries_per_task": args.queries,
+    result = {"split": args.split, "families": families, "tasks_per_family": args.tasks_per_family, "queries_per_task": args.queries,
               "tune_steps": args.tune_steps, "tune_lr": args.tune_lr, "seed": args.seed,
               "exact_match_percent": scores, "seconds": round(time.time() - t0)}
-    (args.run / "eval.json").write_text(json.dumps(result, indent=2))
-    record(args.run, "evaluation", result)
+    suffix = "" if args.split == "val" else f"_{args.split}"
+    (args.run / f"eval{suffix}.json").write_text(json.dumps(result, indent=2))
+    record(args.run, f"evaluation{suffix}", result)
     print(json.dumps(result["exact_match_percent"], indent=2))
 
 

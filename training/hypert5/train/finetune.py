@@ -19,8 +19,9 @@ import torch
 from ..tasks import sample_episode
 from ..t5 import enable_gradient_checkpointing
 from . import distributed
-from .hyperloss import hyper_loss
+from .hyperloss import hyper_batch_loss, hyper_text_batch
 from .loop import LoopOptions, train
+from .prefetch import Prefetcher
 from .settings import load_downstream, load_hyper, read_settings, record, save_module, stage_parser, step_rng
 from .sources import TaskEpisodes
 from .text import TextCodec
@@ -60,27 +61,28 @@ def main(argv: list[str] | None = None) -> None:
     if args.grad_checkpointing:
         enable_gradient_checkpointing(downstream)  # the frozen downstream holds most activations
 
-    def loss(step: int) -> torch.Tensor:
+    def make_batch(step: int) -> dict[str, torch.Tensor]:
         rng = step_rng(args.seed, f"stage2-{args.kind}", step)
         if tasks is not None:
             episodes = [tasks.sample(rng, args.queries) for _ in range(args.episodes)]
-            return hyper_loss(hyper, downstream, [context for context, _ in episodes],
-                              [pairs for _, pairs in episodes], codec)
+            return hyper_text_batch([context for context, _ in episodes], [pairs for _, pairs in episodes], codec)
         generated = [sample_episode(rng, "train", rng.randint(args.k_min, args.k_max), args.queries)
                      for _ in range(args.episodes)]
-        return hyper_loss(hyper, downstream, [fmt.serialize(ep.demos) for ep in generated],
-                          [ep.queries for ep in generated], codec)
+        return hyper_text_batch([fmt.serialize(ep.demos) for ep in generated], [ep.queries for ep in generated], codec)
 
+    batches = Prefetcher(make_batch, args.steps, args.workers)
     t0 = time.time()
-    train(hyper, loss, args.steps, args.run / f"stage2_{args.kind}", lr=args.lr, warmup=200,
-          desc=f"stage2 finetune {args.kind}", options=LoopOptions.from_args(args))
+    steps = train(hyper, lambda step: hyper_batch_loss(hyper, downstream, batches(step)), args.steps,
+                  args.run / f"stage2_{args.kind}", lr=args.lr, warmup=200, desc=f"stage2 finetune {args.kind}",
+                  options=LoopOptions.from_args(args), time_budget=args.time_budget)
     if distributed.is_main():  # one writer: every rank holds the same weights
         save_module(hyper, args.run / f"hyper_{args.kind}.safetensors")
-        record(args.run, f"stage2_finetune_{args.kind}", {"steps": args.steps, "episodes": args.episodes,
+        record(args.run, f"stage2_finetune_{args.kind}", {"steps": steps, "episodes": args.episodes,
                                                           "queries": args.queries, "k": f"{args.k_min}-{args.k_max}",
                                                           "lr": args.lr,
                                                           **({"data": args.data, **tasks.describe()} if tasks else {}),
-                                                          "cpu_seconds_last_session": round(time.time() - t0)})
+                                                          "device": distributed.device().type,
+                                                          "seconds_last_session": round(time.time() - t0)})
         print(f"stage 2 ({args.kind}) done")
     distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
 

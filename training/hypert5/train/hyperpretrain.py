@@ -18,8 +18,9 @@ import torch
 from ..tasks import sample_corpus_text
 from ..t5 import enable_gradient_checkpointing
 from . import distributed
-from .hyperloss import hyper_loss, hyper_loss_ids
+from .hyperloss import hyper_batch, hyper_batch_loss, hyper_text_batch
 from .loop import LoopOptions, train
+from .prefetch import Prefetcher
 from .settings import load_downstream, load_hyper, read_settings, record, save_module, stage_parser, step_rng
 from .sources import CorpusDocuments
 from .text import TextCodec
@@ -58,23 +59,25 @@ def main(argv: list[str] | None = None) -> None:
     if args.grad_checkpointing:
         enable_gradient_checkpointing(downstream)  # the frozen downstream holds most activations
 
-    def loss(step: int) -> torch.Tensor:
+    def make_batch(step: int) -> dict[str, torch.Tensor]:
         rng = step_rng(args.seed, f"stage1-{args.kind}", step)
         if corpus is not None:
             cuts = [corpus.sample(rng) for _ in range(args.batch)]
-            return hyper_loss_ids(hyper, downstream, [ctx for ctx, _, _ in cuts], [[(b, c)] for _, b, c in cuts])
+            return hyper_batch([ctx for ctx, _, _ in cuts], [[(b, c)] for _, b, c in cuts])
         docs = [abcd(rng) for _ in range(args.batch)]
-        return hyper_loss(hyper, downstream, [a + separator + d for a, _, _, d in docs],
-                          [[(b, c)] for _, b, c, _ in docs], codec)
+        return hyper_text_batch([a + separator + d for a, _, _, d in docs], [[(b, c)] for _, b, c, _ in docs], codec)
 
+    batches = Prefetcher(make_batch, args.steps, args.workers)
     t0 = time.time()
-    train(hyper, loss, args.steps, args.run / f"stage1_{args.kind}", lr=args.lr, warmup=100,
-          desc=f"stage1 hyperpretrain {args.kind}", options=LoopOptions.from_args(args))
+    steps = train(hyper, lambda step: hyper_batch_loss(hyper, downstream, batches(step)), args.steps,
+                  args.run / f"stage1_{args.kind}", lr=args.lr, warmup=100, desc=f"stage1 hyperpretrain {args.kind}",
+                  options=LoopOptions.from_args(args), time_budget=args.time_budget)
     if distributed.is_main():  # one writer: every rank holds the same weights
         save_module(hyper, args.run / f"hyper_{args.kind}.safetensors")
-        record(args.run, f"stage1_hyperpretrain_{args.kind}", {"steps": args.steps, "batch": args.batch, "lr": args.lr,
+        record(args.run, f"stage1_hyperpretrain_{args.kind}", {"steps": steps, "batch": args.batch, "lr": args.lr,
                                                                **({"corpus": args.corpus} if args.corpus else {}),
-                                                               "cpu_seconds_last_session": round(time.time() - t0)})
+                                                               "device": distributed.device().type,
+                                                          "seconds_last_session": round(time.time() - t0)})
         print(f"stage 1 ({args.kind}) done")
     distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
 

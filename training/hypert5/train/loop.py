@@ -47,6 +47,17 @@ def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bf16", action="store_true", help="autocast the forward to bfloat16 (weights stay fp32)")
     parser.add_argument("--grad-checkpointing", action="store_true",
                         help="recompute T5 blocks in the backward pass to save activation memory")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes that build batches ahead of the step (prefetch.py); 0: in the training process")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS",
+                        help="fit the run into this many seconds: after the first steps the loop measures its speed "
+                             "and sets the total (at most --steps), which the checkpoint keeps for resumes")
+
+
+# Steps [start + 10, start + 40) time the loop for --time-budget: the first ten carry one-off costs
+# (CUDA kernels' first launches, workers starting), and all of them fall inside every stage's warmup,
+# where the learning rate does not depend on the total yet.
+CALIBRATION = (10, 40)
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -57,8 +68,10 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
 
 def train(module: nn.Module, loss_fn: Callable[[int], torch.Tensor], steps: int, state_dir: Path, *,
           lr: float, warmup: int = 200, checkpoint_every: int = 250, desc: str = "train",
-          weight_decay: float = 0.01, log_every: int = 50, options: LoopOptions = LoopOptions()) -> None:
-    """Run ``loss_fn(step)`` for steps [resume point, steps) and keep ``state_dir/state.pt`` current.
+          weight_decay: float = 0.01, log_every: int = 50, options: LoopOptions = LoopOptions(),
+          time_budget: float | None = None) -> int:
+    """Run ``loss_fn(step)`` for steps [resume point, total) and keep ``state_dir/state.pt`` current;
+    returns total: ``steps``, or with ``time_budget`` (seconds) as many as fit at the measured speed.
 
     ``loss_fn`` must reach the module as ``module(...)``: under torchrun that call is what DDP
     intercepts to average gradients (a divergence check at the first step and every checkpoint
@@ -71,55 +84,87 @@ def train(module: nn.Module, loss_fn: Callable[[int], torch.Tensor], steps: int,
     state_dir.mkdir(parents=True, exist_ok=True)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
-    start = 0
+    start, total, budgeted = 0, steps, False
     state_path = state_dir / "state.pt"
     if state_path.exists():  # every rank reads the same file (written by rank 0 before a barrier)
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         module.load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
         start = state["step"]
+        if time_budget is not None and "budgeted_total" in state:  # the schedule the budget chose
+            total, budgeted = min(steps, state["budgeted_total"]), True
     distributed.check_in_sync([torch.tensor(float(start))], "resume step (is the run folder shared by every node?)")
     autocast = (torch.autocast(params[0].device.type, dtype=torch.bfloat16) if options.bf16 and params
                 else nullcontext())
     log = (state_dir / "log.jsonl").open("a") if main else None
     module.train()
-    bar = tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=10, smoothing=0.05,
-               disable=not main)
-    ema, t0 = None, time.time()
+    bar = tqdm(desc=desc, initial=start, total=total, mininterval=10, smoothing=0.05, disable=not main)
+    ema, t0, t_mark = None, time.time(), 0.0
+    step = start
     with distributed.data_parallel(module):
-        for step in bar:
+        while step < total:
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, steps, lr, warmup)
+                group["lr"] = lr_at(step, total, lr, warmup)
             with autocast:
                 loss = loss_fn(step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
-            ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+            ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()  # .item() waits for the GPU
             bar.set_postfix(loss=f"{ema:.3f}", refresh=False)
+            bar.update()
+            if time_budget is not None and not budgeted:
+                if step + 1 == start + CALIBRATION[0]:
+                    t_mark = time.time()
+                elif step + 1 == start + CALIBRATION[1]:
+                    total, budgeted = _fit(time_budget, time.time() - t0, (time.time() - t_mark) / (
+                        CALIBRATION[1] - CALIBRATION[0]), step + 1, total), True
+                    bar.total = total
+            # Over budget anyway (steps slowed down, e.g. other stages sharing the GPU, or the budget
+            # ran out before the speed was measured): stop here. The slowest rank's elapsed time
+            # decides, so that every rank stops at the same step.
+            if (time_budget is not None and step + 1 < total
+                    and distributed.maximum(time.time() - t0) > time_budget):
+                total, budgeted = step + 1, True
+                bar.total = total
             if step == start:
                 distributed.check_in_sync(params, "parameters after the first step")
             if (step + 1) % log_every == 0:
                 logged = distributed.mean(ema)  # the EMA is linear, so this is the EMA of the global loss
                 if log is not None:
                     log.write(json.dumps({"step": step + 1, "loss": round(logged, 4),
-                                          "lr": lr_at(step, steps, lr, warmup),
+                                          "lr": lr_at(step, total, lr, warmup),
                                           "elapsed_s": round(time.time() - t0, 1)}) + "\n")
                     log.flush()
-            if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+            if (step + 1) % checkpoint_every == 0 or step + 1 == total:
                 distributed.check_in_sync(params, "parameters at a checkpoint")
                 if main:
                     tmp = state_dir / "state.pt.tmp"
                     torch.save({"module": module.state_dict(), "optimizer": optimizer.state_dict(),
-                                "step": step + 1}, tmp)
+                                "step": step + 1, **({"budgeted_total": total} if budgeted else {})}, tmp)
                     os.replace(tmp, state_path)  # atomic: a kill never leaves a torn checkpoint
                 distributed.barrier()  # no rank runs ahead of (or exits before) the checkpoint on disk
+            step += 1
+    bar.close()
     if log is not None:
         log.close()
     module.eval()
+    return total
+
+
+def _fit(budget: float, elapsed: float, seconds_per_step: float, done: int, limit: int) -> int:
+    """The total step count that ends within ``budget`` seconds, at most ``limit``; under torchrun
+    every rank must agree, so the slowest rank's speed decides."""
+    seconds_per_step = distributed.maximum(seconds_per_step)
+    # 3 % of the budget is kept for checkpoints (one every 250 steps) and for steps that slow down.
+    return max(done, min(limit, done + int((0.97 * budget - elapsed) / max(seconds_per_step, 1e-9))))
 
 
 def finished(state_dir: Path, steps: int) -> bool:
+    """True when the checkpoint reached ``steps``, or the smaller total a time budget chose."""
     path = state_dir / "state.pt"
-    return path.exists() and torch.load(path, map_location="cpu", weights_only=False)["step"] >= steps
+    if not path.exists():
+        return False
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return state["step"] >= min(steps, state.get("budgeted_total", steps))

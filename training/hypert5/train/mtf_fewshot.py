@@ -9,15 +9,15 @@ from __future__ import annotations
 import time
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from ..generate import pad_batch
 from ..tasks import sample_episode
 from ..t5 import T5
-from .loop import train
 from . import distributed
-from .loop import LoopOptions
+from .loop import LoopOptions, train
+from .prefetch import Prefetcher
+from .pretrain import seq2seq_loss
 from .settings import read_settings, record, save_module, stage_parser, step_rng
 from .text import encode, in_context_prompt, targets
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     model.to(distributed.device())
     fmt = settings.hyper_input
 
-    def loss(step: int) -> torch.Tensor:
+    def make_batch(step: int) -> tuple[torch.Tensor, ...]:
         rng = step_rng(args.seed, "mtf", step)
         sources, outputs = [], []
         for _ in range(args.batch):
@@ -42,19 +42,17 @@ def main(argv: list[str] | None = None) -> None:
             query, answer = ep.queries[0]
             sources.append(encode(in_context_prompt(fmt, ep.demos, query), 1024))
             outputs.append(encode(answer, 64))
-        dev = model.shared.weight.device
-        ids, mask = (t.to(dev) for t in pad_batch(sources))
-        decoder_in, labels = (t.to(dev) for t in targets(outputs))
-        logits = model(ids, mask, decoder_in)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        return (*pad_batch(sources), *targets(outputs))
 
+    batches = Prefetcher(make_batch, args.steps, args.workers)
     t0 = time.time()
-    train(model, loss, args.steps, args.run / "mtf", lr=args.lr, desc="T5-MTF-Few-shot baseline",
-          options=LoopOptions.from_args(args))
+    steps = train(model, lambda step: seq2seq_loss(model, batches(step)), args.steps, args.run / "mtf", lr=args.lr,
+                  desc="T5-MTF-Few-shot baseline", options=LoopOptions.from_args(args), time_budget=args.time_budget)
     if distributed.is_main():  # one writer: every rank holds the same weights
         save_module(model, args.run / "mtf_fewshot.safetensors")
-        record(args.run, "baseline_mtf_fewshot", {"steps": args.steps, "batch": args.batch, "lr": args.lr, "k": "1-8",
-                                                  "cpu_seconds_last_session": round(time.time() - t0)})
+        record(args.run, "baseline_mtf_fewshot", {"steps": steps, "batch": args.batch, "lr": args.lr, "k": "1-8",
+                                                  "device": distributed.device().type,
+                                                  "seconds_last_session": round(time.time() - t0)})
     distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
 
 

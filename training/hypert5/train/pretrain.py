@@ -24,6 +24,7 @@ from ..tasks import sample_corpus_text, sample_episode
 from ..t5 import T5
 from . import distributed
 from .loop import LoopOptions, finished, train
+from .prefetch import Prefetcher
 from .settings import default_settings, read_settings, record, save_module, stage_parser, step_rng, write_settings
 from .text import encode, in_context_prompt, span_corrupt, targets
 
@@ -39,8 +40,9 @@ def random_string(rng: random.Random) -> str:
     return "".join(rng.choice(COPY_ALPHABET) for _ in range(rng.randint(5, 20)))
 
 
-def batch_loss(model: T5, settings, seed: int, step: int, batch: int, in_context: float = 0.5, max_k: int = 3,
-               phase: str = "stage0", copy: float = 0.0, copy_source: str = "corpus") -> torch.Tensor:
+def make_batch(settings, seed: int, step: int, batch: int, in_context: float = 0.5, max_k: int = 3,
+               phase: str = "stage0", copy: float = 0.0, copy_source: str = "corpus") -> tuple[torch.Tensor, ...]:
+    """Step ``step``'s sequences as CPU tensors: (ids, mask, decoder inputs, labels)."""
     rng = step_rng(seed, phase, step)
     fmt, vocab = settings.hyper_input, settings.dims.vocab_size
     sources, outputs = [], []
@@ -56,14 +58,23 @@ def batch_loss(model: T5, settings, seed: int, step: int, batch: int, in_context
         else:
             ep = sample_episode(rng, "train", rng.randint(1, max_k), 1)
             query, answer = ep.queries[0]
-            src, out = encode(in_context_prompt(fmt, ep.demos, query), 512), encode(answer, 64)
+            # The hypermodel's limit: k = 8 prompts pass 512 bytes, and a cut prompt loses its query.
+            src, out = encode(in_context_prompt(fmt, ep.demos, query), fmt.max_tokens), encode(answer, 64)
         sources.append(src)
         outputs.append(out)
-    dev = model.shared.weight.device
-    ids, mask = (t.to(dev) for t in pad_batch(sources))
-    decoder_in, labels = (t.to(dev) for t in targets(outputs))
+    return (*pad_batch(sources), *targets(outputs))
+
+
+def seq2seq_loss(model: T5, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Teacher-forced cross-entropy of a (ids, mask, decoder inputs, labels) batch."""
+    ids, mask, decoder_in, labels = (t.to(model.shared.weight.device, non_blocking=True) for t in batch)
     logits = model(ids, mask, decoder_in)
-    return F.cross_entropy(logits.reshape(-1, vocab), labels.reshape(-1), ignore_index=-100)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+def batch_loss(model: T5, settings, seed: int, step: int, batch: int, in_context: float = 0.5, max_k: int = 3,
+               phase: str = "stage0", copy: float = 0.0, copy_source: str = "corpus") -> torch.Tensor:
+    return seq2seq_loss(model, make_batch(settings, seed, step, batch, in_context, max_k, phase, copy, copy_source))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,23 +111,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.init:
         model.load_state_dict(load_file(str(args.init)))
     model.to(distributed.device())
+    batches = Prefetcher(lambda step: make_batch(settings, args.seed, step, args.batch, args.in_context, args.max_k,
+                                                 args.phase, args.copy, args.copy_source), args.steps, args.workers)
     t0 = time.time()
-    train(model, lambda step: batch_loss(model, settings, args.seed, step, args.batch, args.in_context, args.max_k,
-                                         args.phase, args.copy, args.copy_source),
-          args.steps, state_dir, lr=args.lr, desc="stage0 pretrain", options=LoopOptions.from_args(args))
-    assert finished(state_dir, args.steps)
+    steps = train(model, lambda step: seq2seq_loss(model, batches(step)), args.steps, state_dir, lr=args.lr,
+                  desc="stage0 pretrain", options=LoopOptions.from_args(args), time_budget=args.time_budget)
+    assert finished(state_dir, steps)
     if not distributed.is_main():
         distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
         return  # one writer: every rank holds the same weights
     save_module(model, args.run / "downstream.safetensors")
     copied = "domain texts" if args.copy_source == "corpus" else "random strings"
     record(args.run, f"{args.phase}_pretrain", {
-        "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+        "steps": steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
         "mixture": f"{1 - args.in_context - args.copy:g} span corruption on the domain corpus + {args.copy:g} "
                    f"copying {copied} + {args.in_context:g} in-context episodes of training families "
                    f"(k=1-{args.max_k})",
         "initialized_from": str(args.init) if args.init else None,
-        "cpu_seconds_last_session": round(time.time() - t0)})
+        "device": distributed.device().type, "seconds_last_session": round(time.time() - t0)})
     print(f"stage 0 done: {args.run / 'downstream.safetensors'}")
     distributed.cleanup()
 
