@@ -108,15 +108,5 @@ def test_span_corruption_round_trips() -> None:
 @pytest.mark.parametrize("source", ["corpus", "random"])
 def test_copy_items_are_their_own_target(source: str) -> None:
     """--copy: with only copying in the mixture, every label sequence is its input (eos included)."""
-    seen = {}
-
-    class Recorder(torch.nn.Module):
-        def forward(self, ids, mask, decoder_in):
-            seen.update(ids=ids, decoder_in=decoder_in)
-            return torch.zeros((*decoder_in.shape, TINY.dims.vocab_size), requires_grad=True)
-
-    recorder = Recorder()
-    recorder.shared = torch.nn.Embedding(1, 1)  # batch_loss reads the device from here
-    pretrain.batch_loss(recorder, TINY, 0, 0, 3, in_context=0.0, copy=1.0, copy_source=source)
-    ids, decoder_in = seen["ids"], seen["decoder_in"]
+    ids, _, decoder_in, _ = pretrain.make_batch(TINY, 0, 0, 3, in_context=0.0, copy=1.0, copy_source=source)
     assert torch.equal(decoder_in[:, 1:], ids[:, :-1])  # teacher forcing shifts the target, which is the input

@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     if tuned:
         scores[f"k={k}"].update({name: round(100 * sum(v) / len(v), 1) for name, v in tuned.items()})
         print(f"k={k} with tuning: {scores[f'k={k}']}", flush=True)
-    result = {"split": args.split, "families": families, "tasks_per_family": args.tasks_per_family, "queries_per_task": args.queries,
-              "tune_steps": args.tune_steps, "tune_lr": args.tune_lr, "seed": args.seed,
+    result = {"split": args.split, "families": families, "tasks_per_family": args.tasks_per_family,
+              "queries_per_task": args.queries, "tune_steps": args.tune_steps, "tune_lr": args.tune_lr, "seed": args.seed,
               "exact_match_percent": scores, "seconds": round(time.time() - t0)}
     suffix = "" if args.split == "val" else f"_{args.split}"
     (args.run / f"eval{suffix}.json").write_text(json.dumps(result, indent=2))

@@ -1,5 +1,10 @@
 """The loss both hypermodel stages optimize: the hypermodel reads a context, the frozen downstream
-reads each of that context's sources through the generated parameters and predicts the targets."""
+reads each of that context's sources through the generated parameters and predicts the targets.
+
+A step is built in two halves so that the first can run ahead in worker processes (prefetch.py):
+``hyper_batch`` / ``hyper_text_batch`` make the step's CPU tensors, ``hyper_batch_loss`` runs the
+models on them wherever the weights are.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +17,17 @@ from ..t5 import T5
 from ..generate import pad_batch
 from .text import TextCodec, targets
 
-
-def hyper_loss(hyper: HyperT5, downstream: T5, contexts: list[str], pairs: list[list[tuple[str, str]]],
-               codec: TextCodec) -> torch.Tensor:
-    """contexts[i] conditions every (source, target) in pairs[i]; one hypermodel pass per context."""
-    return hyper_batch_loss(hyper, downstream, hyper_text_batch(contexts, pairs, codec))
+Ids = list[int]
 
 
 def hyper_text_batch(contexts: list[str], pairs: list[list[tuple[str, str]]], codec: TextCodec) -> dict[str, Tensor]:
+    """contexts[i] conditions every (source, target) in pairs[i]; texts cut to the run's limits."""
     return hyper_batch([codec.context(c) for c in contexts],
                        [[(codec.source(s), codec.target(t)) for s, t in group] for group in pairs])
 
 
-def hyper_loss_ids(hyper: HyperT5, downstream: T5, contexts: list[list[int]],
-                   pairs: list[list[tuple[list[int], list[int]]]]) -> torch.Tensor:
+def hyper_batch(contexts: list[Ids], pairs: list[list[tuple[Ids, Ids]]]) -> dict[str, Tensor]:
     """The same on token ids already cut to the run's limits (eos included)."""
-    return hyper_batch_loss(hyper, downstream, hyper_batch(contexts, pairs))
-
-
-def hyper_batch(contexts: list[list[int]], pairs: list[list[tuple[list[int], list[int]]]]) -> dict[str, Tensor]:
-    """The CPU tensors of one step (built ahead in prefetch workers on a GPU run)."""
     ctx_ids, ctx_mask = pad_batch(contexts)
     flat = [pair for group in pairs for pair in group]
     ids, mask = pad_batch([src for src, _ in flat])
@@ -41,6 +37,7 @@ def hyper_batch(contexts: list[list[int]], pairs: list[list[tuple[list[int], lis
 
 
 def hyper_batch_loss(hyper: HyperT5, downstream: T5, batch: dict[str, Tensor]) -> torch.Tensor:
+    """One hypermodel pass per context, its adapter applied to each of the context's sources."""
     dev = hyper.queries.device  # batches are built on the CPU; GPU runs move them next to the weights
     b = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
     adapters = hyper(b["ctx_ids"], b["ctx_mask"])  # (E, ...)

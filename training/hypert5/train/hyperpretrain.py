@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         record(args.run, f"stage1_hyperpretrain_{args.kind}", {"steps": steps, "batch": args.batch, "lr": args.lr,
                                                                **({"corpus": args.corpus} if args.corpus else {}),
                                                                "device": distributed.device().type,
-                                                          "seconds_last_session": round(time.time() - t0)})
+                                                               "seconds_last_session": round(time.time() - t0)})
         print(f"stage 1 ({args.kind}) done")
     distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
 

@@ -72,11 +72,6 @@ def seq2seq_loss(model: T5, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
-def batch_loss(model: T5, settings, seed: int, step: int, batch: int, in_context: float = 0.5, max_k: int = 3,
-               phase: str = "stage0", copy: float = 0.0, copy_source: str = "corpus") -> torch.Tensor:
-    return seq2seq_loss(model, make_batch(settings, seed, step, batch, in_context, max_k, phase, copy, copy_source))
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, steps=2000, lr=1.5e-3)
     parser.add_argument("--batch", type=int, default=32)
