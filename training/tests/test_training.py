@@ -83,6 +83,20 @@ def test_prefetch_workers_train_exactly_what_one_process_trains(run, tmp_path) -
                for k in weights["0"])  # the two steps did train
 
 
+def test_a_later_finetune_phase_on_random_programs(run, tmp_path) -> None:
+    """--phase continues from the hypermodel stage 2 left, in its own checkpoint folder and provenance
+    key (stage 2's record stays); --programs mixes in random string programs."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    finetune.main(["--run", str(copy), "--threads", "1", "--kind", "lora", "--phase", "stage2b", "--programs", "1",
+                   "--steps", "2", "--episodes", "2", "--queries", "2"])
+    assert torch.load(copy / "stage2b_lora" / "state.pt", weights_only=False)["step"] == 2
+    stages = json.loads((copy / "hypert5.json").read_text())["provenance"]["stages"]
+    assert stages["stage2b_finetune_lora"]["programs"] == 1 and "stage2_finetune_lora" in stages
+    with pytest.raises(SystemExit):
+        finetune.main(["--run", str(copy), "--kind", "lora", "--programs", "1.5"])
+
+
 def test_trained_checkpoint_exports_a_valid_bundle(run, tmp_path) -> None:
     models = checkpoint.load(run)
     export_bundle(models, tmp_path / "bundle", log=lambda *_: None)

@@ -7,16 +7,18 @@ of a template -> the hypermodel, other examples of it -> the downstream) or ``sn
 (Super-NaturalInstructions: the task's Definition + 2 positive examples -> the hypermodel, its
 instances -> the downstream; ``--sni-context``); ``--exclude`` holds tasks out for evaluation. Usage:
     python -m hypert5.train.finetune --run runs/default --kind prefix [--steps N]
-        [--data p3:PATH|sni:PATH [--exclude TASK ...]] [--k-min 1 --k-max 8]
+        [--data p3:PATH|sni:PATH [--exclude TASK ...]] [--k-min 1 --k-max 8] [--programs 0.5]
 """
 
 from __future__ import annotations
 
+import random
 import time
 
 import torch
 
-from ..tasks import sample_episode
+from ..tasks import Episode, sample_episode
+from ..tasks.programs import sample_program_episode
 from ..t5 import enable_gradient_checkpointing
 from . import distributed
 from .hyperloss import hyper_batch_loss, hyper_text_batch
@@ -41,10 +43,18 @@ def main(argv: list[str] | None = None) -> None:
                              "send it (default), or as the SNI paper's raw text")
     parser.add_argument("--k-min", type=int, default=1, help="fewest examples the hypermodel reads (P3, generated)")
     parser.add_argument("--k-max", type=int, default=8, help="most examples the hypermodel reads (P3, generated)")
+    parser.add_argument("--phase", default="stage2",
+                        help="name of this fine-tuning phase: its checkpoint folder (<phase>_<kind>), data stream and "
+                             "provenance key; another name continues from the hypermodel a phase before it left")
+    parser.add_argument("--programs", type=float, default=0.0,
+                        help="fraction of generated episodes that are random string programs (tasks/programs.py) "
+                             "instead of training families")
     args = parser.parse_args(argv)
     distributed.init()
     if args.exclude and not args.data:
         parser.error("--exclude needs --data")
+    if not 0.0 <= args.programs <= 1.0 or (args.programs and args.data):
+        parser.error(f"invalid --programs={args.programs}: a fraction in [0, 1], for generated episodes (not --data)")
     torch.set_num_threads(args.threads)
     settings = read_settings(args.run)
     codec = TextCodec.for_run(args.run, settings)
@@ -61,29 +71,35 @@ def main(argv: list[str] | None = None) -> None:
     if args.grad_checkpointing:
         enable_gradient_checkpointing(downstream)  # the frozen downstream holds most activations
 
+    def generated_episode(rng: random.Random) -> Episode:
+        k = rng.randint(args.k_min, args.k_max)
+        # No draw without --programs: runs made before the option see the batches they always saw.
+        if args.programs and rng.random() < args.programs:
+            return sample_program_episode(rng, k, args.queries)
+        return sample_episode(rng, "train", k, args.queries)
+
     def make_batch(step: int) -> dict[str, torch.Tensor]:
-        rng = step_rng(args.seed, f"stage2-{args.kind}", step)
+        rng = step_rng(args.seed, f"{args.phase}-{args.kind}", step)
         if tasks is not None:
             episodes = [tasks.sample(rng, args.queries) for _ in range(args.episodes)]
             return hyper_text_batch([context for context, _ in episodes], [pairs for _, pairs in episodes], codec)
-        generated = [sample_episode(rng, "train", rng.randint(args.k_min, args.k_max), args.queries)
-                     for _ in range(args.episodes)]
+        generated = [generated_episode(rng) for _ in range(args.episodes)]
         return hyper_text_batch([fmt.serialize(ep.demos) for ep in generated], [ep.queries for ep in generated], codec)
 
     batches = Prefetcher(make_batch, args.steps, args.workers)
     t0 = time.time()
     steps = train(hyper, lambda step: hyper_batch_loss(hyper, downstream, batches(step)), args.steps,
-                  args.run / f"stage2_{args.kind}", lr=args.lr, warmup=200, desc=f"stage2 finetune {args.kind}",
-                  options=LoopOptions.from_args(args), time_budget=args.time_budget)
+                  args.run / f"{args.phase}_{args.kind}", lr=args.lr, warmup=200,
+                  desc=f"{args.phase} finetune {args.kind}", options=LoopOptions.from_args(args),
+                  time_budget=args.time_budget)
     if distributed.is_main():  # one writer: every rank holds the same weights
         save_module(hyper, args.run / f"hyper_{args.kind}.safetensors")
-        record(args.run, f"stage2_finetune_{args.kind}", {"steps": steps, "episodes": args.episodes,
-                                                          "queries": args.queries, "k": f"{args.k_min}-{args.k_max}",
-                                                          "lr": args.lr,
-                                                          **({"data": args.data, **tasks.describe()} if tasks else {}),
-                                                          "device": distributed.device().type,
-                                                          "seconds_last_session": round(time.time() - t0)})
-        print(f"stage 2 ({args.kind}) done")
+        record(args.run, f"{args.phase}_finetune_{args.kind}", {
+            "steps": steps, "episodes": args.episodes, "queries": args.queries, "k": f"{args.k_min}-{args.k_max}",
+            "lr": args.lr, **({"data": args.data, **tasks.describe()} if tasks else {}),
+            **({"programs": args.programs} if args.programs else {}),
+            "device": distributed.device().type, "seconds_last_session": round(time.time() - t0)})
+        print(f"{args.phase} ({args.kind}) done")
     distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
 
 
