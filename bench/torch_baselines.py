@@ -8,7 +8,7 @@
       curves and ONNX Runtime matmul throughput
 
 The PyTorch model is the one the bundle was exported from: the random preset named in a fixture's
-provenance, else BENCH_CHECKPOINT (default training/runs/gpu, where train-gpu.sh trains models/default).
+provenance, else BENCH_CHECKPOINT (default training/runs/gpu2, the run models/default was exported from).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def load_torch(bundle: Path, manifest: dict[str, Any]) -> tuple[Models, str]:
     prov = manifest.get("provenance", {})
     if "preset" in prov and not prov.get("trained", True):
         return random_models(prov["preset"], prov.get("seed", 0)), f"preset {prov['preset']} (seed {prov.get('seed', 0)})"
-    ckpt = Path(os.environ.get("BENCH_CHECKPOINT") or ROOT / "training/runs/gpu")
+    ckpt = Path(os.environ.get("BENCH_CHECKPOINT") or ROOT / "training/runs/gpu2")
     return checkpoint.load(ckpt), str(ckpt)
 
 
