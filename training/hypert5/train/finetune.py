@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             "lr": args.lr, **({"data": args.data, **tasks.describe()} if tasks else {}),
             **({"programs": args.programs} if args.programs else {}),
             "device": distributed.device().type, "seconds_last_session": round(time.time() - t0)})
-        print(f"{args.phase} ({args.kind}) done")
+        print(f"{'stage 2' if args.phase == 'stage2' else args.phase} ({args.kind}) done")
     distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
 
 
