@@ -50,10 +50,27 @@ def test_stages_resume_and_record_provenance(run) -> None:
 def test_evaluation_reports_every_comparison(run) -> None:
     evaluate.main(["--run", str(run), "--tasks-per-family", "1", "--queries", "1", "--shots", "1", "3",
                    "--tune-steps", "1", "--threads", "1"])
-    scores = json.loads((run / "eval.json").read_text())["exact_match_percent"]
+    result = json.loads((run / "eval.json").read_text())
+    scores = result["exact_match_percent"]
     assert set(scores) == {"k=1", "k=3"}
     assert {"frozen", "in_context_stage0", "in_context_mtf", "hyper_lora", "hyper_prefix",
             "tuned_lora_random_init", "tuned_prefix_hyper_init"} <= set(scores["k=3"])
+    # Per family: every held-out family, every comparison, exact match and similarity as percentages;
+    # one query per family here, so the overall exact match is the mean of the families'.
+    per_family = result["per_family"]["k=3"]
+    assert set(per_family) == set(result["families"])
+    for name, value in scores["k=3"].items():
+        cells = [per_family[f][name] for f in result["families"]]
+        assert all(c["exact"] in (0.0, 100.0) and 0.0 <= c["similarity"] <= 100.0 for c in cells)
+        assert all(c["similarity"] == 100.0 for c in cells if c["exact"] == 100.0)
+        assert value == round(sum(c["exact"] for c in cells) / len(cells), 1)
+    assert "per_family" not in json.loads((run / "hypert5.json").read_text())["provenance"]["stages"]["evaluation"]
+
+
+def test_similarity_gives_partial_credit() -> None:
+    assert evaluate.similarity("Lovelace, A.", "Lovelace, A.") == 1.0
+    assert evaluate.similarity("", "abc") == 0.0
+    assert evaluate.similarity("Lovelace, Ada", "Lovelace, A.") == 2 * 11 / 25  # "Lovelace, A" matches
 
 
 def test_evaluation_on_training_families_without_tuning(run) -> None:
@@ -124,3 +141,39 @@ def test_copy_items_are_their_own_target(source: str) -> None:
     """--copy: with only copying in the mixture, every label sequence is its input (eos included)."""
     ids, _, decoder_in, _ = pretrain.make_batch(TINY, 0, 0, 3, in_context=0.0, copy=1.0, copy_source=source)
     assert torch.equal(decoder_in[:, 1:], ids[:, :-1])  # teacher forcing shifts the target, which is the input
+
+
+def test_stage0_and_the_baseline_can_mix_in_random_programs(run, tmp_path, monkeypatch) -> None:
+    """--programs in stage 0 and T5-MTF-Few-shot: that share of the in-context episodes are random
+    programs (the prompts are theirs), and without it none is drawn."""
+    from hypert5.tasks import mixture
+    from hypert5.train.text import in_context_prompt
+
+    drawn = []
+    for language, sample in list(mixture.PROGRAM_LANGUAGES.items()):
+        def recording(*args, sample=sample, **kwargs):
+            drawn.append(sample(*args, **kwargs))
+            return drawn[-1]
+
+        monkeypatch.setitem(mixture.PROGRAM_LANGUAGES, language, recording)
+    for language, family in (("fields", "random_program"), ("tokens", "token_program")):
+        drawn.clear()
+        ids, mask, _, _ = pretrain.make_batch(TINY, 0, 0, 4, in_context=1.0, programs=1.0, language=language)
+        assert len(drawn) == 4 and {ep.family for ep in drawn} == {family}
+        prompts = [bytes(t - 3 for t in row[: int(m.sum()) - 1]).decode() for row, m in zip(ids.tolist(), mask)]
+        assert prompts == [in_context_prompt(TINY.hyper_input, ep.demos, ep.queries[0][0]) for ep in drawn]
+    pretrain.make_batch(TINY, 0, 1, 8, in_context=1.0)
+    assert len(drawn) == 4
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    pretrain.main(["--run", str(copy), "--threads", "1", "--phase", "stage0p", "--steps", "1", "--batch", "2",
+                   "--programs", "0.5", "--program-language", "tokens"])
+    mtf_fewshot.main(["--run", str(copy), "--threads", "1", "--steps", "1", "--batch", "2", "--programs", "0.5"])
+    stages = json.loads((copy / "hypert5.json").read_text())["provenance"]["stages"]
+    assert "0.5 of them random tokens programs" in stages["stage0p_pretrain"]["mixture"]
+    assert stages["stage0p_pretrain"]["program_language"] == "tokens"
+    assert stages["baseline_mtf_fewshot"]["programs"] == 0.5
+    assert stages["baseline_mtf_fewshot"]["program_language"] == "fields"
+    for stage in (pretrain, mtf_fewshot):
+        with pytest.raises(SystemExit):
+            stage.main(["--run", str(copy), "--programs", "-0.1"])

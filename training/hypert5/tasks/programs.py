@@ -64,12 +64,16 @@ class Piece:
     cut: str  # CUTS
 
     def apply(self, fields: list[str]) -> str:
-        s = fields[self.field]
-        if self.cut.startswith("first"):
-            s = s[: int(self.cut[5:])]
-        elif self.cut.startswith("last"):
-            s = s[-int(self.cut[4:]):]
-        return s.upper() if self.case == "upper" else s.lower() if self.case == "lower" else s
+        return modify(fields[self.field], self.case, self.cut)
+
+
+def modify(s: str, case: str, cut: str) -> str:
+    """A piece's cut (CUTS) then its case (CASES)."""
+    if cut.startswith("first"):
+        s = s[: int(cut[5:])]
+    elif cut.startswith("last"):
+        s = s[-int(cut[4:]):]
+    return s.upper() if case == "upper" else s.lower() if case == "lower" else s
 
 
 @dataclass(frozen=True)
@@ -136,3 +140,4 @@ def sample_program_episode(rng: random.Random, k: int, num_queries: int) -> Epis
         if episode is not None:
             return episode
     raise RuntimeError(f"no random program produced an episode with k={k}, q={num_queries}")
+

@@ -17,14 +17,15 @@ import time
 
 import torch
 
-from ..tasks import Episode, sample_episode
-from ..tasks.programs import sample_program_episode
+from ..tasks import Episode
+from ..tasks.mixture import sample_training_episode
 from ..t5 import enable_gradient_checkpointing
 from . import distributed
 from .hyperloss import hyper_batch_loss, hyper_text_batch
 from .loop import LoopOptions, train
 from .prefetch import Prefetcher
-from .settings import load_downstream, load_hyper, read_settings, record, save_module, stage_parser, step_rng
+from .settings import (add_programs_argument, check_programs, load_downstream, load_hyper, read_settings, record,
+                       save_module, stage_parser, step_rng)
 from .sources import TaskEpisodes
 from .text import TextCodec
 
@@ -46,15 +47,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phase", default="stage2",
                         help="name of this fine-tuning phase: its checkpoint folder (<phase>_<kind>), data stream and "
                              "provenance key; another name continues from the hypermodel a phase before it left")
-    parser.add_argument("--programs", type=float, default=0.0,
-                        help="fraction of generated episodes that are random string programs (tasks/programs.py) "
-                             "instead of training families")
+    add_programs_argument(parser, "the generated episodes")
     args = parser.parse_args(argv)
     distributed.init()
     if args.exclude and not args.data:
         parser.error("--exclude needs --data")
-    if not 0.0 <= args.programs <= 1.0 or (args.programs and args.data):
-        parser.error(f"invalid --programs={args.programs}: a fraction in [0, 1], for generated episodes (not --data)")
+    programs = check_programs(parser, args)
+    if args.programs and args.data:
+        parser.error("--programs mixes into generated episodes: it does not apply with --data")
     torch.set_num_threads(args.threads)
     settings = read_settings(args.run)
     codec = TextCodec.for_run(args.run, settings)
@@ -72,11 +72,8 @@ def main(argv: list[str] | None = None) -> None:
         enable_gradient_checkpointing(downstream)  # the frozen downstream holds most activations
 
     def generated_episode(rng: random.Random) -> Episode:
-        k = rng.randint(args.k_min, args.k_max)
-        # No draw without --programs: runs made before the option see the batches they always saw.
-        if args.programs and rng.random() < args.programs:
-            return sample_program_episode(rng, k, args.queries)
-        return sample_episode(rng, "train", k, args.queries)
+        return sample_training_episode(rng, rng.randint(args.k_min, args.k_max), args.queries, args.programs,
+                                       args.program_language)
 
     def make_batch(step: int) -> dict[str, torch.Tensor]:
         rng = step_rng(args.seed, f"{args.phase}-{args.kind}", step)
@@ -97,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         record(args.run, f"{args.phase}_finetune_{args.kind}", {
             "steps": steps, "episodes": args.episodes, "queries": args.queries, "k": f"{args.k_min}-{args.k_max}",
             "lr": args.lr, **({"data": args.data, **tasks.describe()} if tasks else {}),
-            **({"programs": args.programs} if args.programs else {}),
+            **programs,
             "device": distributed.device().type, "seconds_last_session": round(time.time() - t0)})
         print(f"{'stage 2' if args.phase == 'stage2' else args.phase} ({args.kind}) done")
     distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort

@@ -12,20 +12,23 @@ import torch
 from safetensors.torch import load_file
 
 from ..generate import pad_batch
-from ..tasks import sample_episode
+from ..tasks.mixture import sample_training_episode
 from ..t5 import T5
 from . import distributed
 from .loop import LoopOptions, train
 from .prefetch import Prefetcher
 from .pretrain import seq2seq_loss
-from .settings import read_settings, record, save_module, stage_parser, step_rng
+from .settings import (add_programs_argument, check_programs, read_settings, record, save_module, stage_parser,
+                       step_rng)
 from .text import encode, in_context_prompt, targets
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, steps=1000, lr=5e-4)
     parser.add_argument("--batch", type=int, default=32)
+    add_programs_argument(parser, "the episodes (as stage 2 with the same option: the baseline sees its tasks)")
     args = parser.parse_args(argv)
+    programs = check_programs(parser, args)
     distributed.init()
     torch.set_num_threads(args.threads)
     settings = read_settings(args.run)
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         rng = step_rng(args.seed, "mtf", step)
         sources, outputs = [], []
         for _ in range(args.batch):
-            ep = sample_episode(rng, "train", rng.randint(1, 8), 1)
+            ep = sample_training_episode(rng, rng.randint(1, 8), 1, args.programs, args.program_language)
             query, answer = ep.queries[0]
             sources.append(encode(in_context_prompt(fmt, ep.demos, query), 1024))
             outputs.append(encode(answer, 64))
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     if distributed.is_main():  # one writer: every rank holds the same weights
         save_module(model, args.run / "mtf_fewshot.safetensors")
         record(args.run, "baseline_mtf_fewshot", {"steps": steps, "batch": args.batch, "lr": args.lr, "k": "1-8",
+                                                  **programs,
                                                   "device": distributed.device().type,
                                                   "seconds_last_session": round(time.time() - t0)})
     distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort

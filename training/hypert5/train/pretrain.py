@@ -20,12 +20,14 @@ from safetensors.torch import load_file
 
 from ..checkpoint import BundleSettings
 from ..generate import pad_batch
-from ..tasks import sample_corpus_text, sample_episode
+from ..tasks import sample_corpus_text
+from ..tasks.mixture import sample_training_episode
 from ..t5 import T5
 from . import distributed
 from .loop import LoopOptions, finished, train
 from .prefetch import Prefetcher
-from .settings import default_settings, read_settings, record, save_module, stage_parser, step_rng, write_settings
+from .settings import (add_programs_argument, check_programs, default_settings, read_settings, record, save_module,
+                       stage_parser, step_rng, write_settings)
 from .text import encode, in_context_prompt, span_corrupt, targets
 
 
@@ -41,7 +43,8 @@ def random_string(rng: random.Random) -> str:
 
 
 def make_batch(settings, seed: int, step: int, batch: int, in_context: float = 0.5, max_k: int = 3,
-               phase: str = "stage0", copy: float = 0.0, copy_source: str = "corpus") -> tuple[torch.Tensor, ...]:
+               phase: str = "stage0", copy: float = 0.0, copy_source: str = "corpus",
+               programs: float = 0.0, language: str = "fields") -> tuple[torch.Tensor, ...]:
     """Step ``step``'s sequences as CPU tensors: (ids, mask, decoder inputs, labels)."""
     rng = step_rng(seed, phase, step)
     fmt, vocab = settings.hyper_input, settings.dims.vocab_size
@@ -56,7 +59,7 @@ def make_batch(settings, seed: int, step: int, batch: int, in_context: float = 0
             # taught too slowly (README, "The default model").
             src = out = encode(sample_corpus_text(rng) if copy_source == "corpus" else random_string(rng), 64)
         else:
-            ep = sample_episode(rng, "train", rng.randint(1, max_k), 1)
+            ep = sample_training_episode(rng, rng.randint(1, max_k), 1, programs, language)
             query, answer = ep.queries[0]
             # The hypermodel's limit: k = 8 prompts pass 512 bytes, and a cut prompt loses its query.
             src, out = encode(in_context_prompt(fmt, ep.demos, query), fmt.max_tokens), encode(answer, 64)
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="fraction of each batch that is copying a domain text (input = target)")
     parser.add_argument("--copy-source", choices=["corpus", "random"], default="corpus",
                         help="what --copy items copy: domain texts or random strings")
+    add_programs_argument(parser, "the in-context episodes")
     parser.add_argument("--max-k", type=int, default=3, help="demonstrations per in-context episode: 1..max-k")
     parser.add_argument("--init", type=Path, help="start from this downstream.safetensors (e.g. a shorter run's)")
     parser.add_argument("--phase", default="stage0",
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="model settings of a new run, hypert5.json-style (default: default_settings()); "
                              "an existing run keeps its own")
     args = parser.parse_args(argv)
+    programs = check_programs(parser, args)
     distributed.init()
     torch.set_num_threads(args.threads)
     args.run.mkdir(parents=True, exist_ok=True)
@@ -107,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(load_file(str(args.init)))
     model.to(distributed.device())
     batches = Prefetcher(lambda step: make_batch(settings, args.seed, step, args.batch, args.in_context, args.max_k,
-                                                 args.phase, args.copy, args.copy_source), args.steps, args.workers)
+                                                 args.phase, args.copy, args.copy_source, args.programs,
+                                                 args.program_language),
+                          args.steps, args.workers)
     t0 = time.time()
     steps = train(model, lambda step: seq2seq_loss(model, batches(step)), args.steps, state_dir, lr=args.lr,
                   desc="stage0 pretrain", options=LoopOptions.from_args(args), time_budget=args.time_budget)
@@ -121,7 +128,9 @@ def main(argv: list[str] | None = None) -> None:
         "steps": steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
         "mixture": f"{1 - args.in_context - args.copy:g} span corruption on the domain corpus + {args.copy:g} "
                    f"copying {copied} + {args.in_context:g} in-context episodes of training families "
-                   f"(k=1-{args.max_k})",
+                   f"(k=1-{args.max_k})"
+                   + (f", {args.programs:g} of them random {args.program_language} programs" if args.programs else ""),
+        **programs,
         "initialized_from": str(args.init) if args.init else None,
         "device": distributed.device().type, "seconds_last_session": round(time.time() - t0)})
     print(f"stage 0 done: {args.run / 'downstream.safetensors'}")

@@ -17,6 +17,7 @@ from ..config import LoraSpec, PrefixSpec, T5Dims
 from ..examples import HyperInputFormat
 from ..hypermodel import HyperT5
 from ..t5 import T5
+from ..tasks.mixture import PROGRAM_LANGUAGES
 from . import distributed
 from .loop import add_loop_arguments
 
@@ -45,6 +46,22 @@ def stage_parser(doc: str | None, *, steps: int, lr: float) -> argparse.Argument
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     add_loop_arguments(parser)
     return parser
+
+
+def add_programs_argument(parser: argparse.ArgumentParser, episodes: str) -> None:
+    """--programs for the stages that draw training episodes (stage 0, stage 2, T5-MTF-Few-shot)."""
+    parser.add_argument("--programs", type=float, default=0.0,
+                        help=f"fraction of {episodes} that are random string programs instead of training families")
+    parser.add_argument("--program-language", choices=sorted(PROGRAM_LANGUAGES), default="fields",
+                        help="fields: rows of random fields (tasks/programs.py); tokens: RobustFill-style extraction "
+                             "from realistic values (tasks/token_programs.py)")
+
+
+def check_programs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """Refuses a --programs outside [0, 1]; returns what the stage's provenance records of them."""
+    if not 0.0 <= args.programs <= 1.0:
+        parser.error(f"invalid --programs={args.programs}: a fraction in [0, 1]")
+    return {"programs": args.programs, "program_language": args.program_language} if args.programs else {}
 
 
 def step_rng(seed: int, stage: str, step: int) -> random.Random:

@@ -1,0 +1,171 @@
+"""Token programs: RobustFill-style extraction programs over the realistic values the families use.
+
+``programs.py`` splits rows of random pseudo-words on one delimiter. The held-out families read
+names, e-mails, dates, paths and product rows, where the part to take is found by what it is: the
+last word, the first number, the text before '@'. A token program joins 1-3 pieces with constants
+(the ones ``programs.py`` uses); a piece takes
+- ``Token(kind, index)``: the index-th run of a token kind (``word``: letters; ``number``: digits;
+  ``alnum``: letters and digits; ``cap``: a capitalised word), index 0, 1, 2, -1 or -2;
+- ``Before(char)`` / ``After(char)``: the text before the first / after the last ``char``;
+and then cuts and re-cases it as ``programs.py`` does. Where a program cannot run on an input (too
+few tokens, the char absent) it gives no output, and the episode draws other inputs.
+
+Honest evaluation (the issue's rule: held-out compositions never appear in training). ``forbidden``
+states the rules, and ``tests/test_token_programs.py`` checks both them and, by behaviour, that no
+drawn program computes a held-out task on that family's own inputs:
+- ``name_last_upper_first``: no program both reorders pieces and re-cases one;
+- ``sku_from_cells`` and ``date_month_code`` ('MAR 2024' from '7 March 2024'): at most one piece is
+  cut, and a cut piece is never re-cased;
+- ``email_company_name`` and ``email_to_full_name``: no piece of an e-mail is re-cased;
+- ``date_compact``: pieces of a date are never joined with nothing between them;
+- ``contact_tag`` and ``url_user_email``: no source is a name-and-phone or user-and-URL row;
+- title case, replacing, padding, masking, month names from numbers, arithmetic and counting are not
+  in the language.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from . import common as C
+from . import primitives as P
+from . import values as V
+from .episodes import Episode, sample_pairs
+from .programs import AFTER, BEFORE, CASES, CUTS, SEPARATORS, modify
+from .registry import Task
+
+FAMILY = "token_program"
+TOKEN_KINDS = {"word": r"[^\W\d_]+", "number": r"\d+", "alnum": r"[^\W_]+", "cap": r"[A-Z][a-z]+"}
+INDICES = (0, 1, 2, -1, -2)
+CHARS = ("@", ".", "/", "\\", "-", "_", " ", "|", ":", ",")
+DATE_LAYOUTS = ("YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY", "D MMMM YYYY", "DD.MM.YYYY", "MMMM D, YYYY")
+# The kinds of input, each a realistic value from the families' own pools.
+SOURCES = {
+    "name": C.full_name,
+    "titled_name": lambda rng: f"{rng.choice(V.TITLES)} {C.full_name(rng)}",
+    "email": V.email,
+    "date": lambda rng: P.format_date(*V.date(rng), rng.choice(DATE_LAYOUTS)),
+    "path": lambda rng: V.file_path(rng, rng.random() < 0.3),
+    "url": V.url,
+    "code": lambda rng: V.product_code(rng, rng.choice(V.CODE_PATTERNS)),
+    "address": V.street_address,
+    "product_row": lambda rng: f"{V.product(rng)} | {V.color(rng)} | {rng.choice(V.SIZES)}",
+    "place_row": lambda rng: f"{V.city(rng)} | {V.country(rng)}",
+    "company_row": lambda rng: f"{V.company(rng)} | {V.job(rng)}",
+    "sentence": lambda rng: V.sentence(rng, 3, 7),
+}
+
+
+@dataclass(frozen=True)
+class Piece:
+    take: str  # "token", "before" or "after"
+    arg: str  # the token kind, or the char
+    index: int  # for tokens
+    case: str  # CASES
+    cut: str  # CUTS
+
+    def apply(self, s: str) -> str | None:
+        if self.take == "token":
+            runs = re.findall(TOKEN_KINDS[self.arg], s)
+            if not -len(runs) <= self.index < len(runs):
+                return None
+            part = runs[self.index]
+        elif self.arg not in s:
+            return None
+        else:
+            part = s.split(self.arg, 1)[0] if self.take == "before" else s.rsplit(self.arg, 1)[1]
+        part = modify(part, self.case, self.cut)
+        return part or None
+
+    @property
+    def position(self) -> int:
+        """Where in the input the piece comes from, for telling a reordering (approximate on purpose:
+        the rule it serves should err towards refusing)."""
+        if self.take == "before":
+            return -1
+        if self.take == "after":
+            return 200
+        return self.index if self.index >= 0 else 100 + self.index
+
+
+@dataclass(frozen=True)
+class TokenProgram:
+    source: str  # a SOURCES key
+    pieces: tuple[Piece, ...]
+    constants: tuple[str, ...]  # len(pieces) + 1: before, between and after the pieces
+
+    def run(self, s: str) -> str:
+        """The output, or '' where the program cannot run on ``s`` (no episode uses such an input)."""
+        out = self.constants[0]
+        for piece, after in zip(self.pieces, self.constants[1:]):
+            part = piece.apply(s)
+            if part is None:
+                return ""
+            out += part + after
+        return out
+
+    def gen(self, rng: random.Random) -> str:
+        return SOURCES[self.source](rng)
+
+
+def forbidden(program: TokenProgram) -> str | None:
+    """Why the program imitates a held-out family, or None (module docstring: the rules)."""
+    pieces = program.pieces
+    order = [p.position for p in pieces]
+    recased = [p for p in pieces if p.case != "keep"]
+    cut = [p for p in pieces if p.cut != "all"]
+    if any(a > b for a, b in zip(order, order[1:])) and recased:
+        return "reorders pieces and re-cases one (name_last_upper_first)"
+    if len(cut) > 1:
+        return "cuts several pieces (sku_from_cells)"
+    if any(p.case != "keep" for p in cut):
+        return "re-cases a cut piece (sku_from_cells, date_month_code)"
+    if program.source == "email" and recased:
+        return "re-cases a piece of an e-mail (email_company_name, email_to_full_name)"
+    if program.source == "date" and len(pieces) > 1 and "" in program.constants[1:-1]:
+        return "joins pieces of a date with nothing between them (date_compact)"
+    if program.source not in SOURCES:
+        return "reads a source outside the language (contact_tag, url_user_email)"
+    if any(p.case not in CASES or p.cut not in CUTS or (p.take == "token" and p.arg not in TOKEN_KINDS)
+           for p in pieces):
+        return "uses an operation outside the language"
+    return None
+
+
+def _piece(rng: random.Random) -> Piece:
+    cut = "all" if rng.random() < 0.6 else rng.choice(CUTS[1:])
+    case = "keep" if rng.random() < 0.5 else rng.choice(CASES[1:])
+    if rng.random() < 0.7:
+        return Piece("token", rng.choice(tuple(TOKEN_KINDS)), rng.choice(INDICES), case, cut)
+    return Piece(rng.choice(("before", "after")), rng.choice(CHARS), 0, case, cut)
+
+
+def sample_token_program(rng: random.Random) -> TokenProgram:
+    """A random program that ``forbidden`` accepts."""
+    while True:
+        pieces = tuple(_piece(rng) for _ in range(rng.randint(1, 3)))
+        constants = (rng.choice(BEFORE), *(rng.choice(SEPARATORS) for _ in pieces[1:]), rng.choice(AFTER))
+        program = TokenProgram(rng.choice(tuple(SOURCES)), pieces, constants)
+        if forbidden(program) is None:
+            return program
+
+
+def token_program_episode(rng: random.Random, program: TokenProgram, k: int, num_queries: int) -> Episode | None:
+    """k demonstrations and queries of one program, with the families' contracts (episodes.py), or
+    None when it runs on too few of its source's inputs or copies every input unchanged."""
+    task = Task(FAMILY, (("program", program),), program.gen, program.run)
+    pairs = sample_pairs(rng, task, k + num_queries)
+    if pairs is None or all(x == y for x, y in pairs):
+        return None
+    return Episode(FAMILY, task.name, pairs[:k], pairs[k:])
+
+
+def sample_token_program_episode(rng: random.Random, k: int, num_queries: int) -> Episode:
+    """An episode of a fresh random token program."""
+    for _ in range(100):
+        episode = token_program_episode(rng, sample_token_program(rng), k, num_queries)
+        if episode is not None:
+            return episode
+    raise RuntimeError(f"no token program produced an episode with k={k}, q={num_queries}")
