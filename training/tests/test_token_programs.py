@@ -75,13 +75,23 @@ IMITATIONS = [
 
 @pytest.mark.parametrize("family, params, program", IMITATIONS, ids=[i[0] for i in IMITATIONS])
 def test_imitations_of_held_out_tasks_are_refused(family, params, program) -> None:
-    """Each program does compute the held-out task (so the behavioural check below can see one), and
-    the rules refuse it."""
+    """Each program's pieces and constants do make the held-out task's outputs (so the behavioural check
+    below can see one), and the rules refuse it: ``forbidden`` does, or ``run`` gives no output."""
     task = make_task(family, random.Random(0), **params)
     rng = random.Random(1)
     inputs = [task.gen(rng) for _ in range(20)]
-    assert all(program.run(x) == task.apply(x) for x in inputs)
-    assert family in (forbidden(program) or "")
+    assert all(program.output(x) == task.apply(x) for x in inputs)
+    assert family in (forbidden(program) or "") or not any(program.run(x) for x in inputs)
+
+
+def test_reordering_is_judged_where_the_pieces_are_found() -> None:
+    """'Ada Lovelace' -> 'LOVELACE, Ada' through indices whose syntax does not show the swap."""
+    program = TokenProgram("name", (token("word", 1, "upper"), token("word", -2)), ("", ", ", ""))
+    assert forbidden(program) is None
+    assert program.output("Ada Lovelace") == "LOVELACE, Ada" and program.run("Ada Lovelace") == ""
+    assert program.run("Ada Byron King") == "BYRON, Byron"  # in order here: allowed
+    unchanged = TokenProgram("name", (token("word", 1), token("word", -2)), ("", ", ", ""))
+    assert unchanged.run("Ada Lovelace") == "Lovelace, Ada"  # reordering alone is allowed
 
 
 @pytest.mark.parametrize("program, why", [
@@ -118,7 +128,7 @@ def test_no_drawn_program_computes_a_held_out_task(family) -> None:
         checked += 1
         for task, inputs in samples:
             assert not all(program.run(x) == task.apply(x) for x in inputs), (program, task.name)
-    assert checked > 5000
+    assert checked > 4000  # more are refused where the source is an e-mail
 
 
 def test_the_rules_name_real_families() -> None:

@@ -140,4 +140,3 @@ def sample_program_episode(rng: random.Random, k: int, num_queries: int) -> Epis
         if episode is not None:
             return episode
     raise RuntimeError(f"no random program produced an episode with k={k}, q={num_queries}")
-
