@@ -33,6 +33,8 @@ def test_episodes_keep_the_contracts() -> None:
 def test_pieces_take_what_they_name() -> None:
     s = "Dr. Ada Lovelace | 1815-12-10"
     assert Piece("token", "word", -1, "keep", "all").apply(s) == "Lovelace"
+    assert Piece("token", "word", -1, "keep", "all").apply("Tim Berners-Lee") == "Berners-Lee"
+    assert Piece("token", "cap", -1, "keep", "all").apply("Tim Berners-Lee") == "Lee"
     assert Piece("token", "number", 0, "keep", "all").apply(s) == "1815"
     assert Piece("token", "cap", 1, "upper", "all").apply(s) == "ADA"
     assert Piece("before", "|", 0, "keep", "all").apply(s) == "Dr. Ada Lovelace "

@@ -4,8 +4,10 @@
 names, e-mails, dates, paths and product rows, where the part to take is found by what it is: the
 last word, the first number, the text before '@'. A token program joins 1-3 pieces with constants
 (the ones ``programs.py`` uses); a piece takes
-- ``Token(kind, index)``: the index-th run of a token kind (``word``: letters; ``number``: digits;
-  ``alnum``: letters and digits; ``cap``: a capitalised word), index 0, 1, 2, -1 or -2;
+- ``Token(kind, index)``: the index-th run of a token kind (``word``: letters, joined across inner
+  hyphens and apostrophes as in 'Berners-Lee' or "O'Brien", which people count as one word;
+  ``number``: digits; ``alnum``: letters and digits; ``cap``: a capitalised word), index 0, 1, 2, -1
+  or -2;
 - ``Before(char)`` / ``After(char)``: the text before the first / after the last ``char``;
 and then cuts and re-cases it as ``programs.py`` does. Where a program cannot run on an input (too
 few tokens, the char absent) it gives no output, and the episode draws other inputs.
@@ -38,7 +40,7 @@ from .programs import AFTER, BEFORE, CASES, CUTS, SEPARATORS, modify
 from .registry import Task
 
 FAMILY = "token_program"
-TOKEN_KINDS = {"word": r"[^\W\d_]+", "number": r"\d+", "alnum": r"[^\W_]+", "cap": r"[A-Z][a-z]+"}
+TOKEN_KINDS = {"word": r"[^\W\d_]+(?:['-][^\W\d_]+)*", "number": r"\d+", "alnum": r"[^\W_]+", "cap": r"[A-Z][a-z]+"}
 INDICES = (0, 1, 2, -1, -2)
 CHARS = ("@", ".", "/", "\\", "-", "_", " ", "|", ":", ",")
 DATE_LAYOUTS = ("YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY", "D MMMM YYYY", "DD.MM.YYYY", "MMMM D, YYYY")
