@@ -44,7 +44,8 @@ def test_stages_resume_and_record_provenance(run) -> None:
     stages = json.loads((run / "hypert5.json").read_text())["provenance"]["stages"]
     assert torch.load(run / "stage0c" / "state.pt", weights_only=False)["step"] == 2
     assert "0.5 copying" in stages["stage0c_pretrain"]["mixture"] and stages["stage0c_pretrain"]["initialized_from"]
-    assert {"stage0_pretrain", "stage0c_pretrain", "stage1_hyperpretrain_lora", "stage2_finetune_prefix", "baseline_mtf_fewshot"} <= set(stages)
+    assert {"stage0_pretrain", "stage0c_pretrain", "stage1_hyperpretrain_lora", "stage2_finetune_prefix",
+            "baseline_mtf_fewshot"} <= set(stages)
 
 
 def test_evaluation_reports_every_comparison(run) -> None:

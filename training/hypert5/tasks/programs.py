@@ -123,14 +123,15 @@ def sample_program(rng: random.Random) -> Program:
             return program
 
 
-def program_episode(rng: random.Random, program: Program, k: int, num_queries: int) -> Episode | None:
-    """k demonstrations and queries of one program, with the families' contracts (episodes.py), or
-    None when its inputs cannot supply them or it copies every input unchanged."""
-    task = Task(FAMILY, (("program", program),), program.gen, program.run)
+def program_episode(rng: random.Random, program, k: int, num_queries: int, family: str = FAMILY) -> Episode | None:
+    """k demonstrations and queries of one program (anything with ``gen`` and ``run``: token_programs.py's
+    too), with the families' contracts (episodes.py), or None when its inputs cannot supply them or it
+    copies every input unchanged."""
+    task = Task(family, (("program", program),), program.gen, program.run)
     pairs = sample_pairs(rng, task, k + num_queries)
     if pairs is None or all(x == y for x, y in pairs):
         return None
-    return Episode(FAMILY, task.name, pairs[:k], pairs[k:])
+    return Episode(family, task.name, pairs[:k], pairs[k:])
 
 
 def sample_program_episode(rng: random.Random, k: int, num_queries: int) -> Episode:

@@ -37,12 +37,12 @@ from dataclasses import dataclass
 from . import common as C
 from . import primitives as P
 from . import values as V
-from .episodes import Episode, sample_pairs
-from .programs import AFTER, BEFORE, CASES, CUTS, SEPARATORS, modify
-from .registry import Task
+from .episodes import Episode
+from .programs import AFTER, BEFORE, CASES, CUTS, SEPARATORS, modify, program_episode
 
 FAMILY = "token_program"
-TOKEN_KINDS = {"word": r"[^\W\d_]+(?:['-][^\W\d_]+)*", "number": r"\d+", "alnum": r"[^\W_]+", "cap": r"[A-Z][a-z]+"}
+TOKEN_KINDS = {"word": r"[^\W\d_]+(?:['-][^\W\d_]+)*", "number": r"\d+", "alnum": r"[^\W_]+",
+               "cap": r"[A-Z][a-z]+"}
 INDICES = (0, 1, 2, -1, -2)
 CHARS = ("@", ".", "/", "\\", "-", "_", " ", "|", ":", ",")
 DATE_LAYOUTS = ("YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY", "D MMMM YYYY", "DD.MM.YYYY", "MMMM D, YYYY")
@@ -169,11 +169,7 @@ def token_program_episode(rng: random.Random, program: TokenProgram, k: int, num
     None when it runs on too few of its source's inputs or copies every input unchanged."""
     if not any(program.run(program.gen(rng)) for _ in range(4)):
         return None  # cheaply: most programs that fail need a token their source rarely has
-    task = Task(FAMILY, (("program", program),), program.gen, program.run)
-    pairs = sample_pairs(rng, task, k + num_queries)
-    if pairs is None or all(x == y for x, y in pairs):
-        return None
-    return Episode(FAMILY, task.name, pairs[:k], pairs[k:])
+    return program_episode(rng, program, k, num_queries, FAMILY)
 
 
 def sample_token_program_episode(rng: random.Random, k: int, num_queries: int) -> Episode:
