@@ -46,6 +46,15 @@ def test_pieces_take_what_they_name() -> None:
     assert program.run("Ada Lovelace") == ""  # cannot run here: no episode uses this input
 
 
+def test_some_surnames_are_double_barrelled_and_stay_one_word() -> None:
+    rng = random.Random(3)
+    names = [SOURCES["name"](rng) for _ in range(2000)]
+    compound = [n for n in names if "-" in n]
+    assert 0.1 < len(compound) / len(names) < 0.2
+    last = Piece("token", "word", -1, "keep", "all")
+    assert all(last.apply(n) == n.split(" ")[-1] for n in compound)
+
+
 def test_same_seed_same_episode() -> None:
     a = sample_token_program_episode(random.Random(7), 3, 2)
     b = sample_token_program_episode(random.Random(7), 3, 2)
