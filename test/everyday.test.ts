@@ -2,32 +2,21 @@
  * Requests a user would type, through the service, against the shipped model (models/default):
  * three examples of a spreadsheet clean-up task give an adapter, and the frozen model then does the
  * task on new inputs. The examples and queries are written by hand, not drawn from the task
- * generator. HyperT5-LoRA, the bundle's default kind, gets all ten right (HyperT5-Prefix does not:
- * README, "The default model").
+ * generator (test/fixtures/everyday.json). HyperT5-LoRA, the bundle's default kind, gets all ten
+ * right (HyperT5-Prefix does not: README, "The default model").
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_MODEL, makeApp } from './helper.js';
 
-const TASKS: { name: string; examples: [string, string][]; queries: [string, string][] }[] = [
-  {
-    name: 'names to "Surname, I."',
-    examples: [['Grace Hopper', 'Hopper, G.'], ['Alan Turing', 'Turing, A.'], ['Katherine Johnson', 'Johnson, K.']],
-    queries: [['Ada Lovelace', 'Lovelace, A.'], ['Linus Torvalds', 'Torvalds, L.'], ['Margaret Hamilton', 'Hamilton, M.'],
-      ['Tim Berners-Lee', 'Berners-Lee, T.']],
-  },
-  {
-    name: 'ISO dates to day/month/year',
-    examples: [['2024-03-07', '07/03/2024'], ['1999-12-31', '31/12/1999'], ['2010-06-15', '15/06/2010']],
-    queries: [['2023-11-05', '05/11/2023'], ['1987-01-22', '22/01/1987'], ['2001-09-30', '30/09/2001']],
-  },
-  {
-    name: 'emails to user names',
-    examples: [['grace.hopper@navy.mil', 'grace.hopper'], ['alan@turing.org.uk', 'alan'], ['k.johnson@nasa.gov', 'k.johnson']],
-    queries: [['ada.lovelace@example.com', 'ada.lovelace'], ['linus@kernel.org', 'linus'], ['mhamilton@mit.edu', 'mhamilton']],
-  },
-];
+// The training side checks candidate models on the same file (python -m hypert5.train.everyday).
+const TASKS = JSON.parse(readFileSync(new URL('./fixtures/everyday.json', import.meta.url), 'utf8')) as {
+  name: string;
+  examples: [string, string][];
+  queries: [string, string][];
+}[];
 
 describe('everyday requests on the shipped model', () => {
   let app: FastifyInstance;

@@ -11,7 +11,7 @@ from hypert5.checkpoint import BundleSettings
 from hypert5.config import LoraSpec, PrefixSpec, T5Dims
 from hypert5.export import check_bundle, export_bundle
 from hypert5 import checkpoint
-from hypert5.train import evaluate, finetune, hyperpretrain, mtf_fewshot, pretrain
+from hypert5.train import evaluate, everyday, finetune, hyperpretrain, mtf_fewshot, pretrain
 from hypert5.train.text import span_corrupt
 
 TINY = BundleSettings(dims=T5Dims(vocab_size=384, d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=1,
@@ -72,6 +72,21 @@ def test_similarity_gives_partial_credit() -> None:
     assert evaluate.similarity("Lovelace, A.", "Lovelace, A.") == 1.0
     assert evaluate.similarity("", "abc") == 0.0
     assert evaluate.similarity("Lovelace, Ada", "Lovelace, A.") == 2 * 11 / 25  # "Lovelace, A" matches
+
+
+def test_everyday_gate_answers_every_request_and_fails_unless_all_are_right(run, tmp_path, capsys) -> None:
+    result = everyday.answers(run, "prefix")
+    tasks = json.loads(everyday.EVERYDAY.read_text())
+    assert [a.query for a in result] == [q for t in tasks for q, _ in t["queries"]]
+    right = tmp_path / "right.json"  # the tiny model's own answers, as if they were the wanted ones
+    right.write_text(json.dumps([{"name": "own", "examples": tasks[0]["examples"],
+                                  "queries": [[a.query, a.got] for a in result[:2]]}]))
+    assert everyday.main(["--run", str(run), "--kind", "prefix", "--tasks", str(right)]) == 0
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps([{"name": "own", "examples": tasks[0]["examples"],
+                                  "queries": [[result[0].query, result[0].got + "?"]]}]))
+    assert everyday.main(["--run", str(run), "--kind", "prefix", "--tasks", str(wrong)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1].endswith("(prefix): 0/1 right")
 
 
 def test_evaluation_on_training_families_without_tuning(run) -> None:
