@@ -103,6 +103,20 @@ def test_everyday_examples():
     assert {"name_last_comma_initial", "date_iso_to_dmy", "email_user"} <= set(list_families("train"))
 
 
+def test_training_names_include_double_barrelled_surnames_held_out_names_do_not():
+    """Training name families see 'Tim Berners-Lee'-like names (the everyday test asks for one); the
+    held-out benchmark's inputs stay as they were."""
+    def surnames(family, seed=6):
+        rng = random.Random(seed)
+        episodes = [sample_episode_for_family(rng, family, 3, 3) for _ in range(60)]
+        return [x.split()[-1] for ep in episodes for x, _ in ep.demos + ep.queries]
+
+    last = surnames("name_last_comma_initial")
+    assert 0.05 < sum("-" in s for s in last) / len(last) < 0.3
+    assert make_task("name_last_comma_initial", middle="none").apply("Tim Berners-Lee") == "Berners-Lee, T."
+    assert not any("-" in s for s in surnames("name_last_upper_first"))
+
+
 def test_unknown_parameter_is_rejected():
     with pytest.raises(KeyError):
         make_task("date_iso_to_dmy", separator="/")

@@ -45,17 +45,11 @@ TOKEN_KINDS = {"word": r"[^\W\d_]+(?:['-][^\W\d_]+)*", "number": r"\d+", "alnum"
                "cap": r"[A-Z][a-z]+"}
 INDICES = (0, 1, 2, -1, -2)
 CHARS = ("@", ".", "/", "\\", "-", "_", " ", "|", ":", ",")
-COMPOUND_SURNAME_RATE = 0.15
 
 
 def _name(rng: random.Random) -> str:
-    """A full name; some surnames are double-barrelled ('Ana García-López'). The families' name pools
-    have none, so without these a model learns that a surname never holds a hyphen, and a real
-    spreadsheet's 'Tim Berners-Lee' comes out as 'Berners' (measured: README, "The default model")."""
     first, _, last = V.person(rng)
-    if rng.random() < COMPOUND_SURNAME_RATE:
-        last = f"{last}-{V.last_name(rng)}"
-    return f"{first} {last}"
+    return f"{first} {V.maybe_double_barrelled(rng, last)}"
 
 
 DATE_LAYOUTS = ("YYYY-MM-DD", "DD/MM/YYYY", "MM/DD/YYYY", "D MMMM YYYY", "DD.MM.YYYY", "MMMM D, YYYY")

@@ -19,10 +19,12 @@ def train(name, recipe, balanced=False):
 
 
 def _name_gen(middle: str):
-    """Name inputs: 'First Last', with a full middle name or a middle initial if asked."""
+    """Name inputs: 'First Last', with a full middle name or a middle initial if asked; some surnames
+    are double-barrelled."""
 
     def gen(rng):
         f, m, l = V.person(rng)
+        l = V.maybe_double_barrelled(rng, l)
         if middle == "name":
             return f"{f} {m} {l}"
         if middle == "initial":
