@@ -8,7 +8,7 @@
  * Environment: BENCH_MODEL_DIR (models/default), BENCH_QUICK=1 (seconds per section, a smoke test),
  * BENCH_THREADS (1: ONNX Runtime intra-op threads in the service and the Python side, PyTorch threads),
  * BENCH_WORKERS (cores: the service's inference workers), BENCH_NO_BUILD=1 (serve src/ through tsx, no build), BENCH_CHECKPOINT (the PyTorch checkpoint
- * of a trained bundle; default training/runs/gpu2), BENCH_OUT (bench/results.json).
+ * a trained bundle was exported from; default: its weights rebuilt from the bundle), BENCH_OUT (bench/results.json).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -8,7 +8,8 @@
       curves and ONNX Runtime matmul throughput
 
 The PyTorch model is the one the bundle was exported from: the random preset named in a fixture's
-provenance, else BENCH_CHECKPOINT (default training/runs/gpu2, the run models/default was exported from).
+provenance, else the checkpoint folder BENCH_CHECKPOINT names, else the bundle's own weights rebuilt in
+PyTorch (hypert5.unbundle, checked against the bundle's graphs and golden decodes).
 """
 
 from __future__ import annotations

@@ -20,8 +20,7 @@ from hypert5.checkpoint import Models
 from hypert5.presets import random_models
 from hypert5.tasks import list_families, sample_episode_for_family
 from hypert5.tokenizer import from_spec
-
-ROOT = Path(__file__).resolve().parents[2]
+from hypert5.unbundle import rebuild
 
 
 def log(msg: str) -> None:
@@ -29,12 +28,15 @@ def log(msg: str) -> None:
 
 
 def load_torch(bundle: Path, manifest: dict[str, Any]) -> tuple[Models, str]:
-    """The PyTorch model the bundle was exported from: a random preset (fixtures) or a checkpoint folder."""
+    """The PyTorch model the bundle was exported from: a random preset (fixtures), the checkpoint folder
+    BENCH_CHECKPOINT names, or else rebuilt from the bundle itself (hypert5.unbundle: run folders are not
+    committed)."""
     prov = manifest.get("provenance", {})
     if "preset" in prov and not prov.get("trained", True):
         return random_models(prov["preset"], prov.get("seed", 0)), f"preset {prov['preset']} (seed {prov.get('seed', 0)})"
-    ckpt = Path(os.environ.get("BENCH_CHECKPOINT") or ROOT / "training/runs/gpu2")
-    return checkpoint.load(ckpt), str(ckpt)
+    if os.environ.get("BENCH_CHECKPOINT"):
+        return checkpoint.load(Path(os.environ["BENCH_CHECKPOINT"])), os.environ["BENCH_CHECKPOINT"]
+    return rebuild(bundle, log=log), f"rebuilt from {bundle} (hypert5.unbundle)"
 
 
 @dataclass

@@ -130,7 +130,8 @@ def rebuild_hyper(downstream: T5, settings: BundleSettings, kind: str, graph_pat
     return hyper.eval()
 
 
-def unbundle(bundle: Path, out: Path, log=print) -> Models:
+def rebuild(bundle: Path, log=print) -> Models:
+    """The bundle's PyTorch models, checked against its graphs and golden decodes."""
     manifest = validate(bundle)
     graphs = {kind: bundle / GRAPH_FILES[f"hyper_{kind}"] for kind in KINDS}
     settings = settings_from_manifest(manifest, head_hidden_of(initializers(graphs["lora"])))
@@ -143,9 +144,16 @@ def unbundle(bundle: Path, out: Path, log=print) -> Models:
         hyper[kind] = rebuild_hyper(downstream, settings, kind, graphs[kind])
     models = Models(settings, downstream, hyper)
     check_bundle(models, bundle, log=log)
+    return models
+
+
+def unbundle(bundle: Path, out: Path, log=print) -> Models:
+    """``rebuild``, then written as a checkpoint folder (with the tokenizer file, if any)."""
+    models = rebuild(bundle, log)
     checkpoint.save(out, models)
-    if settings.tokenizer["type"] == "tokenizers":
-        shutil.copyfile(bundle / settings.tokenizer["file"], out / settings.tokenizer["file"])
+    tok = models.settings.tokenizer
+    if tok["type"] == "tokenizers":
+        shutil.copyfile(bundle / tok["file"], out / tok["file"])
     return models
 
 
