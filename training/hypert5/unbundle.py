@@ -4,11 +4,12 @@
 
 Run folders are not committed; the bundle is. It keeps the downstream as safetensors under the
 checkpoint's own names, but each hypermodel only as an ONNX graph, where constant folding renamed
-most weights and stored equal ones once (a Linear's weight becomes a transposed ``onnx::MatMul_<n>``, the query embeddings an
-``onnx::Expand_<n>``). To undo that, a copy of the same architecture with distinct random weights is
-exported the same way and each initializer slot (node, input) is matched to the parameter it holds;
-the bundle's graph, the same ops in the same order, holds that parameter in the same slot. The body's ``lm_head``, which the
-hypermodel never runs, is not in the graph and keeps the downstream's, as a fresh HyperT5 does.
+most weights and stored equal ones once (a Linear's weight becomes a transposed ``onnx::MatMul_<n>``,
+the query embeddings an ``onnx::Expand_<n>``). To undo that, a copy of the same architecture with
+distinct random weights is exported the same way and each initializer slot (node, input) is matched
+to the parameter it holds; the bundle's graph, the same ops in the same order, holds that parameter
+in the same slot. The body's ``lm_head``, which the hypermodel never runs, is not in the graph and
+keeps the downstream's, as a fresh HyperT5 does.
 
 The check is export's own: the rebuilt PyTorch models against the bundle's graphs in ONNX Runtime
 (every output within 1e-4) and the bundle's golden decodes, token for token.
@@ -17,7 +18,6 @@ The check is export's own: the rebuilt PyTorch models against the bundle's graph
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -30,7 +30,7 @@ from onnx import numpy_helper
 from safetensors.torch import load_file
 
 from . import checkpoint
-from .bundle import DOWNSTREAM_FILE, GRAPH_FILES, validate
+from .bundle import DOWNSTREAM_FILE, GRAPH_FILES, BundleError, validate
 from .checkpoint import BundleSettings, Models
 from .config import LoraSpec, PrefixSpec, T5Dims
 from .examples import HyperInputFormat
@@ -50,7 +50,8 @@ def settings_from_manifest(manifest: dict, head_hidden: int) -> BundleSettings:
                     decoder_start_token_id=special["decoder_start"]),
         lora=LoraSpec(rank=kinds["lora"]["rank"], alpha=kinds["lora"]["alpha"]),
         prefix=PrefixSpec(num_positions=kinds["prefix"]["num_positions"], attention=kinds["prefix"]["attention"]),
-        head_hidden=head_hidden, tokenizer=manifest["tokenizer"], hyper_input=HyperInputFormat(**manifest["hyper_input"]),
+        head_hidden=head_hidden, tokenizer=manifest["tokenizer"],
+        hyper_input=HyperInputFormat(**manifest["hyper_input"]),
         encoder_max_tokens=manifest["encoder_input"]["max_tokens"], generation=manifest["generation"],
         default_kind=manifest["adapters"]["default_kind"], name=manifest["name"],
         provenance={**manifest["provenance"], "rebuilt_from_bundle": manifest["fingerprint"]},
@@ -164,10 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out.exists():
         parser.error(f"{args.out} exists: choose a new folder (a checkpoint is not overwritten)")
-    unbundle(args.bundle, args.out)
-    print(f"wrote {args.out}: {', '.join(sorted(p.name for p in args.out.iterdir()))}")
-    print(json.dumps({"rebuilt_from_bundle": json.loads((args.out / 'hypert5.json').read_text())['provenance']
-                      ['rebuilt_from_bundle']}))
+    try:
+        models = unbundle(args.bundle, args.out)
+    except (BundleError, FileNotFoundError, ValueError) as e:
+        parser.error(str(e))
+    print(f"wrote {args.out} ({', '.join(sorted(p.name for p in args.out.iterdir()))}), "
+          f"rebuilt_from_bundle {models.settings.provenance['rebuilt_from_bundle']}")
     return 0
 
 

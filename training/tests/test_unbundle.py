@@ -17,7 +17,8 @@ def test_unbundle_returns_every_exported_weight(tmp_path, preset):
     rebuilt = checkpoint.load(tmp_path / "checkpoint")
     assert rebuilt.settings.to_json() | {"provenance": None} == original.settings.to_json() | {"provenance": None}
     assert rebuilt.settings.provenance["preset"] == preset
-    pairs = [(original.downstream, rebuilt.downstream)] + [(original.hyper[k], rebuilt.hyper[k]) for k in ("lora", "prefix")]
+    pairs = [(original.downstream, rebuilt.downstream)]
+    pairs += [(original.hyper[kind], rebuilt.hyper[kind]) for kind in ("lora", "prefix")]
     for want, got in pairs:
         got_state = got.state_dict()
         assert set(got_state) == set(want.state_dict())
@@ -31,3 +32,11 @@ def test_unbundle_refuses_to_overwrite_a_checkpoint(tmp_path, capsys):
         main(["--bundle", str(tmp_path), "--out", str(tmp_path / "taken")])
     assert exit_info.value.code == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_unbundle_names_what_is_wrong_with_a_bundle(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--bundle", str(tmp_path), "--out", str(tmp_path / "checkpoint")])
+    assert exit_info.value.code == 2
+    assert "manifest.json: missing" in capsys.readouterr().err
+    assert not (tmp_path / "checkpoint").exists()
