@@ -11,7 +11,7 @@ import torch
 
 from .adapters import lora_specs, prefix_specs
 from .checkpoint import Models
-from .config import to_dict
+from .config import T5Dims, to_dict
 
 FORMAT, FORMAT_VERSION = "hypert5-bundle", 1
 GRAPH_FILES = {"encoder": "encoder.onnx", "decoder": "decoder.onnx",
@@ -80,6 +80,13 @@ def build_manifest(models: Models, graphs: dict[str, Any], bundle_dir: Path) -> 
                    for name, g in graphs.items()},
         "provenance": s.provenance,
     }
+
+
+def dims_from_manifest(manifest: dict[str, Any]) -> T5Dims:
+    """The inverse of ``build_manifest``'s dims and special_ids."""
+    special = manifest["special_ids"]
+    return T5Dims(**manifest["dims"], pad_token_id=special["pad"], eos_token_id=special["eos"],
+                  decoder_start_token_id=special["decoder_start"])
 
 
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64"}

@@ -30,9 +30,9 @@ from onnx import numpy_helper
 from safetensors.torch import load_file
 
 from . import checkpoint
-from .bundle import DOWNSTREAM_FILE, GRAPH_FILES, BundleError, validate
+from .bundle import DOWNSTREAM_FILE, GRAPH_FILES, BundleError, dims_from_manifest, validate
 from .checkpoint import BundleSettings, Models
-from .config import LoraSpec, PrefixSpec, T5Dims
+from .config import LoraSpec, PrefixSpec
 from .examples import HyperInputFormat
 from .export import check_bundle
 from .hypermodel import HyperT5
@@ -44,10 +44,8 @@ KINDS = ("lora", "prefix")
 
 def settings_from_manifest(manifest: dict, head_hidden: int) -> BundleSettings:
     kinds = manifest["adapters"]["kinds"]
-    special = manifest["special_ids"]
     return BundleSettings(
-        dims=T5Dims(**manifest["dims"], pad_token_id=special["pad"], eos_token_id=special["eos"],
-                    decoder_start_token_id=special["decoder_start"]),
+        dims=dims_from_manifest(manifest),
         lora=LoraSpec(rank=kinds["lora"]["rank"], alpha=kinds["lora"]["alpha"]),
         prefix=PrefixSpec(num_positions=kinds["prefix"]["num_positions"], attention=kinds["prefix"]["attention"]),
         head_hidden=head_hidden, tokenizer=manifest["tokenizer"],

@@ -14,8 +14,7 @@ from typing import Any
 
 import torch
 
-from ..bundle import DOWNSTREAM_FILE, sha256_file
-from ..config import T5Dims
+from ..bundle import DOWNSTREAM_FILE, dims_from_manifest, sha256_file
 from .convert import InteropError
 
 # Aliases of `shared.weight` that save_pretrained (and the exporter) leave out.
@@ -42,12 +41,6 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
     if not path.exists():
         raise InteropError(f"{path}: missing (--bundle must be a bundle folder, see models/README.md)")
     return json.loads(path.read_text())
-
-
-def dims_from_manifest(manifest: dict[str, Any]) -> T5Dims:
-    special = manifest["special_ids"]
-    return T5Dims(**manifest["dims"], pad_token_id=special["pad"], eos_token_id=special["eos"],
-                  decoder_start_token_id=special["decoder_start"])
 
 
 def load_base_model(bundle_dir: Path, verify: bool = True):
