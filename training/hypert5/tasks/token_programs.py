@@ -27,10 +27,20 @@ drawn program computes a held-out task on that family's own inputs:
 - ``contact_tag`` and ``url_user_email``: no source is a name-and-phone or user-and-URL row;
 - title case, replacing, padding, masking, month names from numbers, arithmetic and counting are not
   in the language.
+
+The ``token-edits`` language (``--program-language token-edits``) lets a piece also carry one edit
+after its cut and case (``EDITS``: title case, zero-padding, masking each word but its first letter,
+replacing one separator by another), operations the training families use on other values
+(``pad_number``, ``email_mask``, ``path_convert``, ``name_fix_case``). Its rules add:
+- ``name_mask``: names are never masked;
+- ``path_stem_title``: a path is never title-cased, and no separator in it is replaced;
+- ``code_number_padded``: no piece of a code is padded;
+- e-mails carry no edit, and title case counts as re-casing in the rules above.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from dataclasses import dataclass
@@ -39,6 +49,26 @@ from . import primitives as P
 from . import values as V
 from .episodes import Episode
 from .programs import AFTER, BEFORE, CASES, CUTS, SEPARATORS, modify, program_episode
+
+
+def _mask_words(ch: str):
+    return lambda s: " ".join(w[:1] + ch * (len(w) - 1) for w in s.split(" "))
+
+
+def _replace(old: str, new: str):
+    return lambda s: s.replace(old, new)
+
+
+# A piece's optional edit in the token-edits language, by name. A pad edit cannot run on a piece that
+# is not all digits ('' is "no output", as for a missing token).
+EDITS = {
+    "none": lambda s: s,
+    "title": lambda s: P.apply_case(s, "title"),
+    **{f"pad{n}": (lambda n: lambda s: P.pad_left(s, n) if s.isdigit() else "")(n) for n in range(3, 7)},
+    **{f"mask{ch}": _mask_words(ch) for ch in "*x#"},
+    **{f"{old}->{new}": _replace(old, new)
+       for old, new in (("_", " "), ("-", " "), (".", " "), (" ", "_"), (" ", "-"), (" ", "."), ("/", "-"))},
+}
 
 FAMILY = "token_program"
 TOKEN_KINDS = {"word": r"[^\W\d_]+(?:['-][^\W\d_]+)*", "number": r"\d+", "alnum": r"[^\W_]+",
@@ -77,6 +107,15 @@ class Piece:
     index: int  # for tokens
     case: str  # CASES
     cut: str  # CUTS
+    edit: str = "none"  # EDITS; only the token-edits language draws another
+
+    @property
+    def recases(self) -> bool:
+        return self.case != "keep" or self.edit == "title"
+
+    def render(self, text: str) -> str:
+        """The piece's text cut, re-cased and edited ('' when the edit cannot run on it)."""
+        return EDITS[self.edit](modify(text, self.case, self.cut))
 
     def locate(self, s: str) -> tuple[int, str] | None:
         """Where in ``s`` the piece's text starts, and the text (before cutting and re-casing), or None
@@ -95,7 +134,7 @@ class Piece:
     def apply(self, s: str) -> str | None:
         """The piece's text, cut and re-cased, or None when it is not there."""
         found = self.locate(s)
-        return (modify(found[1], self.case, self.cut) or None) if found else None
+        return (self.render(found[1]) or None) if found else None
 
 
 @dataclass(frozen=True)
@@ -114,14 +153,14 @@ class TokenProgram:
         judged on each input, where the pieces are found: name_last_upper_first)."""
         found = [piece.locate(s) for piece in self.pieces]
         starts = [f[0] for f in found if f is not None]
-        if any(a > b for a, b in zip(starts, starts[1:])) and any(p.case != "keep" for p in self.pieces):
+        if any(a > b for a, b in zip(starts, starts[1:])) and any(p.recases for p in self.pieces):
             return ""
         return self._assemble(found)
 
     def _assemble(self, found: list[tuple[int, str] | None]) -> str:
         out = self.constants[0]
         for piece, where, after in zip(self.pieces, found, self.constants[1:]):
-            part = modify(where[1], piece.case, piece.cut) if where else ""
+            part = piece.render(where[1]) if where else ""
             if not part:
                 return ""
             out += part + after
@@ -135,36 +174,48 @@ def forbidden(program: TokenProgram) -> str | None:
     """Why the program imitates a held-out family, or None (module docstring: the rules; the one about
     reordering depends on the input, and ``TokenProgram.run`` applies it)."""
     pieces = program.pieces
-    recased = [p for p in pieces if p.case != "keep"]
+    recased = [p for p in pieces if p.recases]
     cut = [p for p in pieces if p.cut != "all"]
+    edits = {p.edit for p in pieces} - {"none"}
     if len(cut) > 1:
         return "cuts several pieces (sku_from_cells)"
-    if any(p.case != "keep" for p in cut):
+    if any(p.recases for p in cut):
         return "re-cases a cut piece (sku_from_cells, date_month_code)"
-    if program.source == "email" and recased:
-        return "re-cases a piece of an e-mail (email_company_name, email_to_full_name)"
+    if program.source == "email" and (recased or edits):
+        return "re-cases or edits a piece of an e-mail (email_company_name, email_to_full_name)"
+    if program.source in ("name", "titled_name") and any(e.startswith("mask") for e in edits):
+        return "masks a name (name_mask)"
+    if program.source == "path" and any(e == "title" or "->" in e for e in edits):
+        return "title-cases a path or replaces a separator in it (path_stem_title)"
+    if program.source == "code" and any(e.startswith("pad") for e in edits):
+        return "pads a piece of a code (code_number_padded)"
     if program.source == "date" and len(pieces) > 1 and "" in program.constants[1:-1]:
         return "joins pieces of a date with nothing between them (date_compact)"
     if program.source not in SOURCES:
         return "reads a source outside the language (contact_tag, url_user_email)"
-    if any(p.case not in CASES or p.cut not in CUTS or (p.take == "token" and p.arg not in TOKEN_KINDS)
-           for p in pieces):
+    if any(p.case not in CASES or p.cut not in CUTS or p.edit not in EDITS
+           or (p.take == "token" and p.arg not in TOKEN_KINDS) for p in pieces):
         return "uses an operation outside the language"
     return None
 
 
-def _piece(rng: random.Random) -> Piece:
+def _piece(rng: random.Random, edits: bool) -> Piece:
     cut = "all" if rng.random() < 0.6 else rng.choice(CUTS[1:])
     case = "keep" if rng.random() < 0.5 else rng.choice(CASES[1:])
     if rng.random() < 0.7:
-        return Piece("token", rng.choice(tuple(TOKEN_KINDS)), rng.choice(INDICES), case, cut)
-    return Piece(rng.choice(("before", "after")), rng.choice(CHARS), 0, case, cut)
+        piece = Piece("token", rng.choice(tuple(TOKEN_KINDS)), rng.choice(INDICES), case, cut)
+    else:
+        piece = Piece(rng.choice(("before", "after")), rng.choice(CHARS), 0, case, cut)
+    # Drawn after the rest, so the tokens language (edits=False) draws exactly what it always drew.
+    if edits and rng.random() < 0.4:
+        return dataclasses.replace(piece, edit=rng.choice(tuple(EDITS)[1:]))
+    return piece
 
 
-def sample_token_program(rng: random.Random) -> TokenProgram:
-    """A random program that ``forbidden`` accepts."""
+def sample_token_program(rng: random.Random, edits: bool = False) -> TokenProgram:
+    """A random program that ``forbidden`` accepts; with ``edits``, of the token-edits language."""
     while True:
-        pieces = tuple(_piece(rng) for _ in range(rng.randint(1, 3)))
+        pieces = tuple(_piece(rng, edits) for _ in range(rng.randint(1, 3)))
         constants = (rng.choice(BEFORE), *(rng.choice(SEPARATORS) for _ in pieces[1:]), rng.choice(AFTER))
         program = TokenProgram(rng.choice(tuple(SOURCES)), pieces, constants)
         if forbidden(program) is None:
@@ -179,10 +230,15 @@ def token_program_episode(rng: random.Random, program: TokenProgram, k: int, num
     return program_episode(rng, program, k, num_queries, FAMILY)
 
 
-def sample_token_program_episode(rng: random.Random, k: int, num_queries: int) -> Episode:
-    """An episode of a fresh random token program."""
+def sample_token_program_episode(rng: random.Random, k: int, num_queries: int, edits: bool = False) -> Episode:
+    """An episode of a fresh random token program (with ``edits``: of the token-edits language)."""
     for _ in range(100):
-        episode = token_program_episode(rng, sample_token_program(rng), k, num_queries)
+        episode = token_program_episode(rng, sample_token_program(rng, edits), k, num_queries)
         if episode is not None:
             return episode
     raise RuntimeError(f"no token program produced an episode with k={k}, q={num_queries}")
+
+
+def sample_token_edit_program_episode(rng: random.Random, k: int, num_queries: int) -> Episode:
+    """An episode of a fresh random program of the token-edits language."""
+    return sample_token_program_episode(rng, k, num_queries, edits=True)

@@ -54,7 +54,8 @@ def add_programs_argument(parser: argparse.ArgumentParser, episodes: str) -> Non
                         help=f"fraction of {episodes} that are random string programs instead of training families")
     parser.add_argument("--program-language", choices=sorted(PROGRAM_LANGUAGES), default="fields",
                         help="fields: rows of random fields (tasks/programs.py); tokens: RobustFill-style extraction "
-                             "from realistic values (tasks/token_programs.py)")
+                             "from realistic values (tasks/token_programs.py); token-edits: the same, pieces also "
+                             "title-cased, padded, masked or with a separator replaced")
 
 
 def check_programs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
