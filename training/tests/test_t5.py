@@ -46,13 +46,20 @@ def test_checkpoint_mismatch_names_tensor(dims: T5Dims) -> None:
 
 
 @pytest.mark.parametrize("attention", ["gated", "peft"])
-def test_zero_adapters_reproduce_frozen_model_exactly(dims: T5Dims, attention: str) -> None:
+def test_zero_adapters_reproduce_frozen_model(dims: T5Dims, attention: str) -> None:
+    """Bit for bit with a gated prefix (a zero gate adds exact zeros). A "peft" prefix joins the
+    softmax: its masked keys weigh exactly 0, but the sum now runs over T + P entries, and how the
+    CPU kernel splits that reduction changes the last bits (seen: 6e-6 on one machine, 0 on another)."""
     _, model = _pair(dims)
     ids, mask, dec = _batch(dims.vocab_size)
     adapters = {**zeros(lora_specs(dims, LoraSpec(rank=4)), 3),
                 **zeros(prefix_specs(dims, PrefixSpec(3, attention=attention)), 3)}
     with torch.no_grad():
-        assert torch.equal(model(ids, mask, dec), model(ids, mask, dec, adapters))
+        plain, adapted = model(ids, mask, dec), model(ids, mask, dec, adapters)
+    if attention == "gated":
+        assert torch.equal(plain, adapted)
+    else:
+        assert torch.allclose(plain, adapted, rtol=0, atol=1e-4), (plain - adapted).abs().max()
 
 
 @pytest.mark.parametrize("attention", ["gated", "peft"])
