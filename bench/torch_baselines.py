@@ -26,12 +26,12 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "training")]
 
 # Full run vs BENCH_QUICK (seconds per section, for smoke tests on the tiny fixture).
 FULL = {"creation_ks": [1, 3, 5, 8], "creation_lengths": [8, 48], "creation_n": 40,
-        "tune_ks": [1, 3, 8], "tune_episodes": 8, "tune_checkpoints": [0, 5, 10, 20, 40, 80, 160, 320], "tune_lr": 1e-2,
+        "tune_ks": [1, 3, 8], "tune_episodes": 8, "tune_checkpoints": [0, 5, 10, 20, 40, 80, 160, 320],
         "pq_ks": [1, 2, 4, 8, 12, 16], "pq_episodes": 4, "pq_steps": 16, "reps": 9,
         "src_lens": [16, 32, 64, 128, 256], "out_lens": [4, 8, 16, 32, 64],
         "load_items": 64, "max_tokens": 32, "eager_s": 6.0, "eager_batches": [1, 16], "matmul_s": 1.0}
 QUICK = {"creation_ks": [1, 8], "creation_lengths": [8], "creation_n": 3,
-         "tune_ks": [3], "tune_episodes": 1, "tune_checkpoints": [0, 2], "tune_lr": 1e-2,
+         "tune_ks": [3], "tune_episodes": 1, "tune_checkpoints": [0, 2],
          "pq_ks": [1, 4, 16], "pq_episodes": 1, "pq_steps": 4, "reps": 2,
          "src_lens": [16, 64], "out_lens": [4, 16],
          "load_items": 16, "max_tokens": 8, "eager_s": 0.3, "eager_batches": [1, 4], "matmul_s": 0.02}
@@ -89,8 +89,7 @@ def measure(args, cfg, work: dict) -> dict:
         ("decode_b1", lambda: querycost.decode_batch_adapters(rt, 1, cfg["reps"] * 4, kind)),
         ("eager", lambda: eager.run(models, bundle, args.threads, work["load"], work["load"]["max_tokens"],
                                     cfg["eager_s"], cfg["eager_batches"], kind)),
-        ("tuning", lambda: tuning.run(models, work["tuning_episodes"], cfg["tune_ks"], cfg["tune_checkpoints"],
-                                      cfg["tune_lr"], 1234)),
+        ("tuning", lambda: tuning.run(models, work["tuning_episodes"], cfg["tune_ks"], cfg["tune_checkpoints"], 1234)),
     ]
     for name, fn in sections:
         t = time.perf_counter()

@@ -2,9 +2,10 @@
 until it matches the hypermodel's accuracy on the same held-out episodes (or a step budget runs out).
 
 The step is hypert5.train.evaluate.tune()'s (Adam on the adapter tensors only, full batch of the k demos,
-random PEFT-style init). All tasks advance together from checkpoint to checkpoint; at each one the mean
-accuracy over the tasks' held-out queries is compared with the hyper adapters' mean, and tuning stops at
-the first checkpoint (at least one step) that reaches it. Only the optimisation steps are timed.
+random PEFT-style init, the evaluation's learning rate for each kind: TUNE_LR). All tasks advance together
+from checkpoint to checkpoint; at each one the mean accuracy over the tasks' held-out queries is compared
+with the hyper adapters' mean, and tuning stops at the first checkpoint (at least one step) that reaches
+it. Only the optimisation steps are timed.
 
 Accuracy is token accuracy: the fraction of the queries' answer tokens (eos included) that the model
 predicts, teacher forced. Exact match (greedy, whole answer) is recorded too, but a small model's exact
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from hypert5.generate import pad_batch
-from hypert5.train.evaluate import exact_match, random_init, repeat
+from hypert5.train.evaluate import TUNE_LR, exact_match, random_init, repeat
 from hypert5.train.text import PAD, encode, targets
 
 from .common import log
@@ -119,10 +120,10 @@ def compare(models, episodes: list[dict[str, Any]], k: int, kind: str, checkpoin
     }
 
 
-def run(models, episodes: list[dict[str, Any]], ks: list[int], checkpoints: list[int], lr: float, seed: int) -> dict[str, Any]:
+def run(models, episodes: list[dict[str, Any]], ks: list[int], checkpoints: list[int], seed: int) -> dict[str, Any]:
     for p in models.downstream.parameters():
         p.requires_grad_(False)
     # The frozen model's accuracy on the episodes' queries (the same for every k and kind), measured on its own.
     frozen = sum(accuracy(models, [tuple(q) for q in ep["queries"]], None)[0] for ep in episodes) / len(episodes)
-    rows = [compare(models, episodes, k, kind, checkpoints, lr, seed, frozen) for k in ks for kind in ("lora", "prefix")]
-    return {"episodes": len(episodes), "ks": ks, "lr": lr, "checkpoints": checkpoints, "rows": rows}
+    rows = [compare(models, episodes, k, kind, checkpoints, TUNE_LR[kind], seed, frozen) for k in ks for kind in ("lora", "prefix")]
+    return {"episodes": len(episodes), "ks": ks, "lr": TUNE_LR, "checkpoints": checkpoints, "rows": rows}

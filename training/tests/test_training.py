@@ -50,8 +50,9 @@ def test_stages_resume_and_record_provenance(run) -> None:
 
 def test_evaluation_reports_every_comparison(run) -> None:
     evaluate.main(["--run", str(run), "--tasks-per-family", "1", "--queries", "1", "--shots", "1", "3",
-                   "--tune-steps", "1", "--threads", "1"])
+                   "--tune-steps", "1", "--threads", "1", "--tune-lr-lora", "0.003"])
     result = json.loads((run / "eval.json").read_text())
+    assert result["tune_lr"] == {"lora": 0.003, "prefix": evaluate.TUNE_LR["prefix"]}  # one lr per kind
     scores = result["exact_match_percent"]
     assert set(scores) == {"k=1", "k=3"}
     assert {"frozen", "in_context_stage0", "in_context_mtf", "hyper_lora", "hyper_prefix",
