@@ -1,6 +1,7 @@
 """Every training stage runs, resumes from its checkpoint, and leaves an exportable checkpoint folder."""
 
 import json
+import random
 import shutil
 
 import pytest
@@ -99,6 +100,20 @@ def test_evaluation_on_training_families_without_tuning(run) -> None:
     assert result["split"] == "train" and len(result["families"]) > 14
     assert not any(name.startswith("tuned_") for name in result["exact_match_percent"]["k=1"])
     assert json.loads((run / "eval.json").read_text())["split"] == "val"
+
+
+def test_evaluation_on_fresh_programs(run) -> None:
+    """--split programs measures new compositions inside the program space stage 2 draws from: every
+    task a fresh program of the language, reported as one "family" named after it."""
+    episode = evaluate.fresh_episode(random.Random(0), "programs", "tokens", 3, 2)
+    assert episode.family == "token_program" and len(episode.demos) == 3 and len(episode.queries) == 2
+    evaluate.main(["--run", str(run), "--split", "programs", "--program-language", "fields", "--tasks-per-family",
+                   "2", "--queries", "1", "--shots", "1", "--tune-shots", "1", "--tune-steps", "1", "--threads", "1"])
+    result = json.loads((run / "eval_programs.json").read_text())
+    assert result["split"] == "programs" and result["program_language"] == "fields"
+    assert result["families"] == ["fields"] and set(result["per_family"]["k=1"]) == {"fields"}
+    assert {"hyper_lora", "tuned_prefix_random_init"} <= set(result["exact_match_percent"]["k=1"])
+    assert all(v in (0.0, 50.0, 100.0) for v in result["exact_match_percent"]["k=1"].values())  # 2 queries
 
 
 def test_prefetch_workers_train_exactly_what_one_process_trains(run, tmp_path) -> None:

@@ -14,7 +14,10 @@ Writes <run>/eval.json: exact match per comparison, and per family with a charac
 beside it (partial credit, so progress shows before answers are exactly right; a yes/no family's exact
 match is about 50 % by guessing one of its two labels). The checkpoint's provenance records the summary.
 ``--split train`` measures the same on fresh tasks of the *training* families instead (the
-generalisation gap; eval_train.json); ``--tune-shots 0`` skips the gradient-tuning comparisons.
+generalisation gap; eval_train.json); ``--split programs`` on fresh random programs of
+``--program-language`` (new compositions inside the space stage 2 draws its programs from;
+eval_programs.json; ``--tasks-per-family`` programs); ``--tune-shots 0`` skips the gradient-tuning
+comparisons.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from safetensors.torch import load_file
 from ..adapters import kind_specs
 from ..generate import greedy, pad_batch
 from ..t5 import T5
-from ..tasks import list_families, sample_episode_for_family
+from ..tasks import Episode, list_families, sample_episode_for_family
+from ..tasks.mixture import PROGRAM_LANGUAGES
 from .settings import load_downstream, load_hyper, read_settings, record
 from .text import TOKENIZER, encode, in_context_prompt, targets
 
@@ -123,11 +127,26 @@ def tune(model: T5, adapter: dict[str, torch.Tensor], demos: list[tuple[str, str
     return {k: v.detach() for k, v in params.items()}
 
 
+def split_families(split: str, language: str) -> list[str]:
+    """What the evaluation reports per "family": the split's families, or the program language."""
+    return [language] if split == "programs" else list_families(split)
+
+
+def fresh_episode(rng: random.Random, split: str, family: str, k: int, queries: int) -> Episode:
+    """A fresh task of the family (a fresh program of the language for ``split == "programs"``)."""
+    if split == "programs":
+        return PROGRAM_LANGUAGES[family](rng, k, queries)
+    return sample_episode_for_family(rng, family, k, queries)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/default"))
-    parser.add_argument("--split", choices=["val", "train"], default="val",
-                        help="held-out families (the benchmark) or the training families (fresh tasks of them)")
+    parser.add_argument("--split", choices=["val", "train", "programs"], default="val",
+                        help="held-out families (the benchmark), the training families (fresh tasks of them) or "
+                             "fresh random programs of --program-language")
+    parser.add_argument("--program-language", choices=sorted(PROGRAM_LANGUAGES), default="tokens",
+                        help="with --split programs: the language the programs are drawn from")
     parser.add_argument("--tasks-per-family", type=int, default=4)
     parser.add_argument("--queries", type=int, default=8)
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
@@ -148,12 +167,12 @@ def main(argv: list[str] | None = None) -> None:
         mtf.load_state_dict(load_file(str(args.run / "mtf_fewshot.safetensors")))
     fmt = settings.hyper_input
     rng = random.Random(args.seed)
-    families = list_families(args.split)
+    families = split_families(args.split, args.program_language)
     episodes = {k: [] for k in args.shots}
     for family in families:
         for _ in range(args.tasks_per_family):
             # The same task and queries at every k: demos are the first k of a pool of max(shots).
-            ep = sample_episode_for_family(rng, family, max(args.shots), args.queries)
+            ep = fresh_episode(rng, args.split, family, max(args.shots), args.queries)
             for k in args.shots:
                 episodes[k].append((ep.demos[:k], ep.queries, family))
     scores = {k: Scores() for k in args.shots}
@@ -197,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {family:24s} " + "  ".join(cells))
     result = {"split": args.split, "families": families, "tasks_per_family": args.tasks_per_family,
               "queries_per_task": args.queries, "tune_steps": args.tune_steps, "tune_lr": tune_lr, "seed": args.seed,
+              **({"program_language": args.program_language} if args.split == "programs" else {}),
               "exact_match_percent": {f"k={k}": row.exact() for k, row in scores.items()},
               "per_family": {f"k={k}": row.per_family() for k, row in scores.items()},
               "seconds": round(time.time() - t0)}
