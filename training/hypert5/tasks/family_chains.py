@@ -1,0 +1,152 @@
+"""Family chains: a training family's task applied to another's output, ``then(first(x))``.
+
+Token programs taught the hypermodel to read new compositions off examples inside their own space
+(README, "Inside the program space"), but the held-out families are compositions of the *families'*
+procedures (a date reformatted then upper-cased, an e-mail's user part split and title-cased), which
+that space does not hold. A chain is such a composition: ``first`` is a task of one training family
+and reads that family's own inputs (names, dates, e-mails, paths, ...); ``then`` is a task of
+another, applied to what ``first`` gives ('Ada Lovelace' -> 'Lovelace, A.' -> 'LOVELACE, A.'). With
+60 families and their parameters there are tens of thousands of them, each a task no family is.
+A chain is drawn only where ``then`` runs on ``first``'s outputs, changes them, and gives more than
+one output over an episode.
+
+Honest evaluation (the issue's rule: held-out compositions never appear in training). A chain is
+refused
+- by recipe: when it reads a held-out family's kind of input and its two recipes hold every
+  operation of that family's recipe (``date_reformat`` then ``text_case`` is
+  ``date_month_code``'s date, parse, reformat, case);
+- by behaviour: when, on the inputs of some task of a held-out family, it gives that task's output
+  for ``MATCHES_REFUSED`` of ``CATALOGUE_INPUTS`` of them (a catalogue of every held-out family's
+  tasks, drawn once per process). ``tests/test_family_chains.py`` checks both rules and shows chains
+  that each one catches.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass
+
+from .episodes import Episode, _cover_labels, list_families, sample_pairs
+from .registry import REGISTRY, Family, Task
+
+FAMILY = "family_chain"
+CATALOGUE_TASKS = 64  # draws per held-out family (enough to meet each of its parameter settings); distinct tasks are kept
+CATALOGUE_INPUTS = 8
+MATCHES_REFUSED = 3
+# Input kinds that are the same values under another name in the recipes (a titled name is a name).
+KIND_ALIASES = {"title_name": "name", "messy_text": "text", "text_with_number": "text", "time12": "time"}
+
+
+def _kind(family: Family) -> str:
+    return KIND_ALIASES.get(family.recipe[0], family.recipe[0])
+
+
+@dataclass(frozen=True)
+class Chain:
+    first: Task
+    then: Task
+
+    @property
+    def name(self) -> str:
+        return f"{self.first.name} >> {self.then.name}"
+
+    def run(self, x: str) -> str:
+        """``then(first(x))``, or '' (no episode uses the input) where ``then`` cannot read what
+        ``first`` gives: it is another family's procedure, written for that family's inputs."""
+        try:
+            return self.then.apply(self.first.apply(x))
+        except Exception:  # noqa: BLE001  (any failure of a procedure off its own inputs: no output)
+            return ""
+
+    def gen(self, rng: random.Random) -> str:
+        return self.first.gen(rng)
+
+
+def refused_by_recipe(first: Family, then: Family) -> str | None:
+    """The held-out family whose every operation the chain holds on that family's kind of input."""
+    ops = set(first.recipe[1:]) | set(then.recipe[1:])
+    for family in REGISTRY["val"].values():
+        if _kind(family) == _kind(first) and set(family.recipe[1:]) <= ops:
+            return family.name
+    return None
+
+
+@functools.cache
+def held_out_catalogue() -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """Every held-out family's distinct tasks (up to ``CATALOGUE_TASKS`` draws each), by name, with
+    ``CATALOGUE_INPUTS`` (input, output) pairs from the family's own inputs. Seeded: the same in
+    every process."""
+    rng = random.Random("held-out catalogue")
+    catalogue = {}
+    for name in list_families("val"):
+        for _ in range(CATALOGUE_TASKS):
+            task = REGISTRY["val"][name].make(rng)
+            if task.name not in catalogue:
+                pairs = tuple((x, task.apply(x)) for x in (task.gen(rng) for _ in range(CATALOGUE_INPUTS)))
+                catalogue[task.name] = pairs
+    return tuple(catalogue.items())
+
+
+def refused_by_behaviour(chain: Chain) -> str | None:
+    """The held-out task whose outputs the chain gives on ``MATCHES_REFUSED`` of its inputs, or None."""
+    for task_name, pairs in held_out_catalogue():
+        matches = 0
+        for i, (x, y) in enumerate(pairs):
+            matches += chain.run(x) == y
+            if matches >= MATCHES_REFUSED:
+                return task_name
+            if matches + len(pairs) - i - 1 < MATCHES_REFUSED:
+                break
+    return None
+
+
+def forbidden(chain: Chain) -> str | None:
+    """Why the chain imitates a held-out family, or None (module docstring: the rules)."""
+    first, then = (REGISTRY["train"].get(t.family) for t in (chain.first, chain.then))
+    if first is None or then is None:
+        return "chains a family outside the training split"
+    return refused_by_recipe(first, then) or refused_by_behaviour(chain)
+
+
+def _changes_its_input(chain: Chain, rng: random.Random) -> bool:
+    """Whether ``then`` runs on most of ``first``'s outputs and changes most of them (4 probes)."""
+    changed = 0
+    for _ in range(4):
+        x = chain.gen(rng)
+        out = chain.run(x)
+        changed += bool(out) and out != chain.first.apply(x)
+    return changed >= 3
+
+
+def sample_chain(rng: random.Random) -> Chain:
+    """A random chain of two different training families that runs and that ``forbidden`` accepts."""
+    families = list_families("train")
+    while True:
+        first, then = rng.sample(families, 2)
+        if refused_by_recipe(REGISTRY["train"][first], REGISTRY["train"][then]):
+            continue
+        chain = Chain(REGISTRY["train"][first].make(rng), REGISTRY["train"][then].make(rng))
+        if _changes_its_input(chain, rng) and refused_by_behaviour(chain) is None:
+            return chain
+
+
+def chain_episode(rng: random.Random, chain: Chain, k: int, num_queries: int) -> Episode | None:
+    """k demonstrations and queries of one chain, with the families' contracts (episodes.py), or None
+    when its inputs cannot supply them or every output is the same."""
+    task = Task(FAMILY, (("chain", chain.name),), chain.gen, chain.run, chain.then.balanced)
+    pairs = sample_pairs(rng, task, k + num_queries)
+    if pairs is not None and task.balanced:
+        pairs = _cover_labels(pairs, k)
+    if pairs is None or len({y for _, y in pairs}) < 2:
+        return None
+    return Episode(FAMILY, task.name, pairs[:k], pairs[k:])
+
+
+def sample_chain_episode(rng: random.Random, k: int, num_queries: int) -> Episode:
+    """An episode of a fresh random chain."""
+    for _ in range(100):
+        episode = chain_episode(rng, sample_chain(rng), k, num_queries)
+        if episode is not None:
+            return episode
+    raise RuntimeError(f"no family chain produced an episode with k={k}, q={num_queries}")
