@@ -65,6 +65,11 @@ def test_the_recipe_rule_refuses_a_held_out_composition() -> None:
     assert refused_by_recipe(get_family("date_reformat"), get_family("text_case")) == "date_month_code"
     assert refused_by_recipe(get_family("text_count"), get_family("number_threshold")) == "word_count_test"
     assert refused_by_recipe(get_family("cells_arith"), get_family("currency_format")) == "line_total_currency"
+    # one constant away ('LOVELACE,Ada' for 'LOVELACE, Ada'): upper-casing the surname is re-casing
+    swap = Chain(make_task("name_fix_case", style="last_upper"), make_task("name_swap_comma", direction="to_last_first",
+                                                                           sep=","))
+    assert swap.run("Ada Lovelace") == "LOVELACE,Ada" and "name_last_upper_first" in forbidden(swap)
+    assert refused_by_recipe(get_family("cells_join"), get_family("text_acronym")) == "sku_from_cells"
     # the same operations on another kind of input are another composition
     assert refused_by_recipe(get_family("time_24_to_12"), get_family("text_case")) is None
     assert "date_month_code" in forbidden(MONTH_CODE)

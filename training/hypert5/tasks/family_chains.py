@@ -14,7 +14,9 @@ Honest evaluation (the issue's rule: held-out compositions never appear in train
 refused
 - by recipe: when it reads a held-out family's kind of input and its two recipes hold every
   operation of that family's recipe (``date_reformat`` then ``text_case`` is
-  ``date_month_code``'s date, parse, reformat, case);
+  ``date_month_code``'s date, parse, reformat, case; ``name_fix_case`` then ``name_swap_comma`` is
+  ``name_last_upper_first``'s, up to the separator), kinds and operations read through
+  ``KIND_ALIASES`` and ``OP_ALIASES``;
 - by behaviour: when, on the inputs of some task of a held-out family, it gives that task's output
   for ``MATCHES_REFUSED`` of ``CATALOGUE_INPUTS`` of them (a catalogue of every held-out family's
   tasks, drawn once per process). ``tests/test_family_chains.py`` checks both rules and shows chains
@@ -34,12 +36,22 @@ FAMILY = "family_chain"
 CATALOGUE_TASKS = 64  # draws per held-out family (enough to meet each of its parameter settings); distinct tasks are kept
 CATALOGUE_INPUTS = 8
 MATCHES_REFUSED = 3
-# Input kinds that are the same values under another name in the recipes (a titled name is a name).
-KIND_ALIASES = {"title_name": "name", "messy_text": "text", "text_with_number": "text", "time12": "time"}
+# Input kinds that are the same values under another name in the recipes (a titled name is a name, a
+# duration 'h:mm' reads as a time, a product row is a row of cells), and operations that are one
+# another up to a constant (upper-casing one part is re-casing; a first letter is a prefix of the
+# word): so that a chain one constant away from a held-out task ('LOVELACE,Ada' for 'LOVELACE, Ada')
+# counts as holding its composition.
+KIND_ALIASES = {"title_name": "name", "messy_text": "text", "text_with_number": "text", "time12": "time",
+                "duration": "time", "cells_product": "cells"}
+OP_ALIASES = {"case_part": "case", "prefix_chars": "initial"}
 
 
 def _kind(family: Family) -> str:
     return KIND_ALIASES.get(family.recipe[0], family.recipe[0])
+
+
+def _ops(family: Family) -> set[str]:
+    return {OP_ALIASES.get(op, op) for op in family.recipe[1:]}
 
 
 @dataclass(frozen=True)
@@ -65,9 +77,9 @@ class Chain:
 
 def refused_by_recipe(first: Family, then: Family) -> str | None:
     """The held-out family whose every operation the chain holds on that family's kind of input."""
-    ops = set(first.recipe[1:]) | set(then.recipe[1:])
+    ops = _ops(first) | _ops(then)
     for family in REGISTRY["val"].values():
-        if _kind(family) == _kind(first) and set(family.recipe[1:]) <= ops:
+        if _kind(family) == _kind(first) and _ops(family) <= ops:
             return family.name
     return None
 
