@@ -69,7 +69,7 @@ def sample_pairs(rng: random.Random, task: Task, n: int) -> list[tuple[str, str]
     return None
 
 
-def _cover_labels(pairs: list[tuple[str, str]], k: int) -> list[tuple[str, str]] | None:
+def cover_labels(pairs: list[tuple[str, str]], k: int) -> list[tuple[str, str]] | None:
     """Make the demos (first k pairs) show two labels by swapping in a query; None if impossible."""
     if k < 2 or len({y for _, y in pairs[:k]}) > 1:
         return pairs
@@ -88,7 +88,7 @@ def sample_episode_for_family(rng: random.Random, family: str, k: int, num_queri
         task = fam.make(rng)
         pairs = sample_pairs(rng, task, k + num_queries)
         if pairs is not None and task.balanced:
-            pairs = _cover_labels(pairs, k)
+            pairs = cover_labels(pairs, k)
         if pairs is not None:
             return Episode(fam.name, task.name, pairs[:k], pairs[k:])
     raise RuntimeError(f"family {family!r} could not produce an episode with k={k}, q={num_queries}")

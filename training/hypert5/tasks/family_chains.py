@@ -6,7 +6,7 @@ procedures (a date reformatted then upper-cased, an e-mail's user part split and
 that space does not hold. A chain is such a composition: ``first`` is a task of one training family
 and reads that family's own inputs (names, dates, e-mails, paths, ...); ``then`` is a task of
 another, applied to what ``first`` gives ('Ada Lovelace' -> 'Lovelace, A.' -> 'LOVELACE, A.'). With
-60 families and their parameters there are tens of thousands of them, each a task no family is.
+60 families and their parameters, 4,766 of 5,000 draws are distinct chains, each a task no family is.
 A chain is drawn only where ``then`` runs on ``first``'s outputs, changes them, and gives more than
 one output over an episode.
 
@@ -29,11 +29,11 @@ import functools
 import random
 from dataclasses import dataclass
 
-from .episodes import Episode, _cover_labels, list_families, sample_pairs
+from .episodes import Episode, cover_labels, list_families, sample_pairs
 from .registry import REGISTRY, Family, Task
 
 FAMILY = "family_chain"
-CATALOGUE_TASKS = 64  # draws per held-out family (enough to meet each of its parameter settings); distinct tasks are kept
+CATALOGUE_TASKS = 256  # draws per held-out family, enough to meet every parameter setting; distinct tasks are kept
 CATALOGUE_INPUTS = 8
 MATCHES_REFUSED = 3
 # Input kinds that are the same values under another name in the recipes (a titled name is a name, a
@@ -149,7 +149,7 @@ def chain_episode(rng: random.Random, chain: Chain, k: int, num_queries: int) ->
     task = Task(FAMILY, (("chain", chain.name),), chain.gen, chain.run, chain.then.balanced)
     pairs = sample_pairs(rng, task, k + num_queries)
     if pairs is not None and task.balanced:
-        pairs = _cover_labels(pairs, k)
+        pairs = cover_labels(pairs, k)
     if pairs is None or len({y for _, y in pairs}) < 2:
         return None
     return Episode(FAMILY, task.name, pairs[:k], pairs[k:])
