@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..checkpoint import BundleSettings
 from .settings import read_settings, write_settings
 
 
@@ -36,6 +37,12 @@ def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
     return a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
 
 
+def _trained_stages(settings: BundleSettings) -> dict[str, Any]:
+    """The provenance's training stages; evaluations measured one run's weights and do not carry over."""
+    return {name: figures for name, figures in settings.provenance.get("stages", {}).items()
+            if not name.startswith("evaluation")}
+
+
 def interpolate(base: Path, tuned: Path, alpha: float, kind: str, out: Path) -> dict[str, Any]:
     """Writes the interpolated run to ``out``; returns what its provenance records."""
     if not 0.0 <= alpha <= 1.0:
@@ -45,9 +52,8 @@ def interpolate(base: Path, tuned: Path, alpha: float, kind: str, out: Path) -> 
     base_settings, tuned_settings = read_settings(base), read_settings(tuned)
     if base_settings.to_json() | {"provenance": None} != tuned_settings.to_json() | {"provenance": None}:
         raise InterpolateError(f"{base} and {tuned} differ in hypert5.json beyond provenance: not the same model")
-    base_stages = base_settings.provenance.get("stages", {})
-    tuned_stages = tuned_settings.provenance.get("stages", {})
-    if any(name not in tuned_stages for name in base_stages if not name.startswith("evaluation")):
+    base_stages, tuned_stages = _trained_stages(base_settings), _trained_stages(tuned_settings)
+    if any(name not in tuned_stages for name in base_stages):
         raise InterpolateError(f"{tuned} does not continue {base}: its provenance lacks some of the base's stages")
     if not _same_tensors(load_file(str(base / "downstream.safetensors")), load_file(str(tuned / "downstream.safetensors"))):
         raise InterpolateError(f"{base} and {tuned} hold different downstream weights: stage 2 keeps it frozen")
@@ -62,12 +68,9 @@ def interpolate(base: Path, tuned: Path, alpha: float, kind: str, out: Path) -> 
              for name in a}
     save_file(mixed, str(out / f"hyper_{kind}.safetensors"))
     info = {"base": str(base), "tuned": str(tuned), "alpha": alpha,
-            "tuned_stages": {name: figures for name, figures in tuned_stages.items()
-                             if name not in base_stages and not name.startswith("evaluation")}}
-    settings = read_settings(out)
-    settings.provenance["stages"] = {name: figures for name, figures in base_stages.items()
-                                     if not name.startswith("evaluation")} | {f"interpolate_{kind}": info}
-    write_settings(out, settings)
+            "tuned_stages": {name: figures for name, figures in tuned_stages.items() if name not in base_stages}}
+    base_settings.provenance["stages"] = base_stages | {f"interpolate_{kind}": info}
+    write_settings(out, base_settings)
     return info
 
 
