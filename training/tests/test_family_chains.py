@@ -8,8 +8,8 @@ import pytest
 
 from hypert5.tasks import get_family, list_families, make_task
 from hypert5.tasks.episodes import valid_pair
-from hypert5.tasks.family_chains import (Chain, chain_episode, forbidden, held_out_catalogue, refused_by_behaviour,
-                                         refused_by_recipe, sample_chain, sample_chain_episode)
+from hypert5.tasks.family_chains import (Chain, chain_episode, forbidden, held_out_catalogue, plain_task_fitting,
+                                         refused_by_behaviour, refused_by_recipe, sample_chain, sample_chain_episode)
 
 
 def test_episodes_keep_the_contracts() -> None:
@@ -27,7 +27,7 @@ def test_episodes_keep_the_contracts() -> None:
         assert len({x for x, _ in pairs}) == len(pairs) and len({y for _, y in pairs}) > 1
         assert all(valid_pair(x, y) and chain.run(x) == y for x, y in pairs)
         assert chain.first.family != chain.then.family
-    assert made > 150
+    assert made > 120  # some chains cannot supply an episode; about one in six is explained by one family
 
 
 def test_a_chain_is_one_task_after_another() -> None:
@@ -35,6 +35,22 @@ def test_a_chain_is_one_task_after_another() -> None:
     assert chain.run("Ada Lovelace") == "LOVELACE, ADA"
     # another family's procedure off its own inputs gives no output, so no episode uses that input
     assert Chain(make_task("text_case", mode="upper"), make_task("date_reformat", random.Random(0))).run("hello") == ""
+
+
+def test_demonstrations_one_family_explains_are_not_a_chain_episode() -> None:
+    """The everyday e-mail examples are one family's task, so no chain episode shows them; a chain no
+    family computes ('LOVELACE, ADA') keeps its episodes; no drawn episode's demonstrations fit a
+    training family's task."""
+    emails = [("grace.hopper@navy.mil", "grace.hopper"), ("alan@turing.org.uk", "alan"), ("k.johnson@nasa.gov", "k.johnson")]
+    assert plain_task_fitting(emails).startswith("email_user(")
+    assert plain_task_fitting([("  Retail banker ", "retailbanker")]).startswith("code_normalize(")
+    assert plain_task_fitting([("Ada Lovelace", "LOVELACE, ADA")]) is None
+    rng = random.Random(3)
+    swap = Chain(make_task("name_swap_comma", direction="to_last_first", sep=", "), make_task("text_case", mode="upper"))
+    assert all(chain_episode(rng, swap, 3, 2) is not None for _ in range(10))
+    for _ in range(100):
+        ep = sample_chain_episode(rng, rng.randint(1, 8), 2)
+        assert plain_task_fitting(ep.demos) is None, ep.task
 
 
 def test_same_seed_same_episode() -> None:

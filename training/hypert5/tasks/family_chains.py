@@ -10,6 +10,11 @@ another, applied to what ``first`` gives ('Ada Lovelace' -> 'Lovelace, A.' -> 'L
 A chain is drawn only where ``then`` runs on ``first``'s outputs, changes them, and gives more than
 one output over an episode.
 
+An episode of a chain is dropped when one training family's task gives its demonstrations' outputs
+(``plain_task_fitting``: about one chain episode in six). Its queries would teach the hypermodel to
+read a composition into examples that one procedure explains; trained that way, it answered
+'linus@kernel.org' -> 'l.kernel' from three examples of plain user names (README, "Family chains").
+
 Honest evaluation (the issue's rule: held-out compositions never appear in training). A chain is
 refused
 - by recipe: when it reads a held-out family's kind of input and its two recipes hold every
@@ -34,6 +39,7 @@ from .registry import REGISTRY, Family, Task
 
 FAMILY = "family_chain"
 CATALOGUE_TASKS = 256  # draws per held-out family, enough to meet every parameter setting; distinct tasks are kept
+PLAIN_CATALOGUE_TASKS = 64  # draws per training family for plain_task_fitting (1,113 distinct tasks)
 CATALOGUE_INPUTS = 8
 MATCHES_REFUSED = 3
 # Input kinds that are the same values under another name in the recipes (a titled name is a name, a
@@ -113,6 +119,32 @@ def refused_by_behaviour(chain: Chain) -> str | None:
     return None
 
 
+@functools.cache
+def training_catalogue() -> tuple[Task, ...]:
+    """Every training family's distinct tasks (up to ``PLAIN_CATALOGUE_TASKS`` draws each). Seeded:
+    the same in every process."""
+    rng = random.Random("training catalogue")
+    tasks: dict[str, Task] = {}
+    for name in list_families("train"):
+        for _ in range(PLAIN_CATALOGUE_TASKS):
+            task = REGISTRY["train"][name].make(rng)
+            tasks.setdefault(task.name, task)
+    return tuple(tasks.values())
+
+
+def _gives(task: Task, pairs: list[tuple[str, str]]) -> bool:
+    try:
+        return all(task.apply(x) == y for x, y in pairs)
+    except Exception:  # noqa: BLE001  (a procedure off its own inputs explains nothing)
+        return False
+
+
+def plain_task_fitting(demos: list[tuple[str, str]]) -> str | None:
+    """The training family task (of ``training_catalogue``) that gives every demonstration's
+    output, or None: demonstrations one procedure explains are not a chain's to teach."""
+    return next((task.name for task in training_catalogue() if _gives(task, demos)), None)
+
+
 def forbidden(chain: Chain) -> str | None:
     """Why the chain imitates a held-out family, or None (module docstring: the rules)."""
     first, then = (REGISTRY["train"].get(t.family) for t in (chain.first, chain.then))
@@ -145,12 +177,13 @@ def sample_chain(rng: random.Random) -> Chain:
 
 def chain_episode(rng: random.Random, chain: Chain, k: int, num_queries: int) -> Episode | None:
     """k demonstrations and queries of one chain, with the families' contracts (episodes.py), or None
-    when its inputs cannot supply them or every output is the same."""
+    when its inputs cannot supply them, every output is the same, or one training family's task gives
+    the demonstrations' outputs (``plain_task_fitting``)."""
     task = Task(FAMILY, (("chain", chain.name),), chain.gen, chain.run, chain.then.balanced)
     pairs = sample_pairs(rng, task, k + num_queries)
     if pairs is not None and task.balanced:
         pairs = cover_labels(pairs, k)
-    if pairs is None or len({y for _, y in pairs}) < 2:
+    if pairs is None or len({y for _, y in pairs}) < 2 or plain_task_fitting(pairs[:k]) is not None:
         return None
     return Episode(FAMILY, task.name, pairs[:k], pairs[k:])
 
