@@ -11,7 +11,8 @@ base=${BASE:?BASE: the run folder to continue}
 pids=()
 for share in ${SHARES:-0.4 0.25}; do
   run="$base-chains$share"
-  rm -rf "$run" && cp -r "$base" "$run"
+  if [ -e "$run" ]; then echo "$run exists: move it away first (a trained run is never overwritten)" >&2; exit 1; fi
+  cp -r "$base" "$run"
   $py -m hypert5.train.finetune --run "$run" --kind lora --phase "${PHASE:-stage2i}" --bf16 --threads 1 \
     --workers "${WORKERS:-7}" --episodes "${EPISODES:-64}" --lr "${LR:-3e-4}" --programs "$share" \
     --program-language chains --steps 1000000 --time-budget "${BUDGET_S:-430}" > "$run.log" 2>&1 &

@@ -12,8 +12,9 @@ one output over an episode.
 
 An episode of a chain is dropped when one training family's task gives its demonstrations' outputs
 (``plain_task_fitting``: about one chain episode in six). Its queries would teach the hypermodel to
-read a composition into examples that one procedure explains; trained that way, it answered
-'linus@kernel.org' -> 'l.kernel' from three examples of plain user names (README, "Family chains").
+read a composition into examples that one procedure explains. (It was meant against the everyday
+e-mail request's 'linus@kernel.org' -> 'l.kernel'; alone, it did not cure that: README, "Family chains
+on a GPU".)
 
 Honest evaluation (the issue's rule: held-out compositions never appear in training). A chain is
 refused
