@@ -12,7 +12,7 @@ from hypert5.checkpoint import BundleSettings
 from hypert5.config import LoraSpec, PrefixSpec, T5Dims
 from hypert5.export import check_bundle, export_bundle
 from hypert5 import checkpoint
-from hypert5.train import evaluate, everyday, finetune, hyperpretrain, mtf_fewshot, pretrain
+from hypert5.train import ceiling, evaluate, everyday, finetune, hyperpretrain, mtf_fewshot, pretrain
 from hypert5.train.text import span_corrupt
 
 TINY = BundleSettings(dims=T5Dims(vocab_size=384, d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=1,
@@ -74,6 +74,41 @@ def test_similarity_gives_partial_credit() -> None:
     assert evaluate.similarity("Lovelace, A.", "Lovelace, A.") == 1.0
     assert evaluate.similarity("", "abc") == 0.0
     assert evaluate.similarity("Lovelace, Ada", "Lovelace, A.") == 2 * 11 / 25  # "Lovelace, A" matches
+
+
+def test_minibatch_tuning_learns_the_pool(run) -> None:
+    """tune() with a batch draws that many pairs per step and still fits the whole pool: the mean loss on
+    every pair falls (the capacity ceiling tunes this way on k + 64 examples)."""
+    import torch.nn.functional as F
+    from hypert5.generate import pad_batch
+    from hypert5.train.settings import load_downstream, read_settings
+    from hypert5.train.text import encode, targets
+
+    model, settings = load_downstream(run), read_settings(run)
+    pool = [(f"item {n}", f"{n}!") for n in range(8)]
+    ids, mask = pad_batch([encode(x, 256) for x, _ in pool])
+    decoder_in, labels = targets([encode(y, 64) for _, y in pool])
+
+    def loss(adapter):
+        with torch.no_grad():
+            logits = model(ids, mask, decoder_in, evaluate.repeat(adapter, len(pool)))
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100).item()
+
+    start = evaluate.random_init("lora", settings, torch.Generator().manual_seed(0))
+    trained = evaluate.tune(model, start, pool, 40, 3e-2, batch=3, rng=random.Random(0))
+    assert loss(trained) < loss(start) - 0.1
+    assert evaluate.tune(model, start, pool, 0, 3e-2, batch=3)["lora.encoder.self.q.b"].abs().sum() == 0
+
+
+def test_capacity_ceiling_reports_every_family(run) -> None:
+    ceiling.main(["--run", str(run), "--tasks-per-family", "1", "--extra", "3", "--queries", "1", "--steps", "1",
+                  "--batch", "2", "--threads", "1"])
+    result = json.loads((run / "ceiling_lora.json").read_text())
+    assert result["split"] == "val" and result["shots"] == 3 and result["extra"] == 3
+    assert set(result["exact_match_percent"]) == {"hyper", "ceiling_random_init", "ceiling_hyper_init"}
+    assert set(result["per_family"]) == set(result["families"]) == set(evaluate.split_families("val", "tokens"))
+    stages = json.loads((run / "hypert5.json").read_text())["provenance"]["stages"]
+    assert stages["ceiling_lora"]["steps"] == 1 and "per_family" not in stages["ceiling_lora"]
 
 
 def test_everyday_gate_answers_every_request_and_fails_unless_all_are_right(run, tmp_path, capsys) -> None:

@@ -112,14 +112,18 @@ TUNE_LR = {"lora": 1e-3, "prefix": 3e-2}
 
 
 def tune(model: T5, adapter: dict[str, torch.Tensor], demos: list[tuple[str, str]], steps: int,
-         lr: float) -> dict[str, torch.Tensor]:
-    """Gradient descent on the adapter tensors only, on the k demonstrations (full batch)."""
+         lr: float, batch: int | None = None, rng: random.Random | None = None) -> dict[str, torch.Tensor]:
+    """Gradient descent on the adapter tensors only, on the k demonstrations: full batch, or ``batch``
+    pairs drawn by ``rng`` each step (the capacity ceiling tunes on many more pairs than k)."""
+    rng = rng or random.Random(0)
     params = {k: v.detach().clone().requires_grad_(True) for k, v in adapter.items()}
     optimizer = torch.optim.Adam(params.values(), lr=lr)
-    ids, mask = pad_batch([encode(x, 256) for x, _ in demos])
-    decoder_in, labels = targets([encode(y, 64) for _, y in demos])
+    encoded = [(encode(x, 256), encode(y, 64)) for x, y in demos]
     for _ in range(steps):
-        logits = model(ids, mask, decoder_in, repeat(params, len(demos)))
+        chosen = encoded if batch is None or batch >= len(encoded) else rng.sample(encoded, batch)
+        ids, mask = pad_batch([x for x, _ in chosen])
+        decoder_in, labels = targets([y for _, y in chosen])
+        logits = model(ids, mask, decoder_in, repeat(params, len(chosen)))
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
         optimizer.zero_grad()
         loss.backward()
