@@ -18,7 +18,6 @@ Writes <run>/ceiling_<kind>.json (overall and per-family exact match %) and the 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -29,8 +28,8 @@ from tqdm import tqdm
 
 from ..generate import pad_batch
 from ..tasks import list_families, sample_episode_for_family
-from .evaluate import TUNE_LR, Scores, predictions, random_init, repeat, tune
-from .settings import load_downstream, load_hyper, read_settings, record
+from .evaluate import TUNE_LR, Scores, predictions, random_init, repeat, save_result, tune
+from .settings import load_downstream, load_hyper, read_settings
 from .text import encode
 
 
@@ -87,9 +86,7 @@ def main(argv: list[str] | None = None) -> None:
               "seed": args.seed, "exact_match_percent": scores.exact(), "per_family": scores.per_family(),
               "seconds": round(time.time() - t0)}
     suffix = "" if args.split == "val" else f"_{args.split}"
-    (args.run / f"ceiling_{args.kind}{suffix}.json").write_text(json.dumps(result, indent=2))
-    record(args.run, f"ceiling_{args.kind}{suffix}", {k: v for k, v in result.items() if k != "per_family"})
-    print(json.dumps(result["exact_match_percent"], indent=2))
+    save_result(args.run, f"ceiling_{args.kind}{suffix}", f"ceiling_{args.kind}{suffix}", result)
 
 
 if __name__ == "__main__":

@@ -143,6 +143,14 @@ def fresh_episode(rng: random.Random, split: str, family: str, k: int, queries: 
     return sample_episode_for_family(rng, family, k, queries)
 
 
+def save_result(run: Path, stem: str, stage: str, result: dict) -> None:
+    """``<run>/<stem>.json`` keeps the per-family detail; the provenance (and so the bundle's manifest)
+    keeps the summary under ``stage``."""
+    (run / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    record(run, stage, {name: v for name, v in result.items() if name != "per_family"})
+    print(json.dumps(result["exact_match_percent"], indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/default"))
@@ -225,10 +233,7 @@ def main(argv: list[str] | None = None) -> None:
               "per_family": {f"k={k}": row.per_family() for k, row in scores.items()},
               "seconds": round(time.time() - t0)}
     suffix = "" if args.split == "val" else f"_{args.split}"
-    (args.run / f"eval{suffix}.json").write_text(json.dumps(result, indent=2))
-    # The provenance (and so the bundle's manifest) keeps the summary; eval.json has the per-family detail.
-    record(args.run, f"evaluation{suffix}", {name: v for name, v in result.items() if name != "per_family"})
-    print(json.dumps(result["exact_match_percent"], indent=2))
+    save_result(args.run, f"eval{suffix}", f"evaluation{suffix}", result)
 
 
 if __name__ == "__main__":
