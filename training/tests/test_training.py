@@ -109,6 +109,9 @@ def test_capacity_ceiling_reports_every_family(run) -> None:
     assert set(result["per_family"]) == set(result["families"]) == set(evaluate.split_families("val", "tokens"))
     stages = json.loads((run / "hypert5.json").read_text())["provenance"]["stages"]
     assert stages["ceiling_lora"]["steps"] == 1 and "per_family" not in stages["ceiling_lora"]
+    for flag in ("--batch", "--queries"):
+        with pytest.raises(SystemExit):  # argparse names the limit: "0 is below the minimum of 1"
+            ceiling.main(["--run", str(run), flag, "0"])
 
 
 def test_everyday_gate_answers_every_request_and_fails_unless_all_are_right(run, tmp_path, capsys) -> None:

@@ -1,4 +1,4 @@
-"""The capacity ceiling: how much of each held-out family one adapter on the frozen downstream can do at all.
+"""The capacity ceiling: how much of each task family one adapter on the frozen downstream can do at all.
 
 The hypermodel writes its adapter into a fixed space (LoRA of rank r on q and v, or gated prefixes) over a
 downstream that never changes. Evaluation's (c) and (d) tune in that space on the k demonstrations only.
@@ -8,11 +8,13 @@ the same queries as the hypermodel alone. The reading, per family:
 
 - the ceiling reaches it and the hypermodel does not: the task fits the adapter space, and what fails is
   reading it off k examples in one pass (induction);
-- the ceiling misses it too: no adapter in this space on this downstream does the task (capacity).
+- the ceiling misses it too: tuning on many examples finds no adapter in this space that does the task
+  (capacity, or at least beyond what gradient tuning reaches in it).
 
-Usage: python -m hypert5.train.ceiling --run runs/default [--kind lora] [--tasks-per-family 3]
+Usage: python -m hypert5.train.ceiling --run runs/default [--kind lora] [--split val] [--tasks-per-family 3]
        [--extra 64] [--steps 300] [--batch 16]
-Writes <run>/ceiling_<kind>.json (overall and per-family exact match %) and the summary into the provenance.
+Writes <run>/ceiling_<kind>.json (``--split train``: ceiling_<kind>_train.json; overall and per-family exact
+match %) and the summary into the provenance.
 """
 
 from __future__ import annotations
@@ -33,17 +35,28 @@ from .settings import load_downstream, load_hyper, read_settings
 from .text import encode
 
 
+def count(minimum: int):
+    """argparse type: an integer of at least ``minimum``, refused with the limit named."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum of {minimum}")
+        return value
+    parse.__name__ = "integer"  # argparse's message for a non-number: "invalid integer value: 'x'"
+    return parse
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/default"))
     parser.add_argument("--kind", choices=sorted(TUNE_LR), default="lora")
     parser.add_argument("--split", choices=["val", "train"], default="val")
-    parser.add_argument("--tasks-per-family", type=int, default=3)
-    parser.add_argument("--shots", type=int, default=3, help="k: the demonstrations the hypermodel reads")
-    parser.add_argument("--extra", type=int, default=64, help="more examples of the task the ceiling tunes on")
-    parser.add_argument("--queries", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--tasks-per-family", type=count(1), default=3)
+    parser.add_argument("--shots", type=count(1), default=3, help="k: the demonstrations the hypermodel reads")
+    parser.add_argument("--extra", type=count(0), default=64, help="more examples of the task the ceiling tunes on")
+    parser.add_argument("--queries", type=count(1), default=8)
+    parser.add_argument("--steps", type=count(0), default=300)
+    parser.add_argument("--batch", type=count(1), default=16)
     parser.add_argument("--lr", type=float, default=None, help="Adam lr (default: evaluation's for the kind)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2)
