@@ -28,11 +28,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..generate import pad_batch
 from ..tasks import list_families, sample_episode_for_family
 from .evaluate import TUNE_LR, Scores, predictions, random_init, repeat, save_result, tune
 from .settings import load_downstream, load_hyper, read_settings
-from .text import encode
+from .text import hyper_context
 
 
 def count(minimum: int):
@@ -81,8 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             demos, pool = episode.demos[:args.shots], episode.demos
             xs, ys = [q for q, _ in episode.queries], [a for _, a in episode.queries]
             with torch.no_grad():
-                ctx_ids, ctx_mask = pad_batch([encode(fmt.serialize(demos), fmt.max_tokens)])
-                start = hyper(ctx_ids, ctx_mask)
+                start = hyper(*hyper_context(fmt, demos))
                 scores.add("hyper", family, predictions(downstream, xs, repeat(start, len(xs))), ys)
             for init, adapter in (("random_init", random_init(args.kind, settings, generator)),
                                   ("hyper_init", start)):

@@ -41,7 +41,7 @@ from ..t5 import T5
 from ..tasks import Episode, list_families, sample_episode_for_family
 from ..tasks.mixture import PROGRAM_LANGUAGES
 from .settings import load_downstream, load_hyper, read_settings, record
-from .text import TOKENIZER, encode, in_context_prompt, targets
+from .text import TOKENIZER, encode, hyper_context, in_context_prompt, targets
 
 
 def predictions(model: T5, sources: list[str], adapters: dict | None) -> list[str]:
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
                 row.add("in_context_stage0", family, predictions(downstream, prompts, None), ys)
                 if mtf is not None:
                     row.add("in_context_mtf", family, predictions(mtf, prompts, None), ys)
-                ctx_ids, ctx_mask = pad_batch([encode(fmt.serialize(demos), fmt.max_tokens)])
+                ctx_ids, ctx_mask = hyper_context(fmt, demos)
                 for kind, hyper in hypers.items():
                     adapter = hyper(ctx_ids, ctx_mask)
                     row.add(f"hyper_{kind}", family, predictions(downstream, xs, repeat(adapter, len(xs))), ys)
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     k = args.tune_shots
     for demos, queries, family in episodes.get(k, []):
         xs, ys = [q for q, _ in queries], [a for _, a in queries]
-        ctx_ids, ctx_mask = pad_batch([encode(fmt.serialize(demos), fmt.max_tokens)])
+        ctx_ids, ctx_mask = hyper_context(fmt, demos)
         for kind, hyper in hypers.items():
             with torch.no_grad():
                 start = hyper(ctx_ids, ctx_mask)

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import torch
 
-from ..generate import pad_batch
 from .evaluate import predictions, repeat
 from .settings import load_downstream, load_hyper, read_settings
-from .text import encode
+from .text import hyper_context
 
 EVERYDAY = Path(__file__).resolve().parents[3] / "test" / "fixtures" / "everyday.json"
 
@@ -40,10 +39,9 @@ def answers(run: Path, kind: str, tasks_file: Path = EVERYDAY) -> list[Answer]:
     with torch.no_grad():
         for task in json.loads(tasks_file.read_text()):
             examples = [tuple(pair) for pair in task["examples"]]
-            context = settings.hyper_input.serialize(examples)
-            ids, mask = pad_batch([encode(context, settings.hyper_input.max_tokens)])
             queries = [q for q, _ in task["queries"]]
-            got = predictions(downstream, queries, repeat(hyper(ids, mask), len(queries)))
+            adapter = hyper(*hyper_context(settings.hyper_input, examples))
+            got = predictions(downstream, queries, repeat(adapter, len(queries)))
             out += [Answer(task["name"], q, want, g) for (q, want), g in zip(task["queries"], got)]
     return out
 

@@ -91,6 +91,11 @@ def span_corrupt(text: str, rng: random.Random, vocab_size: int, noise: float = 
     return inputs + [EOS], outputs + [EOS]
 
 
+def hyper_context(fmt: HyperInputFormat, demos: list[tuple[str, str]]) -> tuple[Tensor, Tensor]:
+    """The hypermodel's input for one task: its demonstrations serialized, as a batch of one."""
+    return pad_batch([encode(fmt.serialize(demos), fmt.max_tokens)])
+
+
 def in_context_prompt(fmt: HyperInputFormat, demos: list[tuple[str, str]], query: str) -> str:
     """The T5-MTF-Few-shot input: the demonstrations, then the query in the same format."""
     return fmt.serialize(demos) + fmt.example_separator + fmt.input_prefix + query + fmt.output_prefix
