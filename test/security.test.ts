@@ -5,6 +5,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { KeyRing, keyId } from '../src/plugins/key-ring.js';
+import { AuthFailures } from '../src/plugins/auth-failures.js';
+import { isOpenPath } from '../src/plugins/open-routes.js';
 import { BASE, makeApp, removeDir, tempDir } from './helper.js';
 
 const EXAMPLES = [{ input: 'Ada Lovelace', output: 'Lovelace, A.' }];
@@ -26,6 +28,58 @@ describe('key ring', () => {
     for (const bad of ['', 'alph', 'alphaa', 'ALPHA', 'beta ', 'x'.repeat(10_000)]) assert.equal(ring.match(bad), null, bad);
     assert.match(keyId('alpha'), /^key-[0-9a-f]{16}$/);
     assert.ok(!keyId('alpha').includes('alpha'));
+  });
+});
+
+describe('open routes', () => {
+  it('only the listed registered paths are open; anything else, future routes included, is guarded', () => {
+    for (const url of ['/', '/healthz', '/readyz', '/metrics', '/openapi.yaml', '/docs', '/docs/', '/docs/json', '/docs/static/*']) {
+      assert.equal(isOpenPath(url, 'GET'), true, url);
+    }
+    for (const url of ['/v1/models', '/v1/adapters/:id', '/v2/anything', '/docsx', '/healthz/extra', '/metrics2', '*', '/docs-admin']) {
+      assert.equal(isOpenPath(url, 'GET'), false, url);
+    }
+    // The CORS preflight route is open for OPTIONS only.
+    assert.equal(isOpenPath('*', 'OPTIONS'), true);
+    assert.equal(isOpenPath('*', ['OPTIONS', 'GET']), false);
+  });
+});
+
+describe('wrong-key counter', () => {
+  it('refuses an address from its limit-th wrong key until its window ends, then forgets it', () => {
+    let t = 1_000_000;
+    const f = new AuthFailures(3, 60_000, 100, () => t);
+    for (let i = 0; i < 2; i++) f.fail('a');
+    assert.equal(f.retryAfterS('a'), 0);
+    f.fail('a');
+    assert.equal(f.retryAfterS('a'), 60);
+    assert.equal(f.retryAfterS('b'), 0, 'other addresses are not affected');
+    t += 59_001;
+    assert.equal(f.retryAfterS('a'), 1);
+    t += 1_000;
+    assert.equal(f.retryAfterS('a'), 0, 'a new window starts clean');
+    f.fail('a');
+    assert.equal(f.retryAfterS('a'), 0);
+  });
+
+  it('limit 0 counts nothing', () => {
+    const f = new AuthFailures(0);
+    for (let i = 0; i < 1000; i++) f.fail('a');
+    assert.equal(f.retryAfterS('a'), 0);
+  });
+
+  it('remembers a bounded number of addresses, dropping ended windows first, then the oldest', () => {
+    let t = 0;
+    const f = new AuthFailures(1, 60_000, 3, () => t);
+    f.fail('old');
+    t += 30_000;
+    f.fail('b');
+    f.fail('c');
+    t += 30_000; // 'old' has ended
+    f.fail('d');
+    assert.deepEqual(['b', 'c', 'd'].map((a) => f.retryAfterS(a) > 0), [true, true, true]);
+    f.fail('e'); // all running: the oldest ('b') makes room
+    assert.deepEqual(['b', 'c', 'd', 'e'].map((a) => f.retryAfterS(a) > 0), [false, true, true, true]);
   });
 });
 

@@ -43,6 +43,8 @@ export const EnvSchema = Type.Object({
   REQUEST_TIMEOUT_MS: Int(0, 120_000, 'whole-request timeout, ms (0 = none)'),
   // Reliability and access control (README "Limits, auth and operations").
   REQUEST_DEADLINE_MS: Int(0, 60_000, 'per-request deadline for generation, queueing included, ms (0 = none); beyond it 503 and the batch slots are freed'),
+  // Admission plans with the throughput measured from the work done; this is the guess until then (README "Backpressure").
+  ADMISSION_PRIOR_TOKENS_PER_S: Int(1, 500, 'throughput assumed before any is measured, token-steps (decoder rows x tokens, weighted by position) per second'),
   SHUTDOWN_DRAIN_MS: Int(0, 25_000, 'on SIGTERM, how long in-flight requests may finish before they are cancelled with 503, ms'),
   API_KEYS: Type.String({ default: '', description: 'comma-separated API keys; empty (and no API_KEYS_FILE) = no authentication' }),
   API_KEYS_FILE: Type.String({ default: '', description: 'file with one API key per line (# comments); read once at boot' }),
@@ -50,7 +52,8 @@ export const EnvSchema = Type.Object({
     default: 'shared',
     description: 'shared: every key sees every adapter; key: an adapter is visible only to the API key that created it',
   }),
-  RATE_LIMIT_PER_MIN: Int(0, 0, 'requests per minute per API key (per client address without keys) on /v1 routes; 0 = no limit'),
+  RATE_LIMIT_PER_MIN: Int(0, 0, 'requests per minute per API key (per client address without keys) on guarded routes (all but the open ones); 0 = no limit'),
+  AUTH_FAILURES_PER_MIN: Int(0, 20, 'wrong API keys per minute from one client address before it gets 429 until the minute ends; 0 = no limit'),
   CORS_ORIGINS: Type.String({ default: '', description: 'comma-separated allowed browser origins (* = any); empty = CORS off' }),
 });
 

@@ -1,19 +1,21 @@
 /**
  * Who may call what: optional API keys (Authorization: Bearer, compared in constant time), per-key rate
  * limits (@fastify/rate-limit), security headers (@fastify/helmet), CORS only when configured
- * (@fastify/cors). Health, readiness, metrics and the API document stay open; everything under /v1 is guarded.
+ * (@fastify/cors), and a cap on wrong keys per client address. Which routes stay open is decided in one place
+ * (open-routes.ts), by the matched route, never the raw URL; everything else, unmatched requests included, is guarded.
  */
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
 import { HtError } from '../errors/http-error.js';
 import { errors } from '../schemas/common.js';
+import { AuthFailures } from './auth-failures.js';
 import { keyId, KeyRing } from './key-ring.js';
+import { isOpenPath, isOpenRoute } from './open-routes.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,9 +25,6 @@ declare module 'fastify' {
     adapterOwner: string | undefined;
   }
 }
-
-const GUARDED = /^\/v1(\/|$)/;
-const isGuarded = (req: FastifyRequest): boolean => GUARDED.test(req.url);
 
 /** The configured keys: API_KEYS (comma-separated) and API_KEYS_FILE (one per line, # comments). */
 export function loadKeys(config: Pick<Config, 'API_KEYS' | 'API_KEYS_FILE'>): string[] {
@@ -54,7 +53,7 @@ export default fp<{ config: Config }>(
 
     // Every guarded route documents the refusals this plugin can answer, whatever the configuration.
     app.addHook('onRoute', (route) => {
-      if (!GUARDED.test(route.url) || !route.schema) return;
+      if (isOpenPath(route.url, route.method) || !route.schema) return;
       const schema = route.schema as { response?: Record<number, unknown>; security?: unknown };
       schema.response = { ...errors(401, 429), ...schema.response };
       schema.security = [{ bearer: [] }];
@@ -88,12 +87,25 @@ export default fp<{ config: Config }>(
     }
 
     if (ring.size > 0) {
+      const failures = new AuthFailures(config.AUTH_FAILURES_PER_MIN);
+      // A root hook: it runs before every route's own hooks (the rate limiter's among them) and for requests that
+      // match no route, which are refused here too rather than told apart as 404 or 405 to a caller without a key.
       app.addHook('onRequest', async (req, reply) => {
-        if (!isGuarded(req) || req.method === 'OPTIONS') return;
+        if (isOpenRoute(req)) return;
+        const blockedS = failures.retryAfterS(req.ip);
+        if (blockedS > 0) {
+          throw new HtError(
+            'HT_ERR_RATE_LIMITED',
+            `client ${req.ip} reached ${failures.limit} wrong API keys within a minute; the limit is ${failures.limit} (AUTH_FAILURES_PER_MIN), so its requests are refused until the minute ends`,
+            blockedS,
+          );
+        }
         const header = req.headers.authorization;
         const m = typeof header === 'string' ? /^Bearer[ ]+(\S+)\s*$/i.exec(header) : null;
         const id = m ? ring.match(m[1]!) : null;
         if (!id) {
+          // Only a presented credential counts: a request without one cannot be a guess.
+          if (header !== undefined) failures.fail(req.ip);
           reply.header('WWW-Authenticate', 'Bearer realm="hypert5"');
           throw new HtError('HT_ERR_UNAUTHORIZED', header ? 'the API key in Authorization is not accepted' : 'Authorization: Bearer <API key> is required');
         }
@@ -107,7 +119,7 @@ export default fp<{ config: Config }>(
         global: true,
         max: config.RATE_LIMIT_PER_MIN,
         timeWindow: 60_000,
-        allowList: (req) => !isGuarded(req),
+        allowList: (req) => isOpenRoute(req),
         keyGenerator: (req) => req.apiKeyId ?? `ip:${req.ip}`,
         errorResponseBuilder: (req, ctx) =>
           new HtError(
@@ -117,7 +129,10 @@ export default fp<{ config: Config }>(
           ),
       });
     }
-    app.log.debug({ keys: ring.size, scoped, cors: origins.length > 0, rateLimit: config.RATE_LIMIT_PER_MIN }, 'access control');
+    app.log.debug(
+      { keys: ring.size, scoped, cors: origins.length > 0, rateLimit: config.RATE_LIMIT_PER_MIN, authFailuresPerMin: config.AUTH_FAILURES_PER_MIN },
+      'access control',
+    );
   },
   { name: 'security' },
 );
