@@ -3,7 +3,9 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config/index.js';
-import { installErrorHandler } from './errors/handler.js';
+import { installBodyParsers } from './errors/body-parsers.js';
+import { clientErrorHandler } from './errors/client-error.js';
+import { frameworkErrorHandler, installErrorHandler } from './errors/handler.js';
 import adapterStore from './plugins/adapter-store.js';
 import engine from './plugins/engine.js';
 import methods from './plugins/methods.js';
@@ -15,6 +17,7 @@ import adapterRoutes from './routes/adapters.js';
 import completionRoutes from './routes/completions.js';
 import healthRoutes from './routes/health.js';
 import modelRoutes from './routes/models.js';
+import playgroundRoutes from './routes/playground.js';
 
 export interface AppOptions {
   config: Config;
@@ -32,6 +35,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     // While closing, requests on open connections still get catalogue errors (HT_ERR_SHUTTING_DOWN), not fastify's bare 503.
     return503OnClosing: false,
+    // Requests Node's HTTP parser (431 headers too large, 400 malformed, 408 too slow) or the router (bad
+    // percent-encoding, over-long parameter) refuses get catalogue bodies too.
+    clientErrorHandler,
+    frameworkErrors: frameworkErrorHandler,
     ajv: {
       // Refuse what the schema doesn't allow instead of silently dropping or coercing it.
       customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false },
@@ -39,9 +46,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandler(app);
-  // Only JSON (and raw bytes for imports): a text/plain body is a wrong media type (415), not a string to validate.
-  app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  // Only JSON (and raw bytes where a route `consumes` them): a text/plain body is a wrong media type (415), not a string to validate.
+  installBodyParsers(app);
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
@@ -57,6 +63,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   }
   await app.register(healthRoutes, { retryAfterS: config.RETRY_AFTER_S });
   await app.register(modelRoutes);
+  await app.register(playgroundRoutes);
   await app.register(adapterRoutes, { importLimitBytes: config.IMPORT_LIMIT_BYTES });
   await app.register(completionRoutes);
   return app;

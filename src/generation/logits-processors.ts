@@ -2,8 +2,20 @@
 
 export type LogitsProcessor = (scores: Float64Array) => void;
 
+/**
+ * Divides by t after shifting the largest score to 0 (softmax is unchanged by the shift). Without the shift a
+ * tiny t (5e-324) turns scores into ±Infinity and their differences into NaN; with it the largest stays 0,
+ * the rest go to -Infinity (excluded), which is the limit as t -> 0: greedy, ties shared (t = 0 included).
+ */
 export const temperature = (t: number): LogitsProcessor => (scores) => {
-  for (let i = 0; i < scores.length; i++) scores[i] = scores[i]! / t;
+  let max = -Infinity;
+  for (const s of scores) if (s > max) max = s;
+  if (!Number.isFinite(max)) return;
+  // The top scores stay exactly 0 even at t = 0, where 0 / 0 would make them NaN.
+  for (let i = 0; i < scores.length; i++) {
+    const shifted = scores[i]! - max;
+    scores[i] = shifted === 0 ? 0 : shifted / t;
+  }
 };
 
 /** Nucleus filtering: keeps the smallest set of top tokens whose probability reaches p (at least one). */

@@ -36,6 +36,15 @@ export function argmax(x: ArrayLike<number>): number {
   return best;
 }
 
+/** First index of the largest score that is a number (+Infinity included, NaN skipped); 0 if there is none. */
+function largestNumber(scores: Float64Array): number {
+  let best = -1;
+  for (let i = 0; i < scores.length; i++) {
+    if (!Number.isNaN(scores[i]!) && (best < 0 || scores[i]! > scores[best]!)) best = i;
+  }
+  return Math.max(best, 0);
+}
+
 /** Draws an index from unnormalized scores (−Infinity = excluded) with softmax probabilities. */
 export function sampleFromScores(scores: Float64Array, rng: () => number): number {
   let max = -Infinity;
@@ -46,6 +55,8 @@ export function sampleFromScores(scores: Float64Array, rng: () => number): numbe
     p[i] = scores[i] === -Infinity ? 0 : Math.exp(scores[i]! - max);
     total += p[i]!;
   }
+  // Non-finite scores (+Infinity, NaN) leave no distribution to draw from: take the largest score instead.
+  if (!(total > 0 && Number.isFinite(total))) return largestNumber(scores);
   let r = rng() * total;
   let last = 0;
   for (let i = 0; i < p.length; i++) {
