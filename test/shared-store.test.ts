@@ -113,6 +113,33 @@ describe('shared adapter store (Redis)', () => {
     }
   });
 
+  it('a delete racing reads that copy the adapter from Redis: gone everywhere afterwards, 100 times', async () => {
+    const a = await Replica.open(redis.url, 't7:');
+    const b = await Replica.open(redis.url, 't7:');
+    try {
+      for (let t = 0; t < 100; t++) {
+        const r = rec(1000 + t);
+        const { id } = r.meta;
+        await a.store.put(r);
+        // b has no local copy: each read asks Redis and writes what it finds to b's disk.
+        const reads = Array.from({ length: 10 }, () => b.store.get(id));
+        for (let i = 0; i < t % 8; i++) await new Promise((resolve) => setImmediate(resolve));
+        // Even trials delete on the reading replica, odd ones on the other (the delete reaches b by pub/sub).
+        assert.equal(await (t % 2 ? a : b).store.delete(id), true);
+        await Promise.all(reads);
+        await eventually(`trial ${t}: the delete reaches b's disk`, async () => (await b.disk.get(id)) === undefined);
+        // A read that was still copying when the delete arrived must not have put the copy back.
+        assert.equal(await b.store.get(id), undefined, `trial ${t}: b serves it after the delete`);
+        assert.equal(await b.disk.get(id), undefined, `trial ${t}: b's disk has it after the delete`);
+        assert.equal(await a.store.get(id), undefined, `trial ${t}: a serves it after the delete`);
+      }
+      assert.deepEqual(await b.store.list(), []);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('a Redis outage degrades to local-only with one warning, and work done meanwhile is shared on recovery', async () => {
     const a = await Replica.open(redis.url, 't4:');
     const b = await Replica.open(redis.url, 't4:');

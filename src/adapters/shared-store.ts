@@ -4,13 +4,16 @@
  * - get: local first; a local miss asks Redis and keeps a local copy of what it finds.
  * - put: Redis decides (first writer wins), the local store keeps whichever copy won.
  * - delete: Redis and local; Redis publishes the id and every replica drops its local copy.
+ * - one id at a time: copying from Redis, storing and deleting an id never interleave on a replica, so a
+ *   copy read from Redis before a delete is dropped after it, never written back after the delete.
  * - Redis down (refused, timed out): one warning, then local only. Adapters made or deleted meanwhile
  *   are remembered and replayed to Redis when it is back (imported adapters cannot be regenerated).
  */
 import { Redis } from 'ioredis';
 import { isAdapterId } from './canonical-id.js';
+import { KeyedLock } from './keyed-lock.js';
 import { CorruptValueError, RedisAdapterStore } from './redis-store.js';
-import type { AdapterMeta, AdapterRecord, AdapterStore, Recipe, Stored } from './types.js';
+import type { AdapterMeta, AdapterRecord, AdapterStore, Recipe, StoreHealth, Stored } from './types.js';
 
 export interface SharedStoreLogger {
   info(obj: object, msg: string): void;
@@ -36,6 +39,7 @@ export class SharedAdapterStore implements AdapterStore {
   private readonly pendingDeletes = new Set<string>();
   private replaying: Promise<void> | undefined;
   private closed = false;
+  private readonly lock = new KeyedLock();
 
   private constructor(
     private readonly local: AdapterStore,
@@ -130,12 +134,16 @@ export class SharedAdapterStore implements AdapterStore {
 
   private async dropLocal(id: string): Promise<void> {
     if (!isAdapterId(id)) return;
-    await this.local.delete(id).catch((e: Error) => this.log.error({ adapter: id, err: e.message }, 'could not drop a deleted adapter locally'));
+    await this.lock.run(id, () => this.local.delete(id)).catch((e: Error) => this.log.error({ adapter: id, err: e.message }, 'could not drop a deleted adapter locally'));
   }
 
   async get(id: string): Promise<AdapterRecord | undefined> {
     const mine = await this.local.get(id);
     if (mine) return mine;
+    return this.lock.run(id, () => this.copyFromRedis(id));
+  }
+
+  private async copyFromRedis(id: string): Promise<AdapterRecord | undefined> {
     let found: AdapterRecord | undefined | typeof OFFLINE;
     try {
       found = await this.remoteOp((r) => r.get(id));
@@ -147,7 +155,11 @@ export class SharedAdapterStore implements AdapterStore {
     return (await this.local.put(found)).record;
   }
 
-  async put(record: AdapterRecord): Promise<Stored> {
+  put(record: AdapterRecord): Promise<Stored> {
+    return this.lock.run(record.meta.id, () => this.putLocked(record));
+  }
+
+  private async putLocked(record: AdapterRecord): Promise<Stored> {
     const shared = await this.remoteOp((r) => r.put(record));
     if (shared === OFFLINE) {
       this.pendingPuts.add(record.meta.id);
@@ -158,7 +170,11 @@ export class SharedAdapterStore implements AdapterStore {
     return { record: kept.record, created: shared.created };
   }
 
-  async delete(id: string): Promise<boolean> {
+  delete(id: string): Promise<boolean> {
+    return this.lock.run(id, () => this.deleteLocked(id));
+  }
+
+  private async deleteLocked(id: string): Promise<boolean> {
     const shared = await this.remoteOp((r) => r.delete(id));
     if (shared === OFFLINE) {
       this.pendingDeletes.add(id);
@@ -183,6 +199,10 @@ export class SharedAdapterStore implements AdapterStore {
 
   async flush(): Promise<void> {
     await this.local.flush?.();
+  }
+
+  health(): Promise<StoreHealth> {
+    return this.local.health ? this.local.health() : Promise.resolve({ ok: true });
   }
 
   async close(): Promise<void> {

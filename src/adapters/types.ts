@@ -36,6 +36,9 @@ export interface Stored {
   created: boolean;
 }
 
+/** Whether the store can take new adapters; `reason` says why not (shown by /readyz). */
+export type StoreHealth = { ok: true } | { ok: false; reason: string };
+
 /**
  * Where adapters live: in-memory LRU, local disk and, with REDIS_URL, Redis shared by the replicas.
  * Ids are content-addressed, so a put never changes what an id means: a store that already holds the id
@@ -50,4 +53,6 @@ export interface AdapterStore {
   recover?(id: string): Promise<Recipe | undefined>;
   /** Waits for writes in progress (shutdown). */
   flush?(): Promise<void>;
+  /** Unhealthy while writes fail for lack of space (disk store). */
+  health?(): Promise<StoreHealth>;
 }

@@ -18,9 +18,10 @@ declare module 'fastify' {
 
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    const shapes: Record<string, number[]> = {};
-    for (const specs of Object.values(app.engine.bundle.table.kinds)) for (const s of specs) shapes[s.name] = s.shape;
-    const disk = await DiskAdapterStore.open(config.ADAPTER_STORE_DIR, app.log, shapes);
+    const { bundle } = app.engine;
+    // Files are written with the manifest's shapes and checked against them (and the kinds) on every read.
+    const manifest = { fingerprint: bundle.manifest.fingerprint, kinds: bundle.table.kinds };
+    const disk = await DiskAdapterStore.open(config.ADAPTER_STORE_DIR, app.log, { manifest });
     const m = app.metrics;
     const local = new LruAdapterStore(disk, config.ADAPTER_CACHE_BYTES, {
       hit: () => m.cacheHits.inc(),

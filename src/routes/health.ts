@@ -11,11 +11,17 @@ const routes: FastifyPluginAsyncTypebox<{ retryAfterS: number }> = async (app, o
   }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', {
-    schema: { tags: ['health'], summary: 'Ready: 503 until the models are loaded', response: { 200: Health, ...errors(503) } },
+    schema: {
+      tags: ['health'],
+      summary: 'Ready: 503 until the models are loaded, and while the adapter store is full',
+      response: { 200: Health, ...errors(503) },
+    },
   }, async () => {
     const s = app.engine.scheduler;
     if (s.closing) throw new HtError('HT_ERR_SHUTTING_DOWN', 'the server is shutting down', opts.retryAfterS);
     if (!s.ready) throw new HtError('HT_ERR_NOT_READY', 'models are still loading or an inference worker is being replaced', opts.retryAfterS);
+    const store = await app.adapterStore.health?.();
+    if (store && !store.ok) throw new HtError('HT_ERR_STORE_UNHEALTHY', store.reason, opts.retryAfterS);
     return { status: 'ready' };
   });
 

@@ -7,8 +7,9 @@
 import type { Config } from '../config/index.js';
 import { examplesId, tensorsId } from '../adapters/canonical-id.js';
 import type { AdapterMeta, AdapterRecord, AdapterStore } from '../adapters/types.js';
+import { StoreFullError } from '../adapters/store-fs.js';
 import { checkTensors, inferKind, parseUpload } from '../adapters/validate-import.js';
-import { adapterNotFound } from '../errors/http-error.js';
+import { adapterNotFound, HtError } from '../errors/http-error.js';
 import type { AdapterKindName } from '../inference/manifest.js';
 import type { Engine } from '../plugins/engine.js';
 import type { Metrics } from '../plugins/metrics.js';
@@ -92,7 +93,7 @@ export class AdapterService {
         examples: examples.map((e) => ({ input: e.input, output: e.output })),
       };
       // With a shared store another replica may have stored the same id meanwhile: then its copy is the adapter.
-      const stored = await this.store.put(record);
+      const stored = await this.save(record);
       if (stored.created) this.metrics.adaptersCreated.inc({ kind, source: meta ? 'regenerated' : 'hypermodel' });
       return stored;
     })();
@@ -130,9 +131,19 @@ export class AdapterService {
       meta: this.newMeta(id, kind, 0, 'import', owner),
       tensors,
     };
-    const stored = await this.store.put(record);
+    const stored = await this.save(record);
     if (stored.created) this.metrics.adaptersCreated.inc({ kind, source: 'import' });
     return stored;
+  }
+
+  /** A full disk is the client's to retry later (507 + Retry-After), not an internal error. */
+  private async save(record: AdapterRecord): Promise<Obtained> {
+    try {
+      return await this.store.put(record);
+    } catch (e) {
+      if (e instanceof StoreFullError) throw new HtError('HT_ERR_STORE_FULL', e.message, this.config.RETRY_AFTER_S);
+      throw e;
+    }
   }
 
   async delete(id: string, owner?: string): Promise<void> {
