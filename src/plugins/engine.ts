@@ -40,7 +40,26 @@ export default fp<{ config: Config }>(
       },
       { retryAfterS: config.RETRY_AFTER_S },
     );
-    const scheduler = new Scheduler(pool, config.QUEUE_SIZE, config.RETRY_AFTER_S, (d) => app.metrics.queueDepth.set(d));
+    const m = app.metrics;
+    const scheduler = new Scheduler(
+      pool,
+      {
+        queueSize: config.QUEUE_SIZE,
+        retryAfterS: config.RETRY_AFTER_S,
+        deadlineMs: config.REQUEST_DEADLINE_MS,
+        priorTokensPerS: config.ADMISSION_PRIOR_TOKENS_PER_S,
+        maxBatchRows: config.MAX_BATCH_ROWS,
+      },
+      {
+        depth: (d) => m.queueDepth.set(d),
+        load: (backlog, rate) => {
+          m.admissionBacklog.set(backlog);
+          m.admissionRate.set(rate);
+        },
+        refused: () => m.admissionRefused.inc(),
+        shed: () => m.admissionShed.inc(),
+      },
+    );
     pool.ready.then(
       () => app.log.info({ model: bundle.manifest.name, fingerprint: bundle.manifest.fingerprint }, 'models loaded'),
       (e: Error) => app.log.error({ err: e }, 'models failed to load'),

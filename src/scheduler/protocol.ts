@@ -1,6 +1,7 @@
 /** Messages between the main thread and an inference worker. */
 import type { AdapterTensors } from '../inference/feeds.js';
 import type { AdapterKindName, GraphName } from '../inference/manifest.js';
+import type { ErrorCode } from '../errors/catalogue.js';
 import type { ChoiceResult, GenerationJob } from '../generation/types.js';
 
 export interface WorkerInit {
@@ -29,6 +30,8 @@ export type FromWorker =
   | { type: 'delta'; jobId: number; choice: number; text: string }
   | { type: 'done'; jobId: number; choices: ChoiceResult[] }
   | { type: 'hyper-done'; jobId: number; tensors: AdapterTensors }
-  | { type: 'failed'; jobId: number; message: string }
-  | { type: 'step'; rows: number }
+  /** `code`: set when the job itself caused the failure (a catalogue 4xx), so the client is told why. */
+  | { type: 'failed'; jobId: number; message: string; code?: ErrorCode }
+  /** `work`: the step's token-steps weighted by position (scheduler/cost.ts stepWork), for the throughput. */
+  | { type: 'step'; rows: number; work: number }
   | { type: 'hyper-batch'; rows: number };

@@ -7,6 +7,7 @@ import { HtError } from '../errors/http-error.js';
 import type { AdapterTensors } from '../inference/feeds.js';
 import type { AdapterKindName } from '../inference/manifest.js';
 import type { ChoiceResult, GenerationJob } from '../generation/types.js';
+import { jobRows } from './cost.js';
 import type { Fault, FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
 export interface GenerationHandlers {
@@ -17,6 +18,8 @@ export interface GenerationHandlers {
 
 interface Pending {
   worker: number;
+  /** Decoder rows the job holds in its worker's batch (0 for a hypermodel run). */
+  rows: number;
   gen?: GenerationHandlers;
   hyper?: { resolve(t: AdapterTensors): void; reject(e: Error): void };
 }
@@ -51,6 +54,8 @@ interface Slot {
   worker: Worker;
   ready: boolean;
   load: number;
+  /** Decoder rows of the generation jobs sent to it and not yet settled. */
+  rows: number;
   restarts: number;
 }
 
@@ -61,6 +66,10 @@ export class WorkerPool {
   private closing = false;
   private started = false;
   readonly ready: Promise<void>;
+  /** Called when a worker comes up, so whoever holds jobs back (the scheduler) can send them. */
+  onRoom: () => void = () => {};
+  /** Called after every decode step with its position-weighted token-steps (the scheduler measures throughput from them). */
+  onStep: (work: number) => void = () => {};
 
   constructor(
     private readonly init: WorkerInit,
@@ -81,7 +90,7 @@ export class WorkerPool {
   private start(index: number): Promise<void> {
     const w = spawn(this.init);
     const prev = this.slots[index];
-    this.slots[index] = { worker: w, ready: false, load: 0, restarts: prev?.restarts ?? 0 };
+    this.slots[index] = { worker: w, ready: false, load: 0, rows: 0, restarts: prev?.restarts ?? 0 };
     return new Promise<void>((resolve, reject) => {
       let up = false;
       w.on('message', (m: FromWorker) => {
@@ -90,6 +99,7 @@ export class WorkerPool {
           this.slots[index]!.ready = true;
           this.slots[index]!.restarts = 0;
           resolve();
+          this.onRoom();
         } else if (m.type === 'fatal') reject(new Error(m.message));
         else this.onMessage(m);
       });
@@ -129,6 +139,30 @@ export class WorkerPool {
     return this.slots.filter((s) => s.ready).length;
   }
 
+  /**
+   * The ready worker whose batch has room for `rows` more rows now (by the generation loop's own rule: a job
+   * bigger than the batch runs alone), the emptiest first; -1 when none has. Jobs sent only when there is
+   * room start at the worker's next step instead of queueing there, where no one could shed them.
+   */
+  private roomFor(rows: number): number {
+    let best = -1;
+    this.slots.forEach((s, i) => {
+      if (!s.ready || (s.rows > 0 && s.rows + rows > this.init.maxBatchRows)) return;
+      if (best < 0 || s.rows < this.slots[best]!.rows) best = i;
+    });
+    return best;
+  }
+
+  hasRoom(rows: number): boolean {
+    return this.roomFor(rows) >= 0;
+  }
+
+  /** Share of the ready workers that hold a job (busy time counts in worker-seconds: see ThroughputEstimate). */
+  get busyShare(): number {
+    const ready = this.slots.filter((s) => s.ready);
+    return ready.length ? ready.filter((s) => s.load > 0).length / ready.length : 0;
+  }
+
   private failWorker(index: number, cause: Error): void {
     for (const [id, p] of this.pending) {
       if (p.worker !== index) continue;
@@ -140,6 +174,7 @@ export class WorkerPool {
       p.hyper?.reject(err);
     }
     this.slots[index]!.load = 0;
+    this.slots[index]!.rows = 0;
   }
 
   /** Fails every outstanding job with `error` (shutdown past its drain deadline). */
@@ -148,6 +183,7 @@ export class WorkerPool {
       this.pending.delete(id);
       this.send(p.worker, { type: 'cancel', jobId: id });
       this.slots[p.worker]!.load -= 1;
+      this.slots[p.worker]!.rows -= p.rows;
       p.gen?.failed(error);
       p.hyper?.reject(error);
     }
@@ -158,6 +194,7 @@ export class WorkerPool {
     if (p) {
       this.pending.delete(jobId);
       this.slots[p.worker]!.load -= 1;
+      this.slots[p.worker]!.rows -= p.rows;
     }
     return p;
   }
@@ -165,7 +202,8 @@ export class WorkerPool {
   private onMessage(m: FromWorker): void {
     switch (m.type) {
       case 'step':
-        return this.observer.step(m.rows);
+        this.observer.step(m.rows);
+        return this.onStep(m.work);
       case 'hyper-batch':
         return this.observer.hyperBatch(m.rows);
       case 'delta':
@@ -177,8 +215,11 @@ export class WorkerPool {
       case 'failed': {
         const p = this.settle(m.jobId);
         if (!p) return;
-        this.observer.batchFailed?.(m.message);
-        const e = new HtError('HT_ERR_INFERENCE_FAILED', 'inference failed for the batch holding this request; the server keeps serving');
+        // A job that caused its own failure (its adapter) hears why; anything else is the batch's fault, logged.
+        if (!m.code) this.observer.batchFailed?.(m.message);
+        const e = m.code
+          ? new HtError(m.code, m.message)
+          : new HtError('HT_ERR_INFERENCE_FAILED', 'inference failed for the batch holding this request; the server keeps serving');
         p.gen?.failed(e);
         p.hyper?.reject(e);
         return;
@@ -205,9 +246,12 @@ export class WorkerPool {
 
   generate(job: Omit<GenerationJob, 'jobId'>, handlers: GenerationHandlers): { cancel(): void } {
     const jobId = this.nextId++;
-    const worker = this.pick();
-    this.pending.set(jobId, { worker, gen: handlers });
+    const rows = jobRows(job);
+    const room = this.roomFor(rows);
+    const worker = room >= 0 ? room : this.pick();
+    this.pending.set(jobId, { worker, rows, gen: handlers });
     this.slots[worker]!.load += 1;
+    this.slots[worker]!.rows += rows;
     this.send(worker, { type: 'generate', job: { ...job, jobId } });
     return {
       cancel: () => {
@@ -221,7 +265,7 @@ export class WorkerPool {
     const worker = this.pick();
     this.slots[worker]!.load += 1;
     return new Promise((resolve, reject) => {
-      this.pending.set(jobId, { worker, hyper: { resolve, reject } });
+      this.pending.set(jobId, { worker, rows: 0, hyper: { resolve, reject } });
       this.send(worker, { type: 'hyper', jobId, kind, ids });
     });
   }

@@ -11,7 +11,9 @@ import { generateAdapters } from '../inference/hypermodel.js';
 import type { AdapterKindName, GraphName } from '../inference/manifest.js';
 import { GraphSession } from '../inference/session.js';
 import { loadTokenizer } from '../inference/tokenizer.js';
+import { HtError } from '../errors/http-error.js';
 import { GenerationLoop } from '../generation/loop.js';
+import { stepWork } from './cost.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
 const port = parentPort!;
@@ -37,7 +39,11 @@ async function start(): Promise<void> {
   const loop = new GenerationLoop(
     {
       encode: (items) => encode(sessions.encoder!, bundle.table.graphs.encoder!, m, items),
-      step: (rows) => decoder.step(rows),
+      step: (rows) => {
+        // Reported here rather than through the loop's step hook, which knows only the row count.
+        post({ type: 'step', rows: rows.length, work: rows.reduce((sum, r) => sum + stepWork(r.pastKey.length), 0) });
+        return decoder.step(rows);
+      },
     },
     {
       eos: m.special_ids.eos,
@@ -46,11 +52,11 @@ async function start(): Promise<void> {
       events: {
         delta: (jobId, choice, text) => post({ type: 'delta', jobId, choice, text }),
         done: (jobId, choices) => post({ type: 'done', jobId, choices }),
-        failed: (jobId, error) => post({ type: 'failed', jobId, message: error.message }),
+        failed: (jobId, error) =>
+          post({ type: 'failed', jobId, message: error.message, ...(error instanceof HtError && error.status < 500 ? { code: error.code } : {}) }),
       },
     },
     init.maxBatchRows,
-    (rows) => post({ type: 'step', rows }),
   );
 
   let hyperQueue: HyperJob[] = [];

@@ -10,6 +10,7 @@ import type { RowAdapter } from '../inference/feeds.js';
 import type { ChoiceResult, FinishReason, GenerationJob, Strategy } from '../generation/types.js';
 import type { Engine } from '../plugins/engine.js';
 import type { Metrics } from '../plugins/metrics.js';
+import { generationCost, hyperCost } from '../scheduler/cost.js';
 import type { CompletionBody } from '../schemas/completions.js';
 import type { AdapterService } from './adapters.js';
 import { checkLimit, promptIds } from './validate.js';
@@ -21,6 +22,8 @@ export interface PreparedCompletion {
   jobs: Omit<GenerationJob, 'jobId'>[];
   n: number;
   promptTokens: number;
+  /** Token-steps the jobs may cost (scheduler/cost.ts). */
+  cost: number;
 }
 
 export interface FinalChoice {
@@ -97,9 +100,15 @@ export class CompletionService {
     if (s0.type === 'beam' && n > s0.numBeams) {
       throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', `body.n is ${n}; beam search returns at most num_beams (${s0.numBeams}) choices`);
     }
+    const cost = ids.reduce((sum, promptIdsI, i) => sum + generationCost({ promptIds: promptIdsI, strategy: strategies[i]!, n, maxNewTokens }), 0);
+    // Refuse by cost before an inline adapter's hypermodel pass, so an overloaded server spends nothing on it.
+    // The byte length of the examples stands in for their token count (the pass is a small share of the cost).
+    const hyper = body.examples ? hyperCost(body.examples.reduce((sum, e) => sum + e.input.length + e.output.length, 0)) : 0;
+    this.engine.scheduler.admit(ids.length + (body.examples ? 1 : 0), cost + hyper);
     const { model, adapter } = await this.resolveAdapter(body, owner);
     return {
       model,
+      cost,
       prompts: ids,
       n,
       promptTokens: ids.reduce((a, p) => a + p.length, 0),
@@ -122,7 +131,8 @@ export class CompletionService {
    */
   run(prepared: PreparedCompletion, sink: CompletionSink | null): { result: Promise<FinalChoice[]>; cancel(reason?: HtError): void } {
     const scheduler = this.engine.scheduler;
-    scheduler.admit(prepared.jobs.length);
+    scheduler.admit(prepared.jobs.length, prepared.cost);
+    const request = {};
     const handles: { cancel(): void }[] = [];
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
@@ -157,7 +167,7 @@ export class CompletionService {
                 if (--remaining === 0) finish(() => resolve(out.sort((a, b) => a.index - b.index)));
               },
               failed: (e) => stopAll(e),
-            }),
+            }, request),
           );
         } catch (e) {
           stopAll(e as Error);
