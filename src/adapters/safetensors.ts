@@ -20,6 +20,22 @@ export class SafetensorsError extends Error {
 }
 
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+const MAX_SHOWN_CHARS = 80;
+
+const cut = (text: string): string => (text.length > MAX_SHOWN_CHARS ? `${text.slice(0, MAX_SHOWN_CHARS)}…` : text);
+
+/** A tensor name as messages show it: cut, since a name in an upload can be as long as the header. */
+export const showName = (name: string): string => cut(name);
+
+/** Any header value as messages show it: JSON, cut. */
+function brief(value: unknown): string {
+  try {
+    return cut(JSON.stringify(value) ?? String(value));
+  } catch {
+    return typeof value; // nested too deep to stringify
+  }
+}
+
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
 export function writeSafetensors(tensors: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>, metadata?: Record<string, string>): Buffer {
@@ -71,16 +87,16 @@ export function readSafetensors(buf: Buffer): SafetensorsFile {
       continue;
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof e?.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) throw new SafetensorsError(`tensor ${name}: unknown dtype ${JSON.stringify(e?.dtype)}`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(`tensor ${name}: invalid shape`);
+    if (typeof e?.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) throw new SafetensorsError(`tensor ${showName(name)}: unknown dtype ${brief(e?.dtype)}`);
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new SafetensorsError(`tensor ${showName(name)}: invalid shape`);
     const off = e.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isInteger(o) && o >= 0) || off[0] > off[1] || off[1] > dataLen) {
-      throw new SafetensorsError(`tensor ${name}: invalid data_offsets ${JSON.stringify(off)} (data is ${dataLen} bytes)`);
+      throw new SafetensorsError(`tensor ${showName(name)}: invalid data_offsets ${brief(off)} (data is ${dataLen} bytes)`);
     }
     const shape = e.shape as number[];
     const numel = shape.reduce((a, b) => a * b, 1);
     const [begin, end] = off as [number, number];
-    if (end - begin !== numel * DTYPE_BYTES[e.dtype]!) throw new SafetensorsError(`tensor ${name}: ${end - begin} bytes for ${e.dtype}${JSON.stringify(shape)}`);
+    if (end - begin !== numel * DTYPE_BYTES[e.dtype]!) throw new SafetensorsError(`tensor ${showName(name)}: ${end - begin} bytes for ${e.dtype}${brief(shape)}`);
     ranges.push([begin, end, name]);
     // Non-F32 tensors are returned empty: the caller reports the dtype mismatch by name.
     let data = new Float32Array(0);
@@ -93,7 +109,7 @@ export function readSafetensors(buf: Buffer): SafetensorsFile {
   }
   ranges.sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < ranges.length; i++) {
-    if (ranges[i]![0] < ranges[i - 1]![1]) throw new SafetensorsError(`tensors ${ranges[i - 1]![2]} and ${ranges[i]![2]} overlap`);
+    if (ranges[i]![0] < ranges[i - 1]![1]) throw new SafetensorsError(`tensors ${showName(ranges[i - 1]![2])} and ${showName(ranges[i]![2])} overlap`);
   }
   return { tensors, metadata };
 }

@@ -4,6 +4,7 @@
  */
 import type { DecodeRow, StepResult } from '../inference/decoder.js';
 import type { EncodedInput, EncodeItem } from '../inference/encoder.js';
+import { HtError } from '../errors/http-error.js';
 import { BeamGroup } from './beam.js';
 import { SampleGroup } from './sample-group.js';
 import type { GenerationJob, Group, GroupContext } from './types.js';
@@ -13,11 +14,33 @@ export interface StepModel {
   step(rows: readonly DecodeRow[]): Promise<StepResult>;
 }
 
+/**
+ * Logits holding NaN or ±Infinity pick no token (argmax would return 0 at every step until max_tokens).
+ * With an adapter, the adapter is the cause (values that pass import can still be out of range for this
+ * model, and stored adapters predate the bound): a 422 naming it. Without one, the model itself failed.
+ */
+function checkFinite(g: Group, logits: Float32Array): void {
+  for (let j = 0; j < logits.length; j++) {
+    const v = logits[j]!;
+    if (Number.isFinite(v)) continue;
+    const row = Math.floor(j / (logits.length / g.rows.length));
+    const at = `at generated token ${g.rows[row]!.tokens.length + 1}`;
+    const adapter = g.job.adapter;
+    if (!adapter) throw new Error(`the base model's logits hold ${v} ${at}`);
+    throw new HtError(
+      'HT_ERR_NON_FINITE_LOGITS',
+      `model: the ${adapter.kind} adapter drove the logits to ${v} ${at}; its parameters are out of range for this model (import it again within the manifest's max_abs, or create it again)`,
+    );
+  }
+}
+
 const rowsNeeded = (job: GenerationJob): number => (job.strategy.type === 'beam' ? job.strategy.numBeams : job.n);
 
 export class GenerationLoop {
   private waiting: GenerationJob[] = [];
   private groups: Group[] = [];
+  /** Jobs out of `waiting` whose encoder is running: a cancel arriving meanwhile is remembered here. */
+  private encoding = new Map<number, { cancelled: boolean }>();
 
   constructor(
     private readonly model: StepModel,
@@ -33,10 +56,12 @@ export class GenerationLoop {
   cancel(jobId: number): void {
     this.waiting = this.waiting.filter((j) => j.jobId !== jobId);
     this.groups = this.groups.filter((g) => g.job.jobId !== jobId);
+    const enc = this.encoding.get(jobId);
+    if (enc) enc.cancelled = true;
   }
 
   get idle(): boolean {
-    return this.waiting.length === 0 && this.groups.length === 0;
+    return this.waiting.length === 0 && this.groups.length === 0 && this.encoding.size === 0;
   }
 
   private liveRows(): number {
@@ -54,14 +79,24 @@ export class GenerationLoop {
       rows += need;
     }
     if (!admitted.length) return;
+    const marks = admitted.map((j) => {
+      const mark = { cancelled: false };
+      this.encoding.set(j.jobId, mark);
+      return mark;
+    });
     let encs: EncodedInput[];
     try {
       encs = await this.model.encode(admitted.map((j) => ({ ids: j.promptIds, adapter: j.adapter })));
     } catch (e) {
-      for (const j of admitted) this.ctx.events.failed(j.jobId, e as Error);
+      admitted.forEach((j, i) => {
+        if (!marks[i]!.cancelled) this.ctx.events.failed(j.jobId, e as Error);
+      });
       return;
+    } finally {
+      for (const j of admitted) this.encoding.delete(j.jobId);
     }
     admitted.forEach((job, i) => {
+      if (marks[i]!.cancelled) return;
       const enc = encs[i]!;
       this.groups.push(job.strategy.type === 'beam' ? new BeamGroup(job, enc, this.ctx) : new SampleGroup(job, enc, this.ctx));
     });
@@ -102,6 +137,7 @@ export class GenerationLoop {
       });
       offset += g.rows.length;
       try {
+        checkFinite(g, result.logits.subarray(base * V, (base + g.rows.length) * V));
         g.advance((i) => result.logits.subarray((base + i) * V, (base + i + 1) * V));
       } catch (e) {
         this.ctx.events.failed(g.job.jobId, e as Error);

@@ -22,8 +22,20 @@ export const TensorSpec = Type.Object({
   name: Type.String({ minLength: 1 }),
   dtype: Type.Literal('float32'),
   shape: Type.Array(PosInt),
+  /** Largest |value| an imported tensor may hold (models/README.md, "Adapter kinds"); see maxAbsOf. */
+  max_abs: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
 });
 export type TensorSpec = Static<typeof TensorSpec>;
+
+/**
+ * The bound for bundles exported before `max_abs` existed: the loosest the exporter writes. It lies far
+ * above what hypermodels and tuned adapters produce (below 6 on models/default) and far below where float32
+ * activations overflow (about 1e18), so no legitimate adapter of an older bundle is refused and no import
+ * turns every logit into NaN.
+ */
+export const DEFAULT_ADAPTER_MAX_ABS = 1000;
+
+export const maxAbsOf = (spec: TensorSpec): number => spec.max_abs ?? DEFAULT_ADAPTER_MAX_ABS;
 
 export const KindSpec = Type.Object({ tensors: Type.Array(TensorSpec, { minItems: 1 }) });
 /** Prefix attention (models/README.md, "Adapter kinds"): "gated" when absent (bundles older than "peft"). */

@@ -3,6 +3,7 @@ import { TypeBoxValidatorCompiler, type FastifyPluginAsyncTypebox } from '@fasti
 import { Type } from '@sinclair/typebox';
 import type { AdapterRecord } from '../adapters/types.js';
 import { writeSafetensors } from '../adapters/safetensors.js';
+import { checkHeaderLength, headerLimit } from '../adapters/validate-import.js';
 import { Adapter, AdapterParams, CreateAdapterBody, DeletedAdapter, ImportQuery } from '../schemas/adapters.js';
 import { BODY_ERRORS, errors } from '../schemas/common.js';
 
@@ -26,7 +27,7 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
         'the same examples always give the same id and an existing adapter is never recomputed. ' +
         'Multi-cell spreadsheet rows are sent as one input string with the cells joined by `" | "`.',
       body: CreateAdapterBody,
-      response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS, 429, 503) },
+      response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS, 429, 503, 507) },
     },
   }, async (req, reply) => {
     const { record, created } = await app.adapters.getOrCreate(req.body.examples, req.body.kind, 'body.examples', 'body.kind', req.adapterOwner);
@@ -42,14 +43,18 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       summary: 'Import adapter parameters from a safetensors file',
       description:
         'The body is a safetensors file (`application/octet-stream`) with exactly the tensors of one adapter kind, ' +
-        'named and shaped as in the manifest (no batch dimension), dtype F32, all finite. The kind is inferred from the tensor ' +
+        'named and shaped as in the manifest (no batch dimension), dtype F32, every value finite and within the tensor\'s ' +
+        '`max_abs` in the manifest, no other tensors, and a header no longer than twice what those tensors need plus 64 KiB ' +
+        'of metadata. The kind is inferred from the tensor ' +
         'names (`lora.` or `prefix.`) unless `kind` is given. The id is the hash of the tensors.',
       querystring: ImportQuery,
       body: Type.Unsafe<Buffer>({ type: 'string', format: 'binary', description: 'safetensors file' }),
       consumes: ['application/octet-stream'],
-      response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS) },
+      response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS, 507) },
     },
   }, async (req, reply) => {
+    // Before anything parses the header: its length alone shows an upload far bigger than any adapter.
+    checkHeaderLength(req.body, headerLimit(app.engine.bundle.table.kinds));
     const { record, created } = await app.adapters.import(req.body, req.query.kind, req.adapterOwner);
     return reply.code(created ? 201 : 200).send(view(record, !created));
   });
@@ -59,7 +64,7 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       tags: ['adapters'],
       summary: 'Adapter metadata',
       params: AdapterParams,
-      response: { 200: Adapter, ...errors(404, 422, 500) },
+      response: { 200: Adapter, ...errors(404, 422, 500, 507) },
     },
   }, async (req) => view(await app.adapters.require(req.params.id, 'id', req.adapterOwner), true));
 
@@ -74,7 +79,7 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
           description: 'safetensors file',
           content: { 'application/octet-stream': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } },
         },
-        ...errors(404, 422, 500),
+        ...errors(404, 422, 500, 507),
       },
     },
   }, async (req, reply) => {

@@ -29,7 +29,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
             'text/event-stream': { schema: Type.Ref('CompletionChunk') },
           },
         },
-        ...errors(...BODY_ERRORS, 404, 429, 503),
+        ...errors(...BODY_ERRORS, 404, 429, 503, 507),
       },
     },
   }, async (req, reply) => {
