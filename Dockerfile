@@ -1,12 +1,14 @@
 # syntax=docker/dockerfile:1
 # hypert5-serve: the HTTP service on ONNX Runtime (CPU). Build: docker build -t hypert5-serve .
 # The runtime stage is reproduced without Docker by scripts/container-check.ts (a test in npm test).
-# Pinned by tag; pin by digest too (node:20.20.2-bookworm-slim@sha256:...) where images are promoted.
+# Node 24 (LTS), pinned by exact version; pin by digest too (node:24.22.3-bookworm-slim@sha256:...)
+# where images are promoted. Its npm (11.19) is the one that reads package.json's allowScripts.
 
 # ---- build: compile TypeScript with the dev dependencies ---------------------------------------
-FROM node:20.20.2-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /src
-# .npmrc: onnxruntime-node-install=skip (the CPU build ships in the package; no CUDA download).
+# package.json's allowScripts with .npmrc: esbuild's install script runs, onnxruntime-node's (a CUDA
+# download; the CPU build ships in the package) does not, and an unreviewed one fails the build.
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
@@ -14,7 +16,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- runtime: production dependencies, compiled code, model bundles -----------------------------
-FROM node:20.20.2-bookworm-slim AS runtime
+FROM node:24.22.3-bookworm-slim AS runtime
 # tini as PID 1: forwards SIGTERM to node (graceful drain) and reaps zombies.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini=0.19.0-1+b3 \

@@ -25,16 +25,29 @@ describe('Dockerfile', () => {
   const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
   const froms = lines.filter((l) => l.startsWith('FROM '));
 
-  it('is multi-stage on a pinned node 20 bookworm-slim image', () => {
+  it('is multi-stage on a node bookworm-slim image pinned to the exact version CI runs', () => {
     assert.equal(froms.length, 2);
-    for (const f of froms) assert.match(f, /^FROM node:20\.\d+\.\d+-bookworm-slim(@sha256:[0-9a-f]{64})? AS (build|runtime)$/);
+    const tags = froms.map((f) => /^FROM node:(\d+\.\d+\.\d+)-bookworm-slim(@sha256:[0-9a-f]{64})? AS (build|runtime)$/.exec(f)?.[1]);
+    assert.ok(tags.every((t) => t !== undefined), froms.join('\n'));
+    assert.equal(new Set(tags).size, 1, 'both stages on the same node');
+    const ciNode = /^node_version=(\S+)$/m.exec(read('.ci/run'))?.[1];
+    assert.equal(tags[0], ciNode, '.ci/run brings the node the image runs');
+    const engines = (JSON.parse(read('package.json')) as Obj).engines.node as string;
+    assert.match(engines, /^>=\d+$/, '.ci/run compares majors');
+    assert.ok(Number(tags[0]!.split('.')[0]) >= Number(engines.slice(2)), `node ${tags[0]} satisfies engines ${engines}`);
     const build = lines.slice(0, lines.indexOf(froms[1]!));
     const runtime = lines.slice(lines.indexOf(froms[1]!));
     assert.ok(build.includes('RUN npm run build'));
     assert.ok(runtime.some((l) => /^RUN npm ci --omit=dev\b/.test(l)));
-    assert.ok(runtime.includes('COPY package.json package-lock.json .npmrc ./'), 'the .npmrc (onnxruntime-node-install=skip) reaches npm ci');
-    assert.match(read('.npmrc'), /^onnxruntime-node-install=skip$/m);
+    assert.ok(runtime.includes('COPY package.json package-lock.json .npmrc ./'), 'the .npmrc (strict-allow-scripts) reaches npm ci');
     for (const want of ['COPY --from=build /src/dist ./dist', 'COPY models ./models', 'COPY openapi.yaml ./']) assert.ok(runtime.includes(want), want);
+  });
+
+  it("declares which install scripts run: esbuild's, not onnxruntime-node's CUDA download", () => {
+    const allow = (JSON.parse(read('package.json')) as Obj).allowScripts as Obj;
+    assert.equal(allow['onnxruntime-node'], false, 'its install script only downloads CUDA binaries; the CPU build ships in the package');
+    assert.equal(allow.esbuild, true, 'its install script puts the native binary in place');
+    assert.match(read('.npmrc'), /^strict-allow-scripts=true$/m, 'a script nobody reviewed fails the install');
   });
 
   it('runs as a non-root user under an init process, exposes the port and checks /healthz', () => {

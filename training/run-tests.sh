@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The Python half of `npm test`. Creates .venv from training/requirements.txt when it is missing or
-# the requirements changed (so a fresh clone needs nothing by hand), then runs pytest.
+# `npm run test:training`, the Python half of `npm test`. Creates .venv from training/requirements.txt
+# when it is missing or the requirements changed (so a fresh clone needs nothing by hand), then runs
+# pytest.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.venv"
 stamp="$venv/.requirements.sha256"
 want="$(sha256sum "$root/training/requirements.txt" | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setting up $venv from training/requirements.txt" >&2
+  echo "setting up $venv from training/requirements.txt (about 1.4 GB; minutes)" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/training/requirements.txt"
   echo "$want" > "$stamp"
