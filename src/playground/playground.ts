@@ -1,0 +1,432 @@
+/**
+ * The playground page: an editable table of examples, a kind, an optional API key and a box of queries; every
+ * change (debounced) creates the adapter (POST /v1/adapters) and answers the queries with it (POST
+ * /v1/completions, model = the adapter id, temperature 0), through the public API alone. The curl and `openai`
+ * snippets are built from the same request bodies, so they show exactly what the page sends.
+ *
+ * One module without imports: it is served as `/?asset=playground.js` (see src/routes/playground.ts), where a
+ * relative import would resolve outside the one open route. No innerHTML anywhere: every text from the user or
+ * the API goes in through textContent or value.
+ */
+export {};
+
+interface Example {
+  input: string;
+  output: string;
+}
+interface Adapter {
+  id: string;
+  kind: string;
+  model: string;
+  num_examples: number;
+  created_at: number;
+  cached: boolean;
+}
+interface ModelList {
+  data: { id: string; summary?: { adapter_kinds?: string[]; default_adapter_kind?: string } }[];
+}
+interface Completion {
+  choices: { index: number; text: string }[];
+}
+/** The two request bodies the page sends (the completion's `model` is the adapter id, known only later). */
+interface Requests {
+  adapter: { examples: Example[]; kind?: string };
+  completion: { prompt: string[]; temperature: 0 };
+}
+
+const DEBOUNCE_MS = 400;
+const KIND_LABELS: Record<string, string> = { lora: 'LoRA', prefix: 'Prefix' };
+
+/** An answer from the API that is not 2xx, with the catalogue's `{"error": {"code", "message"}}` when it sent one. */
+class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function byId<T extends HTMLElement>(id: string): T {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`the page has no #${id}`);
+  return found as T;
+}
+
+const table = byId<HTMLTableElement>('examples');
+const rows = table.tBodies[0]!;
+const kindSelect = byId<HTMLSelectElement>('kind');
+const keyInput = byId<HTMLInputElement>('api-key');
+const queriesBox = byId<HTMLTextAreaElement>('queries');
+const answersList = byId<HTMLOListElement>('answers');
+const adapterList = byId<HTMLDListElement>('adapter');
+const statusLine = byId<HTMLParagraphElement>('status');
+const errorBox = byId<HTMLDivElement>('error');
+const curlCode = byId<HTMLElement>('curl-code');
+const nodeCode = byId<HTMLElement>('node-code');
+const copyStatus = byId<HTMLParagraphElement>('copy-status');
+
+// ---- the examples table ---------------------------------------------------------------------------------------
+
+type Column = 'input' | 'output';
+let nextRowId = 0;
+
+function cellInputs(tr: HTMLTableRowElement): Record<Column, HTMLInputElement> {
+  const [input, output] = tr.querySelectorAll('input');
+  return { input: input!, output: output! };
+}
+
+function cell(tr: HTMLTableRowElement, column: Column): void {
+  const td = document.createElement('td');
+  const label = document.createElement('label');
+  const input = document.createElement('input');
+  input.id = `example-${nextRowId}-${column}`;
+  input.type = 'text';
+  input.spellcheck = false;
+  input.dataset.column = column;
+  label.htmlFor = input.id;
+  label.className = 'visually-hidden';
+  td.append(label, input);
+  tr.append(td);
+}
+
+function addRow(): HTMLTableRowElement {
+  const tr = document.createElement('tr');
+  tr.append(document.createElement('td'));
+  cell(tr, 'input');
+  cell(tr, 'output');
+  const remove = document.createElement('button');
+  remove.type = 'button';
+  remove.textContent = 'Remove';
+  remove.className = 'remove';
+  const td = document.createElement('td');
+  td.append(remove);
+  tr.append(td);
+  nextRowId++;
+  rows.append(tr);
+  renumber();
+  return tr;
+}
+
+/** Row numbers and the labels that carry them ("Example 2 input"), after any row is added or removed. */
+function renumber(): void {
+  [...rows.rows].forEach((tr, i) => {
+    tr.cells[0]!.textContent = String(i + 1);
+    for (const input of tr.querySelectorAll('input')) input.labels![0]!.textContent = `Example ${i + 1} ${input.dataset.column}`;
+    tr.querySelector('button')!.setAttribute('aria-label', `Remove example ${i + 1}`);
+  });
+  const first = rows.rows[0];
+  if (first) {
+    cellInputs(first).input.placeholder = 'e.g. Ada Lovelace';
+    cellInputs(first).output.placeholder = 'e.g. A.L.';
+  }
+}
+
+function removeRow(tr: HTMLTableRowElement): void {
+  // Keyboard users keep their place: focus moves to the neighbouring row's button, or to "Add example".
+  const neighbour = (tr.nextElementSibling ?? tr.previousElementSibling) as HTMLTableRowElement | null;
+  tr.remove();
+  renumber();
+  (neighbour?.querySelector('button') ?? byId('add-row')).focus();
+  changed();
+}
+
+/** The examples the page sends: rows with both cells filled, in table order. */
+function examples(): Example[] {
+  return [...rows.rows]
+    .map((tr) => cellInputs(tr))
+    .filter(({ input, output }) => input.value !== '' && output.value !== '')
+    .map(({ input, output }) => ({ input: input.value, output: output.value }));
+}
+
+/** Clipboard text from a spreadsheet as rows of cells; null for ordinary text (no tab, no line break). */
+function spreadsheetRows(text: string): string[][] | null {
+  if (!/[\t\n\r]/.test(text)) return null;
+  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  if (lines.at(-1) === '') lines.pop(); // a copied range ends with a line break
+  return lines.map((line) => line.split('\t'));
+}
+
+/**
+ * Writes pasted rows into the table from row `start` down, adding rows as needed. With two or more columns a row
+ * is one example: the last cell is the output, the cells before it are joined with " | " into the input (how the
+ * API expects a multi-cell row). A single column fills the column pasted into.
+ */
+function pasteRows(start: number, column: Column, pasted: string[][]): void {
+  const oneColumn = pasted.every((cells) => cells.length === 1);
+  pasted.forEach((cells, i) => {
+    const tr = rows.rows[start + i] ?? addRow();
+    const target = cellInputs(tr);
+    if (oneColumn) {
+      target[column].value = cells[0]!;
+    } else {
+      target.input.value = cells.length > 1 ? cells.slice(0, -1).join(' | ') : cells[0]!;
+      target.output.value = cells.length > 1 ? cells.at(-1)! : '';
+    }
+  });
+}
+
+rows.addEventListener('paste', (event) => {
+  const input = event.target;
+  const pasted = spreadsheetRows(event.clipboardData?.getData('text/plain') ?? '');
+  if (!pasted || !(input instanceof HTMLInputElement)) return;
+  event.preventDefault();
+  const tr = input.closest('tr')!;
+  pasteRows(tr.sectionRowIndex, input.dataset.column as Column, pasted);
+  changed();
+});
+
+rows.addEventListener('input', changed);
+rows.addEventListener('click', (event) => {
+  const button = (event.target as Element).closest('button.remove');
+  if (button) removeRow(button.closest('tr')!);
+});
+// Enter moves down the column, as in a spreadsheet, adding a row at the end.
+rows.addEventListener('keydown', (event) => {
+  const input = event.target;
+  if (event.key !== 'Enter' || event.isComposing || !(input instanceof HTMLInputElement)) return;
+  event.preventDefault();
+  const tr = input.closest('tr')!;
+  const below = (tr.nextElementSibling as HTMLTableRowElement | null) ?? addRow();
+  cellInputs(below)[input.dataset.column as Column].focus();
+});
+byId('add-row').addEventListener('click', () => {
+  cellInputs(addRow()).input.focus();
+});
+
+// ---- requests -------------------------------------------------------------------------------------------------
+
+function requests(): Requests {
+  const kind = kindSelect.value;
+  return {
+    // Refine steps join this body when the service can refine an adapter on its examples.
+    adapter: { examples: examples(), ...(kind ? { kind } : {}) },
+    completion: { prompt: queriesBox.value.split(/\r?\n/).filter((q) => q !== ''), temperature: 0 },
+  };
+}
+
+async function api<T>(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  // Read from the field on every request and kept nowhere else: no storage, no cookie, no global.
+  if (keyInput.value) headers.authorization = `Bearer ${keyInput.value}`;
+  const res = await fetch(path, { method, headers, signal, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (!res.ok) {
+    const error = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+    throw typeof error?.code === 'string' && typeof error.message === 'string'
+      ? new ApiError(res.status, error.code, error.message)
+      : new ApiError(res.status, `HTTP ${res.status}`, text.slice(0, 200) || res.statusText);
+  }
+  return parsed as T;
+}
+
+// ---- what the page shows --------------------------------------------------------------------------------------
+
+function showError(error: unknown): void {
+  errorBox.replaceChildren();
+  if (error === null) {
+    errorBox.hidden = true;
+    return;
+  }
+  if (error instanceof ApiError) {
+    const code = document.createElement('code');
+    code.textContent = error.code;
+    errorBox.append(code, ` (${error.status}): ${error.message}`);
+    if (error.status === 401) errorBox.append('. Enter the API key above.');
+  } else {
+    errorBox.append(`The service did not answer: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  errorBox.hidden = false;
+}
+
+function showAdapter(adapter: Adapter | null): void {
+  adapterList.replaceChildren();
+  if (!adapter) return;
+  const fields: [string, string][] = [
+    ['id', adapter.id],
+    ['kind', KIND_LABELS[adapter.kind] ?? adapter.kind],
+    ['model', adapter.model],
+    ['examples', String(adapter.num_examples)],
+    ['created', new Date(adapter.created_at * 1000).toISOString()],
+    ['cached', adapter.cached ? 'yes (these examples were seen before)' : 'no (generated now)'],
+  ];
+  for (const [name, value] of fields) {
+    const dt = document.createElement('dt');
+    const dd = document.createElement('dd');
+    dt.textContent = name;
+    dd.textContent = value;
+    if (name === 'id') dd.id = 'adapter-id';
+    adapterList.append(dt, dd);
+  }
+}
+
+function showAnswers(prompts: string[], texts: string[]): void {
+  answersList.replaceChildren(
+    ...prompts.map((prompt, i) => {
+      const li = document.createElement('li');
+      const query = document.createElement('span');
+      const answer = document.createElement('span');
+      query.className = 'query';
+      answer.className = 'answer';
+      query.textContent = `${prompt} → `;
+      answer.textContent = texts[i] ?? '';
+      li.append(query, answer);
+      return li;
+    }),
+  );
+}
+
+// ---- snippets -------------------------------------------------------------------------------------------------
+
+/** A shell word in single quotes: `'` becomes `'\''`. */
+const shellQuote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
+const list = (items: string[]): string => `[${items.map((q) => JSON.stringify(q)).join(', ')}]`;
+
+/** The adapter body as JSON, one example a line (what JSON.stringify gives, laid out to be read). */
+function adapterJson(body: Requests['adapter'], indent: string): string {
+  const rows = body.examples.map((e) => `\n${indent}  {"input": ${JSON.stringify(e.input)}, "output": ${JSON.stringify(e.output)}}`);
+  return `{"examples": [${rows.join(',')}${rows.length ? `\n${indent}` : ''}]${body.kind ? `, "kind": ${JSON.stringify(body.kind)}` : ''}}`;
+}
+
+function curlSnippet(req: Requests, origin: string, withKey: boolean): string {
+  const auth = withKey ? ` \\\n  -H "authorization: Bearer $API_KEY"` : '';
+  const post = (path: string) => `curl -s "$BASE${path}" -H 'content-type: application/json'${auth} \\\n  -d `;
+  const lines = [`BASE=${origin}`, `ID=$(${post('/v1/adapters')}${shellQuote(adapterJson(req.adapter, '  '))} | jq -r .id)`, 'echo "$ID"'];
+  if (req.completion.prompt.length) {
+    // '"$ID"' closes the single quotes, splices in the id, and reopens them.
+    const { prompt, temperature } = req.completion;
+    const body = `{"model": "'"$ID"'", "prompt": ${list(prompt).replaceAll("'", `'\\''`)}, "temperature": ${temperature}}`;
+    lines.push(`${post('/v1/completions')}'${body}' | jq -r '.choices[].text'`);
+  }
+  return lines.join('\n');
+}
+
+function nodeSnippet(req: Requests, origin: string, withKey: boolean): string {
+  const lines = [
+    "import OpenAI from 'openai';",
+    '',
+    `const baseURL = '${origin}/v1';`,
+    withKey ? 'const apiKey = process.env.API_KEY;' : "const apiKey = 'unused'; // the service has no API keys",
+    'const client = new OpenAI({ baseURL, apiKey });',
+    '',
+    '// Adapters are not an OpenAI resource: create one with a plain POST, then use its id as the model.',
+    'const adapter = await (await fetch(`${baseURL}/adapters`, {',
+    "  method: 'POST',",
+    `  headers: { 'content-type': 'application/json'${withKey ? ', authorization: `Bearer ${apiKey}`' : ''} },`,
+    `  body: JSON.stringify(${adapterJson(req.adapter, '  ')}),`,
+    '})).json();',
+    'if (!adapter.id) throw new Error(JSON.stringify(adapter));',
+    'console.log(adapter.id);',
+  ];
+  if (req.completion.prompt.length) {
+    const { prompt, temperature } = req.completion;
+    lines.push(
+      'const completion = await client.completions.create({',
+      `  model: adapter.id, prompt: ${list(prompt)}, temperature: ${temperature},`,
+      '});',
+      'for (const choice of completion.choices) console.log(choice.text);',
+    );
+  }
+  return lines.join('\n');
+}
+
+function showSnippets(req: Requests): void {
+  const withKey = keyInput.value !== '';
+  curlCode.textContent = curlSnippet(req, location.origin, withKey);
+  nodeCode.textContent = nodeSnippet(req, location.origin, withKey);
+}
+
+for (const button of document.querySelectorAll<HTMLButtonElement>('button.copy')) {
+  button.addEventListener('click', async () => {
+    const code = byId(button.dataset.copy!);
+    const what = button.getAttribute('aria-label')!.replace(/^Copy /, ''); // "the curl commands"
+    try {
+      await navigator.clipboard.writeText(code.textContent ?? '');
+      copyStatus.textContent = `Copied ${what}.`;
+    } catch {
+      // The clipboard API needs a secure context (https or localhost): select the text for a manual copy instead.
+      getSelection()?.selectAllChildren(code);
+      copyStatus.textContent = 'The browser refused the clipboard: the text is selected, copy it with Ctrl+C (⌘C).';
+    }
+  });
+}
+
+// ---- the live loop --------------------------------------------------------------------------------------------
+
+let timer: ReturnType<typeof setTimeout> | undefined;
+let inFlight: AbortController | null = null;
+let kindsLoaded = false;
+
+/** Fills the kind selector with the kinds the base model serves, its default selected. */
+async function loadKinds(signal: AbortSignal): Promise<void> {
+  const list = await api<ModelList>('GET', '/v1/models', undefined, signal);
+  const summary = list.data[0]?.summary;
+  const kinds = summary?.adapter_kinds ?? [];
+  kindSelect.replaceChildren(
+    ...kinds.map((kind) => new Option(KIND_LABELS[kind] ?? kind, kind, false, kind === summary?.default_adapter_kind)),
+  );
+  kindsLoaded = true;
+}
+
+async function refresh(): Promise<void> {
+  inFlight?.abort();
+  const controller = new AbortController();
+  inFlight = controller;
+  const { signal } = controller;
+  // Until this round ends, the answers shown are for the previous inputs (dimmed; screen readers wait).
+  answersList.setAttribute('aria-busy', 'true');
+  try {
+    if (!kindsLoaded) {
+      statusLine.textContent = 'Reading the model…';
+      await loadKinds(signal);
+      showSnippets(requests());
+    }
+    const req = requests();
+    if (!req.adapter.examples.length) {
+      showAdapter(null);
+      showAnswers([], []);
+      showError(null);
+      statusLine.textContent = 'Add an example with both an input and an output.';
+      return;
+    }
+    statusLine.textContent = 'Generating the adapter…';
+    const adapter = await api<Adapter>('POST', '/v1/adapters', req.adapter, signal);
+    showAdapter(adapter);
+    showError(null);
+    if (!req.completion.prompt.length) {
+      showAnswers([], []);
+      statusLine.textContent = 'Type a query to see its answer.';
+      return;
+    }
+    statusLine.textContent = 'Answering…';
+    const completion = await api<Completion>('POST', '/v1/completions', { model: adapter.id, ...req.completion }, signal);
+    showAnswers(req.completion.prompt, completion.choices.sort((a, b) => a.index - b.index).map((c) => c.text));
+    statusLine.textContent = '';
+  } catch (error) {
+    if (signal.aborted) return; // a newer change took over
+    showAdapter(null);
+    showAnswers([], []);
+    showError(error);
+    statusLine.textContent = '';
+  } finally {
+    if (!signal.aborted) answersList.setAttribute('aria-busy', 'false');
+  }
+}
+
+/** Any edit: the snippets follow at once, the requests once typing pauses. */
+function changed(): void {
+  showSnippets(requests());
+  clearTimeout(timer);
+  timer = setTimeout(() => void refresh(), DEBOUNCE_MS);
+}
+
+queriesBox.addEventListener('input', changed);
+kindSelect.addEventListener('change', changed);
+keyInput.addEventListener('input', changed);
+
+for (let i = 0; i < 3; i++) addRow();
+changed();
