@@ -1,4 +1,4 @@
-/** The part of autocannon's API the load scripts use (the package ships no types). */
+/** The part of autocannon's API the load scripts and the bench use (the package ships no types). */
 declare module 'autocannon' {
   import type { EventEmitter } from 'node:events';
 
@@ -8,6 +8,8 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     body?: string;
     setupRequest?: (req: Request) => Request;
+    /** Called with each response (the bench reads the bodies). */
+    onResponse?: (status: number, body: string) => void;
   }
   export interface Options {
     url: string;

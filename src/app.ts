@@ -24,6 +24,8 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
   /** Routes and schemas only, no model: for generating openapi.yaml. */
   openapiOnly?: boolean;
+  /** The inference worker's entry module; only tests set it (a worker that injects faults). */
+  workerEntry?: URL;
 }
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
@@ -57,7 +59,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(security, { config });
   await app.register(methods);
   if (!opts.openapiOnly) {
-    await app.register(engine, { config });
+    await app.register(engine, { config, workerEntry: opts.workerEntry });
     await app.register(adapterStore, { config });
     await app.register(services, { config });
   }

@@ -4,13 +4,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HtError } from '../src/errors/http-error.js';
+import { HtError } from '../src/errors/domain-error.js';
+import { httpStatus } from '../src/errors/handler.js';
 import type { ChoiceResult, GenerationJob } from '../src/generation/types.js';
-import { ADMIT_SHARE, Admission } from '../src/scheduler/admission.js';
-import { generationCost, jobRows, rowWork } from '../src/scheduler/cost.js';
-import { Scheduler, type SchedulerPool } from '../src/scheduler/scheduler.js';
-import { ThroughputEstimate } from '../src/scheduler/throughput.js';
-import type { GenerationHandlers } from '../src/scheduler/worker-pool.js';
+import { ADMIT_SHARE, Admission } from '../src/engine/admission.js';
+import { generationCost, jobRows, rowWork } from '../src/engine/cost.js';
+import { Scheduler, type SchedulerPool } from '../src/engine/scheduler.js';
+import { ThroughputEstimate } from '../src/engine/throughput.js';
+import type { GenerationHandlers, GenerationTask, Task } from '../src/engine/jobs.js';
+import type { TaskEvents } from '../src/engine/worker-pool.js';
 
 class FakeClock {
   t = 0;
@@ -66,7 +68,7 @@ describe('admission', () => {
     a.check(300); // exactly 8 s
     const e = refusal(() => a.check(700)); // 12 s
     assert.equal(e.code, 'HT_ERR_OVERLOADED');
-    assert.equal(e.status, 429);
+    assert.equal(httpStatus(e.code), 429);
     assert.equal(e.retryAfterS, 4, 'retry once 4 s of the backlog drained');
     assert.match(e.message, /500 token-steps.*700 token-steps.*12\.0 s.*100 token-steps\/s.*8\.0 s \(0\.8 × REQUEST_DEADLINE_MS 10000\)/);
     assert.equal(ADMIT_SHARE, 0.8);
@@ -142,37 +144,34 @@ class FakePool implements SchedulerPool {
   ready = Promise.resolve();
   readyCount = 1;
   busyShare = 1;
-  onRoom = () => {};
-  onStep = (_rows: number) => {};
   rows = 0;
-  sent: { job: Omit<GenerationJob, 'jobId'>; handlers: GenerationHandlers; cancelled: boolean }[] = [];
+  sent: GenerationTask[] = [];
+  private events: TaskEvents | null = null;
   constructor(private readonly maxRows: number) {}
+  listen(events: TaskEvents): void {
+    this.events = events;
+  }
   hasRoom(rows: number): boolean {
     return this.rows === 0 || this.rows + rows <= this.maxRows;
   }
-  generate(job: Omit<GenerationJob, 'jobId'>, handlers: GenerationHandlers) {
-    const entry = { job, handlers, cancelled: false };
-    this.sent.push(entry);
-    this.rows += job.n;
-    return {
-      cancel: () => {
-        entry.cancelled = true;
-        this.rows -= job.n;
-      },
-    };
+  send(task: Task): void {
+    if (task.type !== 'generate') throw new Error('not used');
+    task.worker = 0;
+    this.sent.push(task);
+    this.rows += task.job.n;
+  }
+  cancel(task: Task): void {
+    if (task.type === 'generate') this.rows -= task.job.n;
   }
   /** The worker finished the `i`-th job sent, each choice `tokens` long. */
   finish(i: number, tokens: number): void {
-    const { job, handlers } = this.sent[i]!;
-    this.rows -= job.n;
-    const choices: ChoiceResult[] = Array.from({ length: job.n }, (_, c) => ({ choice: c, text: '', finishReason: 'length', tokenIds: Array(tokens).fill(3) }));
-    handlers.done(choices);
-  }
-  hyper(): never {
-    throw new Error('not used');
+    const task = this.sent[i]!;
+    this.rows -= task.job.n;
+    const choices: ChoiceResult[] = Array.from({ length: task.job.n }, (_, c) => ({ choice: c, text: '', finishReason: 'length', tokenIds: Array(tokens).fill(3) }));
+    if (this.events!.settle(task, true, choices)) task.handlers.done(choices);
+    this.events!.room();
   }
   failAll(): void {}
-  injectFault(): void {}
   async close(): Promise<void> {}
 }
 

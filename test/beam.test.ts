@@ -1,7 +1,7 @@
 /** Beam search on a fake model whose next-token probabilities are a small hand-made tree. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GenerationLoop } from '../src/generation/loop.js';
+import { DecodeBatcher } from '../src/engine/decode-batcher.js';
 import type { Strategy } from '../src/generation/types.js';
 import { context, drain, encodeText, FakeStepModel, job, Recorder, runAlone, scripted, tree } from './fakes/step-model.js';
 
@@ -53,7 +53,7 @@ describe('beam search', () => {
   it('starts from one live row, then keeps num_beams rows', async () => {
     const rec = new Recorder();
     const model = new FakeStepModel(garden);
-    const loop = new GenerationLoop(model, context(rec), 64);
+    const loop = new DecodeBatcher(model, context(rec), 64);
     loop.submit(job('p', { strategy: beam(3) }));
     await drain(loop);
     assert.equal(model.stepSizes[0], 1);
@@ -93,7 +93,7 @@ describe('beam search', () => {
     const mixed = (prompt: string, generated: readonly number[]) => (prompt === 'p' ? garden(prompt, generated) : greedyScripts(prompt, generated));
     const rec = new Recorder();
     const model = new FakeStepModel(mixed);
-    const loop = new GenerationLoop(model, context(rec), 64);
+    const loop = new DecodeBatcher(model, context(rec), 64);
     loop.submit(job('q'));
     await loop.tick();
     const target = job('p', { strategy: beam(3), n: 3 });

@@ -1,7 +1,7 @@
 /** The continuous-batching loop on a fake model: joining, leaving, cancelling, stopping, failing. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GenerationLoop } from '../src/generation/loop.js';
+import { DecodeBatcher } from '../src/engine/decode-batcher.js';
 import { context, drain, encodeText, FakeStepModel, job, Recorder, runAlone, scripted, withFaults } from './fakes/step-model.js';
 
 const SCRIPTS = {
@@ -18,11 +18,11 @@ function setup(maxRows = 64) {
   const rec = new Recorder();
   const model = new FakeStepModel(next);
   const steps: number[] = [];
-  const loop = new GenerationLoop(model, context(rec), maxRows, (rows) => steps.push(rows));
+  const loop = new DecodeBatcher(model, context(rec), maxRows, (rows) => steps.push(rows));
   return { rec, model, loop, steps };
 }
 
-async function ticks(loop: GenerationLoop, n: number): Promise<void> {
+async function ticks(loop: DecodeBatcher, n: number): Promise<void> {
   for (let i = 0; i < n; i++) await loop.tick();
 }
 
@@ -235,7 +235,7 @@ describe('generation loop: cancelling', () => {
       const rec = new Recorder();
       const model = new FakeStepModel(next);
       const j = job('alpha');
-      const loop: GenerationLoop = new GenerationLoop(
+      const loop: DecodeBatcher = new DecodeBatcher(
         {
           encode: async (items) => {
             await new Promise<void>((resolve) => setImmediate(resolve));
@@ -259,7 +259,7 @@ describe('generation loop: failures', () => {
   it('a failed decode step fails every job in it, the loop empties, and later jobs run', async () => {
     const rec = new Recorder();
     const model = new FakeStepModel(next);
-    const loop = new GenerationLoop(withFaults(model, { step: [2] }), context(rec), 64);
+    const loop = new DecodeBatcher(withFaults(model, { step: [2] }), context(rec), 64);
     const a = job('alpha');
     const b = job('beta');
     loop.submit(a);
@@ -276,7 +276,7 @@ describe('generation loop: failures', () => {
 
   it('a failed encode fails only the jobs it admitted; running jobs finish normally', async () => {
     const rec = new Recorder();
-    const loop = new GenerationLoop(withFaults(new FakeStepModel(next), { encode: [1] }), context(rec), 64);
+    const loop = new DecodeBatcher(withFaults(new FakeStepModel(next), { encode: [1] }), context(rec), 64);
     const a = job('alpha');
     const b = job('beta');
     const c = job('gamma');

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config/index.js';
 import type { Env } from '../src/config/schema.js';
+import type { AdapterKindName } from '../src/inference/manifest.js';
 
 export const FIXTURE = fileURLToPath(new URL('./fixtures/tiny', import.meta.url));
 /** The shipped model (models/default), trained by training/train-default.sh. */
@@ -16,7 +17,7 @@ export interface Golden {
   cases: {
     name: string;
     input: string;
-    adapter: null | { kind: 'lora' | 'prefix'; examples: { input: string; output: string }[] };
+    adapter: null | { kind: AdapterKindName; examples: { input: string; output: string }[] };
     max_new_tokens: number;
     token_ids: number[];
     text: string;
@@ -31,7 +32,8 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export async function makeApp(overrides: Partial<Env> = {}, opts: { waitReady?: boolean } = {}): Promise<FastifyInstance> {
+/** `workerEntry`: the inference worker's entry module (test/fakes/faults.ts's FAULTY_WORKER injects faults). */
+export async function makeApp(overrides: Partial<Env> = {}, opts: { waitReady?: boolean; workerEntry?: URL } = {}): Promise<FastifyInstance> {
   const config = loadConfig({}, {
     MODEL_DIR: FIXTURE,
     ADAPTER_STORE_DIR: overrides.ADAPTER_STORE_DIR ?? tempDir(),
@@ -39,7 +41,7 @@ export async function makeApp(overrides: Partial<Env> = {}, opts: { waitReady?: 
     WORKERS: 1, // one worker, so batching tests see every request in the same decode loop
     ...overrides,
   });
-  const app = await buildApp({ config });
+  const app = await buildApp({ config, workerEntry: opts.workerEntry });
   await app.ready();
   if (opts.waitReady !== false) await app.engine.scheduler.whenReady();
   return app;

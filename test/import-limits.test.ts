@@ -10,8 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { readSafetensors, writeSafetensors } from '../src/adapters/safetensors.js';
 import { checkTensors } from '../src/adapters/validate-import.js';
-import { HtError } from '../src/errors/http-error.js';
-import { GenerationLoop, type StepModel } from '../src/generation/loop.js';
+import { HtError } from '../src/errors/domain-error.js';
+import { DecodeBatcher, type StepModel } from '../src/engine/decode-batcher.js';
 import type { ChoiceResult, GenerationJob } from '../src/generation/types.js';
 import type { EncodedInput } from '../src/inference/encoder.js';
 import { loadBundle } from '../src/inference/bundle.js';
@@ -224,7 +224,7 @@ describe('the decode loop and non-finite logits', () => {
         return { logits, vocab: V, newKey: rows.map(() => new Float32Array(0)), newValue: rows.map(() => new Float32Array(0)) };
       },
     };
-    const loop = new GenerationLoop(model, {
+    const loop = new DecodeBatcher(model, {
       eos: 1,
       decoderStart: 0,
       decode: (ids) => ids.join(','),

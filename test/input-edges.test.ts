@@ -227,8 +227,11 @@ describe('streams cut short', () => {
     const chunk = doc.components.schemas.CompletionChunk!;
     assert.match(chunk.description ?? '', /error event/);
     assert.match(chunk.description ?? '', /HTTP 200/);
-    const paths = (app.swagger() as { paths: Record<string, { post?: { requestBody?: { content: Record<string, { schema: { properties: Record<string, { description?: string }> } }> } } }> }).paths;
-    const stream = paths['/v1/completions']!.post!.requestBody!.content['application/json']!.schema.properties.stream!;
+    const paths = (app.swagger() as { paths: Record<string, { post?: { requestBody?: { content: Record<string, { schema: { $ref?: string } }> } } }> }).paths;
+    // The request body is the named component CompletionBody.
+    const body = paths['/v1/completions']!.post!.requestBody!.content['application/json']!.schema;
+    assert.equal(body.$ref, '#/components/schemas/CompletionBody');
+    const stream = doc.components.schemas.CompletionBody!.properties!.stream!;
     assert.match(stream.description ?? '', /error event/);
   });
 });

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
+import { FAULTY_WORKER, injectFault } from './fakes/faults.js';
 import { BASE, makeApp } from './helper.js';
 
 const LONG = { model: BASE, prompt: 'x', n: 4, max_tokens: 512, temperature: 0 };
@@ -81,13 +82,13 @@ describe('backpressure', () => {
 describe('faults', () => {
   let app: FastifyInstance;
   before(async () => {
-    app = await makeApp({ MAX_TOKENS: 512, RETRY_AFTER_S: 1 });
+    app = await makeApp({ MAX_TOKENS: 512, RETRY_AFTER_S: 1 }, { workerEntry: FAULTY_WORKER });
   });
   after(() => app.close());
   const post = (url: string, payload: object) => app.inject({ method: 'POST', url, payload });
 
   it('an ONNX Runtime error in a decode step fails that batch with a code; the next request is served', async () => {
-    app.engine.scheduler.injectFault({ kind: 'run-error', graph: 'decoder', times: 1 });
+    await injectFault({ kind: 'run-error', graph: 'decoder', times: 1 });
     const failed = await post('/v1/completions', SHORT);
     const m = errorOf(failed, 500, 'HT_ERR_INFERENCE_FAILED');
     assert.doesNotMatch(m, /injected|feeds/, 'internal details stay in the log');
@@ -98,7 +99,7 @@ describe('faults', () => {
   it('a failing hypermodel batch fails only the adapter requests in it', async () => {
     const running = post('/v1/completions', { ...LONG, n: 1, max_tokens: 200 });
     await sleep(30);
-    app.engine.scheduler.injectFault({ kind: 'run-error', graph: 'hyper_prefix', times: 1 });
+    await injectFault({ kind: 'run-error', graph: 'hyper_prefix', times: 1 });
     const examples = [{ input: 'fault', output: 'tolerance' }];
     errorOf(await post('/v1/adapters', { examples }), 500, 'HT_ERR_INFERENCE_FAILED');
     assert.equal((await running).statusCode, 200, 'a generation in the decode batch is untouched');
@@ -106,7 +107,7 @@ describe('faults', () => {
   });
 
   it('an encoder failure fails the requests it was admitting, nothing else', async () => {
-    app.engine.scheduler.injectFault({ kind: 'run-error', graph: 'encoder', times: 1 });
+    await injectFault({ kind: 'run-error', graph: 'encoder', times: 1 });
     errorOf(await post('/v1/completions', SHORT), 500, 'HT_ERR_INFERENCE_FAILED');
     assert.equal((await post('/v1/completions', SHORT)).statusCode, 200);
   });
@@ -115,7 +116,7 @@ describe('faults', () => {
     const running = post('/v1/completions', LONG);
     await until(() => app.engine.scheduler.outstanding === 1);
     await sleep(50);
-    app.engine.scheduler.injectFault({ kind: 'crash' });
+    await injectFault({ kind: 'crash' });
     const r = await running;
     errorOf(r, 503, 'HT_ERR_WORKER_RESTARTING');
     assert.equal(r.headers['retry-after'], '1');

@@ -1,7 +1,7 @@
 /** Seeded sampling, temperature and top_p, through the generation loop on a fake model and on the sampler alone. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GenerationLoop } from '../src/generation/loop.js';
+import { DecodeBatcher } from '../src/engine/decode-batcher.js';
 import { applyAll, temperature, topP } from '../src/generation/logits-processors.js';
 import { mulberry32, sampleFromScores } from '../src/generation/sampler.js';
 import type { Strategy } from '../src/generation/types.js';
@@ -55,7 +55,7 @@ describe('sampling with a seed', () => {
     const strategy = sample(99);
     const alone = await runAlone(uniform, job('p', { strategy, n: 2 }));
     const rec = new Recorder();
-    const loop = new GenerationLoop(new FakeStepModel(uniform), context(rec), 64);
+    const loop = new DecodeBatcher(new FakeStepModel(uniform), context(rec), 64);
     const first = job('q', { strategy: sample(1), n: 3 });
     const target = job('p', { strategy, n: 2 });
     loop.submit(first);

@@ -12,10 +12,10 @@ import { DiskAdapterStore } from '../src/adapters/disk-store.js';
 import { readSafetensors, writeSafetensors } from '../src/adapters/safetensors.js';
 import { nodeFs, StoreFullError, type StoreFs } from '../src/adapters/store-fs.js';
 import type { AdapterRecord, AdapterStore } from '../src/adapters/types.js';
-import { loadConfig } from '../src/config/index.js';
-import { HtError } from '../src/errors/http-error.js';
+import { HtError } from '../src/errors/domain-error.js';
+import { httpStatus } from '../src/errors/handler.js';
 import { AdapterService } from '../src/services/adapters.js';
-import { FIXTURE, makeApp, removeDir, tempDir } from './helper.js';
+import { makeApp, removeDir, tempDir } from './helper.js';
 
 const rec = (n: number): AdapterRecord => ({
   meta: { id: `ad-${String(n).padStart(32, '0')}`, kind: 'lora', model: 'm', fingerprint: 'f', num_examples: 1, created_at: 1, source: 'import' },
@@ -132,12 +132,20 @@ describe('disk store on a full disk (injected ENOSPC)', () => {
         delete: async () => false,
         list: async () => [],
       };
-      const config = loadConfig({}, { MODEL_DIR: FIXTURE, ADAPTER_STORE_DIR: tempDir(), RETRY_AFTER_S: 7 });
-      const service = new AdapterService(config, app.engine, full, app.metrics);
-      for (const attempt of [() => service.import(params, undefined), () => service.getOrCreate([{ input: 'c', output: 'd' }], 'lora')]) {
+      const service = new AdapterService({
+        manifest: app.engine.bundle.manifest,
+        store: full,
+        engine: app.engine.scheduler,
+        recipe: (kind, examples) => app.validator.recipe(kind, examples),
+        retryAfterS: 7,
+        created: () => {},
+      });
+      const imported = app.validator.import(params, {});
+      const examples = app.validator.newAdapter({ examples: [{ input: 'c', output: 'd' }], kind: 'lora' });
+      for (const attempt of [() => service.import(imported), () => service.getOrCreate(examples)]) {
         await assert.rejects(attempt(), (e: unknown) => {
           assert.ok(e instanceof HtError);
-          assert.deepEqual([e.code, e.status, e.retryAfterS], ['HT_ERR_STORE_FULL', 507, 7]);
+          assert.deepEqual([e.code, httpStatus(e.code), e.retryAfterS], ['HT_ERR_STORE_FULL', 507, 7]);
           assert.match(e.message, /ADAPTER_STORE_DIR/);
           return true;
         });

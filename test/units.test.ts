@@ -5,7 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { readSafetensors, writeSafetensors } from '../src/adapters/safetensors.js';
 import { checkTensors } from '../src/adapters/validate-import.js';
-import { HtError } from '../src/errors/http-error.js';
+import { HtError } from '../src/errors/domain-error.js';
 import { examplesId } from '../src/adapters/canonical-id.js';
 import { ConfigError, loadConfig } from '../src/config/index.js';
 import { StopChecker } from '../src/generation/stopping.js';

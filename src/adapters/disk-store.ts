@@ -9,8 +9,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { isAdapterId } from './canonical-id.js';
 import { storedMismatch, type StoreManifest } from './check-stored.js';
+import { decodeFromDisk, encodeForDisk, shapeTable, type ShapeTable } from './codec.js';
 import { KeyedLock } from './keyed-lock.js';
-import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { recipeIn } from './recipe.js';
 import { fullErrno, nodeFs, StoreFullError, type StoreFs } from './store-fs.js';
 import type { AdapterMeta, AdapterRecord, AdapterStore, Recipe, StoreHealth, Stored } from './types.js';
 
@@ -18,7 +19,7 @@ interface MetaFile {
   meta: AdapterMeta;
   sha256: string;
   shapes: Record<string, number[]>;
-  /** What it was generated from: a quarantined entry with examples is regenerated (services/adapters.ts). */
+  /** What it was generated from: the recipe of a quarantined entry (recipe.ts). */
   examples?: { input: string; output: string }[];
 }
 
@@ -38,7 +39,7 @@ const ENTRY_RE = /^(ad-[0-9a-f]{32})\.(json|safetensors)$/;
 export class DiskAdapterStore implements AdapterStore {
   private readonly writing = new Set<Promise<unknown>>();
   private readonly lock = new KeyedLock();
-  private readonly shapes: Record<string, readonly number[]> = {};
+  private readonly shapes: ShapeTable;
   /** Set while the last write failed for lack of space: how many bytes it needed (see health()). */
   private full: { errno: string; bytes: number } | undefined;
 
@@ -48,7 +49,7 @@ export class DiskAdapterStore implements AdapterStore {
     private readonly manifest: StoreManifest | undefined,
     private readonly fs: StoreFs,
   ) {
-    for (const specs of Object.values(manifest?.kinds ?? {})) for (const s of specs) this.shapes[s.name] = s.shape;
+    this.shapes = shapeTable(Object.values(manifest?.kinds ?? {}).flat());
   }
 
   static async open(dir: string, log: DiskStoreLogger, opts: DiskStoreOptions = {}): Promise<DiskAdapterStore> {
@@ -107,16 +108,8 @@ export class DiskAdapterStore implements AdapterStore {
   }
 
   private async write(record: AdapterRecord): Promise<void> {
-    const { meta, tensors } = record;
-    const shapes: Record<string, number[]> = {};
-    const entries: [string, { shape: number[]; data: Float32Array }][] = [];
-    for (const [name, data] of Object.entries(tensors)) {
-      const known = this.shapes[name];
-      const shape = known && known.reduce((a, b) => a * b, 1) === data.length ? [...known] : [data.length];
-      shapes[name] = shape;
-      entries.push([name, { shape, data }]);
-    }
-    const st = writeSafetensors(entries, { format: 'hypert5-adapter', id: meta.id, kind: meta.kind });
+    const { meta } = record;
+    const { bytes: st, shapes } = encodeForDisk(record, this.shapes);
     const mf: MetaFile = { meta, sha256: createHash('sha256').update(st).digest('hex'), shapes, ...(record.examples ? { examples: record.examples } : {}) };
     const json = JSON.stringify(mf);
     const [stFile, jsonFile] = [this.file(meta.id, 'safetensors'), this.file(meta.id, 'json')];
@@ -179,11 +172,9 @@ export class DiskAdapterStore implements AdapterStore {
       const st = await this.fs.readFile(this.file(id, 'safetensors'));
       const actual = createHash('sha256').update(st).digest('hex');
       if (actual !== mf.sha256) throw new Error(`sha256 ${actual} differs from the recorded ${mf.sha256}`);
-      const file = readSafetensors(st);
+      const { file, tensors } = decodeFromDisk(st);
       const mismatch = storedMismatch(id, mf.meta, file, this.manifest);
       if (mismatch) throw new Error(`does not match the manifest: ${mismatch}`);
-      const tensors: Record<string, Float32Array> = {};
-      for (const [name, t] of file.tensors) tensors[name] = t.data;
       return { meta: mf.meta, tensors, ...(mf.examples ? { examples: mf.examples } : {}) };
     } catch (e) {
       await this.quarantine(id, (e as Error).message);
@@ -198,8 +189,8 @@ export class DiskAdapterStore implements AdapterStore {
     const names = (await this.quarantined(id)).filter((n) => n.endsWith('.json')).sort().reverse();
     for (const name of names) {
       try {
-        const mf = JSON.parse((await this.fs.readFile(path.join(qdir, name))).toString('utf8')) as MetaFile;
-        if (mf?.meta?.id === id && Array.isArray(mf.examples)) return { meta: mf.meta, examples: mf.examples };
+        const recipe = recipeIn(id, JSON.parse((await this.fs.readFile(path.join(qdir, name))).toString('utf8')) as Partial<MetaFile> | null);
+        if (recipe) return recipe;
       } catch {
         /* a torn or corrupt metadata file: no recipe in it */
       }

@@ -5,7 +5,7 @@
  * copy and both serve it. Deletes publish the id so the other replicas drop their local copies.
  */
 import type { Redis } from 'ioredis';
-import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { decodeFromRedis, encodeForRedis } from './codec.js';
 import type { AdapterMeta, AdapterRecord, AdapterStore, Stored } from './types.js';
 
 // KEYS: adapter key, index hash. ARGV: blob, id, meta JSON. 1 = stored, 0 = the id was already there.
@@ -45,24 +45,10 @@ export class RedisAdapterStore implements AdapterStore {
     return `${this.prefix}adapter:${id}`;
   }
 
-  private static encode(record: AdapterRecord): Buffer {
-    const entries = Object.entries(record.tensors).map(([name, data]) => [name, { shape: [data.length], data }] as [string, { shape: number[]; data: Float32Array }]);
-    const metadata: Record<string, string> = { format: 'hypert5-adapter', meta: JSON.stringify(record.meta) };
-    // The examples travel too: every replica's local copy can then be regenerated if it gets corrupt.
-    if (record.examples) metadata.examples = JSON.stringify(record.examples);
-    return writeSafetensors(entries, metadata);
-  }
-
-  /** A blob that does not parse or describes another id is reported, never served. */
+  /** A value that does not parse or describes another id is reported, never served. */
   private static decode(id: string, blob: Buffer): AdapterRecord {
     try {
-      const file = readSafetensors(blob);
-      const meta = JSON.parse(file.metadata.meta ?? 'null') as AdapterMeta | null;
-      if (!meta || meta.id !== id) throw new Error(`it describes ${meta?.id ?? 'nothing'}`);
-      const tensors: Record<string, Float32Array> = {};
-      for (const [name, t] of file.tensors) tensors[name] = t.data;
-      const examples = file.metadata.examples ? (JSON.parse(file.metadata.examples) as AdapterRecord['examples']) : undefined;
-      return { meta, tensors, ...(examples ? { examples } : {}) };
+      return decodeFromRedis(id, blob);
     } catch (e) {
       throw new CorruptValueError(`the Redis value of ${id} is not a valid adapter: ${(e as Error).message}`);
     }
@@ -77,7 +63,7 @@ export class RedisAdapterStore implements AdapterStore {
     const { id } = record.meta;
     // Twice at most: the existing copy can be deleted between the refused SET and the GET.
     for (let attempt = 0; attempt < 2; attempt++) {
-      const stored = await this.redis.eval(PUT_IF_ABSENT, 2, this.key(id), this.index, RedisAdapterStore.encode(record), id, JSON.stringify(record.meta));
+      const stored = await this.redis.eval(PUT_IF_ABSENT, 2, this.key(id), this.index, encodeForRedis(record), id, JSON.stringify(record.meta));
       if (stored === 1) return { record, created: true };
       const existing = await this.get(id);
       if (existing) return { record: existing, created: false };

@@ -21,7 +21,7 @@ export interface AdapterRecord {
   examples?: { input: string; output: string }[];
 }
 
-/** What a store kept of a corrupt entry it quarantined: enough to regenerate it when the examples are known. */
+/** What a store kept of a corrupt entry it quarantined: enough to regenerate it (recipe.ts says when it may). */
 export interface Recipe {
   meta: AdapterMeta;
   examples: { input: string; output: string }[];

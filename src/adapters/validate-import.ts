@@ -2,7 +2,7 @@
  * Checks an uploaded safetensors file against the manifest: header size and tensor count, names, shapes,
  * dtypes, values (finite and within `max_abs`), mask values. Refusals name at most a few tensors.
  */
-import { HtError } from '../errors/http-error.js';
+import { HtError } from '../errors/domain-error.js';
 import type { AdapterTensors } from '../inference/feeds.js';
 import { maxAbsOf, type AdapterKindName, type TensorSpec } from '../inference/manifest.js';
 import { numel, type TensorTable } from '../inference/tensor-table.js';

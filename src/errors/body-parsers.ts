@@ -3,7 +3,7 @@
  * types (the adapter import takes raw bytes), and a prototype key refused by name rather than as bad JSON.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { HtError } from './http-error.js';
+import { HtError } from './domain-error.js';
 import { acceptedMediaTypes, unsupportedMediaType } from './media-type.js';
 
 type Done = (err: Error | null, body?: unknown) => void;
@@ -33,7 +33,7 @@ function pathOf(node: Node | null): string {
  * The first key that secure-json-parse (fastify's JSON parser) refuses: an own `__proto__`, or a
  * `constructor` holding `prototype`. Breadth first without recursion, so any depth is safe.
  */
-export function forbiddenKey(root: unknown): { path: string; key: '__proto__' | 'constructor' } | undefined {
+function forbiddenKey(root: unknown): { path: string; key: '__proto__' | 'constructor' } | undefined {
   if (root === null || typeof root !== 'object') return undefined;
   let level: Node[] = [{ value: root, parent: null, key: '' }];
   while (level.length) {

@@ -6,8 +6,8 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { errorBody } from './handler.js';
-import { HtError } from './http-error.js';
+import { HtError } from './domain-error.js';
+import { errorBody, httpStatus } from './handler.js';
 
 interface ParserError extends Error {
   code?: string;
@@ -43,8 +43,9 @@ export function clientErrorHandler(this: FastifyInstance, err: ParserError, sock
     this.log.info({ code: e.code, msg: e.message }, 'request refused by the HTTP parser');
     if (socket.writable && !responding(socket)) {
       const body = JSON.stringify(errorBody(e));
+      const status = httpStatus(e.code);
       socket.write(
-        `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? ''}\r\n` +
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n` +
         'Content-Type: application/json; charset=utf-8\r\n' +
         'X-Content-Type-Options: nosniff\r\n' +
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +

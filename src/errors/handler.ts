@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CATALOGUE, type ErrorCode } from './catalogue.js';
-import { HtError } from './http-error.js';
+import { HtError } from './domain-error.js';
 import { unsupportedMediaType } from './media-type.js';
 import { validationMessage } from './validation-message.js';
 
@@ -9,7 +9,7 @@ interface ErrorBody {
 }
 
 /** Longest message sent: enough to name a parameter, a limit and a value, whatever the client sent. */
-export const MAX_MESSAGE_CHARS = 1000;
+const MAX_MESSAGE_CHARS = 1000;
 /** Characters of a request path named in a message. */
 const PATH_CHARS = 200;
 /** The router's limit on one path parameter (fastify's default maxParamLength). */
@@ -94,16 +94,22 @@ export function errorBody(e: HtError): ErrorBody {
   return { error: { code: e.code, message } };
 }
 
-export function sendError(reply: FastifyReply, e: HtError): FastifyReply {
+/** The HTTP status of a catalogue code: the one place a code becomes a status. */
+export function httpStatus(code: ErrorCode): number {
+  return CATALOGUE[code].status;
+}
+
+function sendError(reply: FastifyReply, e: HtError): FastifyReply {
   if (e.retryAfterS !== undefined) reply.header('Retry-After', String(e.retryAfterS));
-  return reply.code(e.status).type('application/json').send(errorBody(e));
+  return reply.code(httpStatus(e.code)).type('application/json').send(errorBody(e));
 }
 
 function logRefusal(req: FastifyRequest, err: unknown, e: HtError): void {
   try {
+    const status = httpStatus(e.code);
     // A retryable refusal (503 + Retry-After: loading, draining, deadline) is load shedding, not a failure.
-    if (e.status >= 500 && e.retryAfterS === undefined) req.log.error({ err, code: e.code }, 'request failed');
-    else if (e.status >= 500) req.log.warn({ code: e.code, msg: e.message }, 'request refused');
+    if (status >= 500 && e.retryAfterS === undefined) req.log.error({ err, code: e.code }, 'request failed');
+    else if (status >= 500) req.log.warn({ code: e.code, msg: e.message }, 'request refused');
     else req.log.info({ code: e.code, msg: e.message }, 'request refused');
   } catch {
     // The error itself could not be logged (serializing it threw): log that it happened, without it.
@@ -131,5 +137,3 @@ export function installErrorHandler(app: FastifyInstance): void {
     sendError(reply, new HtError('HT_ERR_NOT_FOUND', `no route ${req.method} ${shortPath(req.url)}`)),
   );
 }
-
-export { CATALOGUE };

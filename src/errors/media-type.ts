@@ -1,6 +1,6 @@
 /** Which media types a route accepts (its schema's `consumes`, else JSON), and the 415 naming them. */
 import type { FastifyRequest } from 'fastify';
-import { HtError } from './http-error.js';
+import { HtError } from './domain-error.js';
 
 export function acceptedMediaTypes(req: FastifyRequest): string[] {
   const consumes = (req.routeOptions.schema as { consumes?: unknown } | undefined)?.consumes;

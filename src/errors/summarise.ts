@@ -5,9 +5,9 @@
  */
 
 /** Levels of nesting shown; deeper arrays and objects read `[…]` and `{…}`. */
-export const SUMMARY_DEPTH = 3;
+const SUMMARY_DEPTH = 3;
 /** Characters of rendering; longer ones end with `…`. */
-export const SUMMARY_CHARS = 200;
+const SUMMARY_CHARS = 200;
 
 class Full extends Error {}
 

@@ -7,7 +7,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Value } from '@sinclair/typebox/value';
-import { Manifest, type AdapterKindName, type GraphName } from './manifest.js';
+import { ADAPTER_KINDS, Manifest, type AdapterKindName, type GraphName } from './manifest.js';
 import { buildTensorTable, type TensorTable } from './tensor-table.js';
 
 export class BundleError extends Error {
@@ -79,7 +79,7 @@ export async function loadBundle(dir: string, opts: { verifyHashes?: boolean } =
   if (manifest.tokenizer.type === 'tokenizers' && !(manifest.tokenizer.file in manifest.files)) {
     throw new BundleError(`${path.join(dir, manifest.tokenizer.file)}: required by field tokenizer but not listed in field files`);
   }
-  const kinds = (['lora', 'prefix'] as const).filter((k) => manifest.adapters.kinds[k] !== undefined);
+  const kinds = ADAPTER_KINDS.filter((k) => manifest.adapters.kinds[k] !== undefined);
   if (!kinds.includes(manifest.adapters.default_kind)) {
     throw new BundleError(`${mfile}: field adapters.default_kind is ${manifest.adapters.default_kind}, not one of adapters.kinds`);
   }

@@ -1,5 +1,11 @@
 /** manifest.json as specified in models/README.md (bundle format version 1). */
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type SchemaOptions, type Static } from '@sinclair/typebox';
+
+/** The adapter kinds a bundle can have: the one list the manifest, the API schemas and the stores use. */
+export const ADAPTER_KINDS = ['lora', 'prefix'] as const;
+export type AdapterKindName = (typeof ADAPTER_KINDS)[number];
+/** An adapter kind as a schema; the API adds its description through `options`. */
+export const adapterKindSchema = (options?: SchemaOptions) => Type.Union(ADAPTER_KINDS.map((k) => Type.Literal(k)), options);
 
 const Int = Type.Integer({ minimum: 0 });
 const PosInt = Type.Integer({ minimum: 1 });
@@ -77,7 +83,7 @@ export const Manifest = Type.Object({
   }),
   generation: Type.Object({ max_new_tokens: PosInt, num_beams: PosInt }),
   adapters: Type.Object({
-    default_kind: Type.Union([Type.Literal('lora'), Type.Literal('prefix')]),
+    default_kind: adapterKindSchema(),
     kinds: Type.Object({ lora: Type.Optional(KindSpec), prefix: Type.Optional(PrefixKindSpec) }),
   }),
   graphs: Type.Object({
@@ -90,5 +96,4 @@ export const Manifest = Type.Object({
 });
 export type Manifest = Static<typeof Manifest>;
 
-export type AdapterKindName = 'lora' | 'prefix';
 export type GraphName = 'encoder' | 'decoder' | 'hyper_lora' | 'hyper_prefix';

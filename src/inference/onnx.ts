@@ -16,7 +16,6 @@ export interface OrtSession {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   run(feeds: Record<string, HostTensor>, fetches?: readonly string[]): Promise<Record<string, HostTensor>>;
-  release(): Promise<void>;
 }
 
 export interface SessionOptions {
@@ -47,6 +46,5 @@ export async function createSession(file: string, opts: SessionOptions): Promise
       }
       return result;
     },
-    release: () => session.release(),
   };
 }

@@ -8,9 +8,6 @@ import type { GraphName } from './manifest.js';
 import { createSession, type HostTensor, type OrtSession } from './onnx.js';
 
 export class GraphSession {
-  /** Chaos hook (fault tests): this many next runs throw as a failing ONNX Runtime run would. */
-  private injectedFailures = 0;
-
   private constructor(
     readonly graph: GraphName,
     private readonly session: OrtSession,
@@ -50,22 +47,10 @@ export class GraphSession {
       throw new Error(`${this.graph}: feeds do not match inputNames (missing ${JSON.stringify(missing)}, extra ${JSON.stringify(extra)})`);
     }
     try {
-      if (this.injectedFailures > 0) {
-        this.injectedFailures -= 1;
-        throw new Error('injected fault: simulated ONNX Runtime failure');
-      }
       return await this.session.run(feeds, fetches);
     } catch (e) {
       const shapes = Object.entries(feeds).map(([n, t]) => `${n}:${t.dtype}[${t.dims.join(',')}]`).join(' ');
       throw new Error(`${this.graph}: run failed (${(e as Error).message}); feeds ${shapes}`);
     }
-  }
-
-  failNext(times: number): void {
-    this.injectedFailures += times;
-  }
-
-  release(): Promise<void> {
-    return this.session.release();
   }
 }

@@ -7,10 +7,10 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config/index.js';
 import { loadBundle, type Bundle } from '../inference/bundle.js';
 import { loadTokenizer, type TextTokenizer } from '../inference/tokenizer.js';
-import { Scheduler } from '../scheduler/scheduler.js';
-import { WorkerPool } from '../scheduler/worker-pool.js';
+import { Scheduler } from '../engine/scheduler.js';
+import { spawnThread, WorkerPool } from '../engine/worker-pool.js';
 
-export interface Engine {
+interface Engine {
   bundle: Bundle;
   tokenizer: TextTokenizer;
   scheduler: Scheduler;
@@ -22,8 +22,14 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ config: Config }>(
-  async (app, { config }) => {
+interface EngineOptions {
+  config: Config;
+  /** The inference worker's entry module (default: src/engine/worker-entry); tests give one that injects faults. */
+  workerEntry?: URL;
+}
+
+export default fp<EngineOptions>(
+  async (app, { config, workerEntry }) => {
     const bundle = await loadBundle(config.MODEL_DIR);
     const tokenizer = await loadTokenizer(bundle.dir, bundle.manifest);
     const pool = new WorkerPool(
@@ -38,7 +44,7 @@ export default fp<{ config: Config }>(
           else app.log.error({ worker: index, reason: detail }, event === 'died' ? 'inference worker died; replacing it' : 'inference worker restart failed; retrying');
         },
       },
-      { retryAfterS: config.RETRY_AFTER_S },
+      { retryAfterS: config.RETRY_AFTER_S, spawn: workerEntry && ((init) => spawnThread(workerEntry, init)) },
     );
     const m = app.metrics;
     const scheduler = new Scheduler(

@@ -3,7 +3,7 @@
  * 404 that says the path does not exist. Runs before body parsing, so a body-less QUERY is not a 400.
  */
 import fp from 'fastify-plugin';
-import { HtError } from '../errors/http-error.js';
+import { HtError } from '../errors/domain-error.js';
 
 export default fp(
   async (app) => {

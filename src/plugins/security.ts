@@ -11,10 +11,10 @@ import fp from 'fastify-plugin';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
-import { HtError } from '../errors/http-error.js';
+import { HtError } from '../errors/domain-error.js';
 import { errors } from '../schemas/common.js';
 import { AuthFailures } from './auth-failures.js';
-import { keyId, KeyRing } from './key-ring.js';
+import { KeyRing } from './key-ring.js';
 import { isOpenPath, isOpenRoute } from './open-routes.js';
 
 declare module 'fastify' {
@@ -136,5 +136,3 @@ export default fp<{ config: Config }>(
   },
   { name: 'security' },
 );
-
-export { keyId };

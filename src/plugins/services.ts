@@ -1,11 +1,16 @@
-/** The domain services routes call: adapters (get-or-create, import) and completions. */
+/**
+ * The validator and the domain services the routes call: adapters (get-or-create, import) and completions.
+ * Each receives its dependencies here, so none of them reaches into the app.
+ */
 import fp from 'fastify-plugin';
 import type { Config } from '../config/index.js';
 import { AdapterService } from '../services/adapters.js';
 import { CompletionService } from '../services/completions.js';
+import { Validator } from '../validation/validator.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
+    validator: Validator;
     adapters: AdapterService;
     completions: CompletionService;
   }
@@ -13,9 +18,28 @@ declare module 'fastify' {
 
 export default fp<{ config: Config }>(
   async (app, { config }) => {
-    const adapters = new AdapterService(config, app.engine, app.adapterStore, app.metrics);
+    const { bundle, tokenizer, scheduler } = app.engine;
+    const m = app.metrics;
+    // A stored adapter named by a completion must exist: the validator looks it up through the service.
+    const validator: Validator = new Validator({ config, bundle, tokenizer, findAdapter: (id, owner) => adapters.get(id, owner) });
+    const adapters: AdapterService = new AdapterService({
+      manifest: bundle.manifest,
+      store: app.adapterStore,
+      engine: scheduler,
+      recipe: (kind, examples) => validator.recipe(kind, examples),
+      retryAfterS: config.RETRY_AFTER_S,
+      created: (kind, source) => m.adaptersCreated.inc({ kind, source }),
+    });
+    const completions = new CompletionService({
+      engine: scheduler,
+      adapters,
+      deadlineMs: config.REQUEST_DEADLINE_MS,
+      retryAfterS: config.RETRY_AFTER_S,
+      generated: (tokens) => m.generatedTokens.inc(tokens),
+    });
+    app.decorate('validator', validator);
     app.decorate('adapters', adapters);
-    app.decorate('completions', new CompletionService(config, app.engine, adapters, app.metrics));
+    app.decorate('completions', completions);
   },
   { name: 'services', dependencies: ['engine', 'adapter-store', 'metrics'] },
 );

@@ -2,8 +2,8 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
-import { ErrorResponse } from '../schemas/common.js';
-import { CompletionChunk } from '../schemas/completions.js';
+import { BODY_ERRORS, errors, PATH_ERRORS } from '../schemas/common.js';
+import { NAMED_SCHEMAS } from '../schemas/named.js';
 
 export const OPENAPI_INFO = {
   title: 'HyperT5 serving API',
@@ -12,13 +12,33 @@ export const OPENAPI_INFO = {
     'A hypermodel reads few-shot input->output examples and, in one forward pass, generates adapter parameters ' +
     '(LoRA or key/value prefixes) for a frozen T5; completions follow the OpenAI completions API. ' +
     'Errors are `{"error": {"code", "message"}}` with stable codes (HT_ERR_…). ' +
-    'Multi-cell spreadsheet rows are sent as one input string with the cells joined by `" | "`.',
+    'Multi-cell spreadsheet rows are sent as one input string with the cells joined by `" | "`. ' +
+    'Beyond what each operation lists: a path that exists with another method answers 405 with `Allow` ' +
+    '(HT_ERR_METHOD_NOT_ALLOWED), an unknown path 404 (HT_ERR_NOT_FOUND, or 401 first where API keys are set), and a ' +
+    'request Node\'s HTTP parser refuses (a control character in a header, a malformed request line) 400, 408 or 431 ' +
+    'in the same error shape, after which the connection is closed.',
 };
+
+/** Methods whose body fastify parses (so a bad one is refused before the handler), whatever the route does with it. */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** The refusals fastify itself answers before a route's handler runs, for the routes they can reach. */
+function frameworkRefusals(url: string, methods: readonly string[]): number[] {
+  const out: number[] = [];
+  // The router: an invalid percent-encoding (400), a parameter over maxParamLength (422).
+  if (url.includes(':')) out.push(...PATH_ERRORS);
+  if (methods.some((m) => BODY_METHODS.has(m))) out.push(...BODY_ERRORS);
+  return out;
+}
 
 export default fp(
   async (app) => {
-    app.addSchema(ErrorResponse);
-    app.addSchema({ ...CompletionChunk, $id: 'CompletionChunk', title: 'CompletionChunk' });
+    for (const schema of NAMED_SCHEMAS) app.addSchema(schema);
+    app.addHook('onRoute', (route) => {
+      const schema = route.schema as { hide?: boolean; response?: Record<number, unknown> } | undefined;
+      if (!schema || schema.hide) return;
+      schema.response = { ...errors(...frameworkRefusals(route.url, ([] as string[]).concat(route.method))), ...schema.response };
+    });
     await app.register(swagger, {
       openapi: {
         openapi: '3.0.3',

@@ -2,8 +2,8 @@
 import { TypeBoxValidatorCompiler, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { AdapterRecord } from '../adapters/types.js';
-import { writeSafetensors } from '../adapters/safetensors.js';
-import { checkHeaderLength, headerLimit } from '../adapters/validate-import.js';
+import { encodeForExport } from '../adapters/codec.js';
+import { adapterNotFound } from '../errors/domain-error.js';
 import { Adapter, AdapterParams, CreateAdapterBody, DeletedAdapter, ImportQuery } from '../schemas/adapters.js';
 import { BODY_ERRORS, errors } from '../schemas/common.js';
 
@@ -18,6 +18,13 @@ const view = (r: AdapterRecord, cached: boolean): Adapter => ({
 });
 
 const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (app, opts) => {
+  /** The adapter named by the path, or 404. */
+  const found = async (id: string, owner: string | undefined): Promise<AdapterRecord> => {
+    const record = await app.adapters.get(id, owner);
+    if (!record) throw adapterNotFound(id);
+    return record;
+  };
+
   app.post('/v1/adapters', {
     schema: {
       tags: ['adapters'],
@@ -30,13 +37,13 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS, 429, 503, 507) },
     },
   }, async (req, reply) => {
-    const { record, created } = await app.adapters.getOrCreate(req.body.examples, req.body.kind, 'body.examples', 'body.kind', req.adapterOwner);
+    const { record, created } = await app.adapters.getOrCreate(app.validator.newAdapter(req.body), req.adapterOwner);
     return reply.code(created ? 201 : 200).send(view(record, !created));
   });
 
   app.post('/v1/adapters/import', {
     bodyLimit: opts.importLimitBytes,
-    // The body is raw bytes (checked by validate-import.ts); the schema below only documents it.
+    // The body is raw bytes (checked by the validator, src/validation/); the schema below only documents it.
     validatorCompiler: (args) => (args.httpPart === 'body' ? (value: unknown) => ({ value }) : TypeBoxValidatorCompiler(args as unknown as Parameters<typeof TypeBoxValidatorCompiler>[0])),
     schema: {
       tags: ['adapters'],
@@ -53,9 +60,7 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS, 507) },
     },
   }, async (req, reply) => {
-    // Before anything parses the header: its length alone shows an upload far bigger than any adapter.
-    checkHeaderLength(req.body, headerLimit(app.engine.bundle.table.kinds));
-    const { record, created } = await app.adapters.import(req.body, req.query.kind, req.adapterOwner);
+    const { record, created } = await app.adapters.import(app.validator.import(req.body, req.query), req.adapterOwner);
     return reply.code(created ? 201 : 200).send(view(record, !created));
   });
 
@@ -64,9 +69,9 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       tags: ['adapters'],
       summary: 'Adapter metadata',
       params: AdapterParams,
-      response: { 200: Adapter, ...errors(404, 422, 500, 507) },
+      response: { 200: Adapter, ...errors(404, 422, 500, 503, 507) },
     },
-  }, async (req) => view(await app.adapters.require(req.params.id, 'id', req.adapterOwner), true));
+  }, async (req) => view(await found(req.params.id, req.adapterOwner), true));
 
   app.get('/v1/adapters/:id/parameters', {
     schema: {
@@ -79,16 +84,13 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
           description: 'safetensors file',
           content: { 'application/octet-stream': { schema: Type.Unsafe<Buffer>({ type: 'string', format: 'binary' }) } },
         },
-        ...errors(404, 422, 500, 507),
+        ...errors(404, 422, 500, 503, 507),
       },
     },
   }, async (req, reply) => {
-    const record = await app.adapters.require(req.params.id, 'id', req.adapterOwner);
+    const record = await found(req.params.id, req.adapterOwner);
     const specs = app.engine.bundle.table.kinds[record.meta.kind]!;
-    const file = writeSafetensors(
-      specs.map((s) => [s.name, { shape: s.shape, data: record.tensors[s.name]! }]),
-      { id: record.meta.id, kind: record.meta.kind, model: record.meta.model, fingerprint: record.meta.fingerprint },
-    );
+    const file = encodeForExport(record, specs);
     return reply
       .type('application/octet-stream')
       .header('Content-Disposition', `attachment; filename="${record.meta.id}.safetensors"`)
@@ -100,10 +102,10 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       tags: ['adapters'],
       summary: 'Delete an adapter',
       params: AdapterParams,
-      response: { 200: DeletedAdapter, ...errors(404, 422, 500) },
+      response: { 200: DeletedAdapter, ...errors(404, 422, 500, 503, 507) },
     },
   }, async (req) => {
-    await app.adapters.delete(req.params.id, req.adapterOwner);
+    if (!(await app.adapters.delete(req.params.id, req.adapterOwner))) throw adapterNotFound(req.params.id);
     return { id: req.params.id, object: 'adapter' as const, deleted: true as const };
   });
 };

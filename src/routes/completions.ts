@@ -2,11 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { HtError } from '../errors/http-error.js';
-import { errorBody, toHtError } from '../errors/handler.js';
 import { BODY_ERRORS, errors } from '../schemas/common.js';
-import { Completion, CompletionBody, type CompletionChunk } from '../schemas/completions.js';
-import { SseStream } from './sse.js';
+import { Completion, CompletionBody } from '../schemas/completions.js';
+import { streamCompletion } from './sse.js';
 
 const routes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/completions', {
@@ -33,63 +31,22 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
   }, async (req, reply) => {
-    const body = req.body;
-    const prepared = await app.completions.prepare(body, req.adapterOwner);
-    const id = `cmpl-${randomBytes(12).toString('hex')}`;
-    const created = Math.floor(Date.now() / 1000);
-    const usage = (completion: number) => ({
-      prompt_tokens: prepared.promptTokens,
-      completion_tokens: completion,
-      total_tokens: prepared.promptTokens + completion,
-    });
-
-    if (!body.stream) {
-      const run = app.completions.run(prepared, null);
-      // A client that hangs up frees its batch slots at the next decode step.
-      const onClose = () => {
-        if (!reply.raw.writableFinished) run.cancel();
-      };
-      reply.raw.once('close', onClose);
-      // Gone already, while the request was validated or its adapter generated.
-      if (req.raw.socket?.destroyed) onClose();
-      const choices = await run.result.finally(() => reply.raw.off('close', onClose));
-      return {
-        id,
-        object: 'text_completion' as const,
-        created,
-        model: prepared.model,
-        choices: choices.map((c) => ({ index: c.index, text: c.text, finish_reason: c.finish_reason, logprobs: null })),
-        usage: usage(choices.reduce((a, c) => a + c.tokens, 0)),
-      };
+    const valid = await app.validator.completion(req.body, req.adapterOwner);
+    const prepared = await app.completions.prepare(valid, req.adapterOwner);
+    const head = { id: `cmpl-${randomBytes(12).toString('hex')}`, object: 'text_completion' as const, created: Math.floor(Date.now() / 1000), model: prepared.model };
+    if (req.body.stream) {
+      return streamCompletion(req, reply, head, (sink) => app.completions.run(prepared, sink), req.body.stream_options?.include_usage === true);
     }
-
-    // Refusals (queue full, not ready) must still be plain HTTP errors: admit before any byte is sent.
-    const streamed = new Map<number, number>();
-    let sse: SseStream | null = null;
-    const chunk = (index: number, text: string, finish: 'stop' | 'length' | null): CompletionChunk => ({
-      id, object: 'text_completion', created, model: prepared.model,
-      choices: [{ index, text, finish_reason: finish, logprobs: null }],
-    });
-    const run = app.completions.run(prepared, {
-      delta: (index, text) => {
-        streamed.set(index, (streamed.get(index) ?? 0) + text.length);
-        sse?.send(chunk(index, text, null));
-      },
-    });
-    sse = new SseStream(reply);
-    sse.onClose(() => run.cancel());
-    try {
-      const choices = await run.result;
-      for (const c of choices) sse.send(chunk(c.index, c.text.slice(streamed.get(c.index) ?? 0), c.finish_reason));
-      if (body.stream_options?.include_usage) {
-        sse.send({ id, object: 'text_completion', created, model: prepared.model, choices: [], usage: usage(choices.reduce((a, c) => a + c.tokens, 0)) });
-      }
-    } catch (e) {
-      const err = e instanceof HtError ? e : toHtError(e as Error, req);
-      if (err.status >= 500) req.log.error({ err: e }, 'stream failed');
-      sse.send(errorBody(err));
-    }
-    sse.end();
+    const run = app.completions.run(prepared, null);
+    // A client that hangs up frees its batch slots at the next decode step.
+    const onClose = () => {
+      if (!reply.raw.writableFinished) run.cancel();
+    };
+    reply.raw.once('close', onClose);
+    // Gone already, while the request was validated or its adapter generated.
+    if (req.raw.socket?.destroyed) onClose();
+    const { choices, usage } = await run.result.finally(() => reply.raw.off('close', onClose));
+    return { ...head, choices: choices.map((c) => ({ index: c.index, text: c.text, finish_reason: c.finish_reason, logprobs: null })), usage };
   });
 };
 

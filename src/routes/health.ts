@@ -1,7 +1,7 @@
 /** Liveness, readiness and Prometheus metrics. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { HtError } from '../errors/http-error.js';
+import { HtError } from '../errors/domain-error.js';
 import { errors } from '../schemas/common.js';
 import { Health } from '../schemas/health.js';
 

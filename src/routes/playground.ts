@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { HtError } from '../errors/http-error.js';
+import { HtError } from '../errors/domain-error.js';
 
 /** dist/playground, from src/routes (run with tsx) and from dist/routes (built) alike. */
 export const PLAYGROUND_DIR = fileURLToPath(new URL('../../dist/playground/', import.meta.url));

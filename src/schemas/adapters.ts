@@ -1,7 +1,11 @@
+/**
+ * Adapter bodies. Each named schema (`…Schema`, with an `$id`) is registered once and shown as an OpenAPI
+ * component; the export without the suffix is the reference routes use, typed as the schema.
+ */
 import { Type, type Static } from '@sinclair/typebox';
-import { AdapterId, AdapterKind } from './common.js';
+import { AdapterId, AdapterKind, ref } from './common.js';
 
-export const Example = Type.Object(
+export const ExampleSchema = Type.Object(
   {
     input: Type.String({
       description:
@@ -9,25 +13,27 @@ export const Example = Type.Object(
     }),
     output: Type.String({ description: 'the output expected for this input' }),
   },
-  { additionalProperties: false },
+  { $id: 'Example', title: 'Example', additionalProperties: false, description: 'one few-shot example: an input and the output expected for it' },
 );
-export type Example = Static<typeof Example>;
+export type Example = Static<typeof ExampleSchema>;
+export const Example = ref(ExampleSchema);
 
 export const Examples = Type.Array(Example, {
   minItems: 1,
   description: 'few-shot examples, in order; the same examples (same order) always give the same adapter id',
 });
 
-export const CreateAdapterBody = Type.Object(
+export const CreateAdapterBodySchema = Type.Object(
   {
     examples: Examples,
     kind: Type.Optional(AdapterKind),
   },
-  { additionalProperties: false },
+  { $id: 'CreateAdapterBody', title: 'CreateAdapterBody', additionalProperties: false },
 );
-export type CreateAdapterBody = Static<typeof CreateAdapterBody>;
+export type CreateAdapterBody = Static<typeof CreateAdapterBodySchema>;
+export const CreateAdapterBody = ref(CreateAdapterBodySchema);
 
-export const Adapter = Type.Object(
+export const AdapterSchema = Type.Object(
   {
     id: AdapterId,
     object: Type.Literal('adapter'),
@@ -37,9 +43,10 @@ export const Adapter = Type.Object(
     created_at: Type.Integer({ description: 'Unix time, seconds' }),
     cached: Type.Boolean({ description: 'true when the adapter already existed and was not recomputed' }),
   },
-  { title: 'Adapter' },
+  { $id: 'Adapter', title: 'Adapter' },
 );
-export type Adapter = Static<typeof Adapter>;
+export type Adapter = Static<typeof AdapterSchema>;
+export const Adapter = ref(AdapterSchema);
 
 export const AdapterParams = Type.Object({ id: AdapterId });
 export type AdapterParams = Static<typeof AdapterParams>;
@@ -52,8 +59,12 @@ export const ImportQuery = Type.Object(
 );
 export type ImportQuery = Static<typeof ImportQuery>;
 
-export const DeletedAdapter = Type.Object({
-  id: AdapterId,
-  object: Type.Literal('adapter'),
-  deleted: Type.Literal(true),
-});
+export const DeletedAdapterSchema = Type.Object(
+  {
+    id: AdapterId,
+    object: Type.Literal('adapter'),
+    deleted: Type.Literal(true),
+  },
+  { $id: 'DeletedAdapter', title: 'DeletedAdapter' },
+);
+export const DeletedAdapter = ref(DeletedAdapterSchema);

@@ -1,10 +1,17 @@
+/**
+ * Completion bodies, in the OpenAI completions format. Named schemas (`…Schema`, with an `$id`) are OpenAPI
+ * components; the export without the suffix is the reference routes use, typed as the schema.
+ */
 import { Type, type Static } from '@sinclair/typebox';
-import { AdapterKind } from './common.js';
+import { AdapterKind, ref } from './common.js';
 import { Example } from './adapters.js';
 
 const PROMPT_DOC = 'A spreadsheet row with several cells is sent as one string with the cells joined by `" | "`.';
 
-export const CompletionBody = Type.Object(
+/** The OpenAI fields this server does not implement: accepted only with the value that changes nothing (openai-fields.ts). */
+const UNSUPPORTED = 'not supported by this server: any other value is refused (422 HT_ERR_UNSUPPORTED_PARAMETER)';
+
+export const CompletionBodySchema = Type.Object(
   {
     model: Type.String({
       minLength: 1,
@@ -31,7 +38,26 @@ export const CompletionBody = Type.Object(
     stream_options: Type.Optional(
       Type.Union([Type.Object({ include_usage: Type.Optional(Type.Boolean()) }, { additionalProperties: false }), Type.Null()]),
     ),
-    user: Type.Optional(Type.String({ description: 'ignored (OpenAI compatibility)' })),
+    user: Type.Optional(Type.String({ description: 'accepted and ignored (OpenAI compatibility)' })),
+    logprobs: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 5 }), Type.Null()], {
+      description: `log probabilities of the tokens: only null, ${UNSUPPORTED}; choices always have \`logprobs: null\``,
+    })),
+    echo: Type.Optional(Type.Boolean({ description: `return the prompt before the completion: only false, ${UNSUPPORTED}` })),
+    suffix: Type.Optional(Type.Union([Type.String(), Type.Null()], {
+      description: `text after the completion (insertion): only null or "", ${UNSUPPORTED}`,
+    })),
+    best_of: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], {
+      description: `candidates generated server-side, the best n returned: only null or the value of \`n\` (default 1), ${UNSUPPORTED}`,
+    })),
+    presence_penalty: Type.Optional(Type.Union([Type.Number({ minimum: -2, maximum: 2 }), Type.Null()], {
+      description: `penalty on tokens already generated: only 0 or null, ${UNSUPPORTED}`,
+    })),
+    frequency_penalty: Type.Optional(Type.Union([Type.Number({ minimum: -2, maximum: 2 }), Type.Null()], {
+      description: `penalty growing with each repetition of a token: only 0 or null, ${UNSUPPORTED}`,
+    })),
+    logit_bias: Type.Optional(Type.Union([Type.Record(Type.String(), Type.Number({ minimum: -100, maximum: 100 })), Type.Null()], {
+      description: `bias added to the logits of token ids (OpenAI's tokenizer ids, not this model's): only null or {}, ${UNSUPPORTED}`,
+    })),
     examples: Type.Optional(Type.Array(Example, {
       minItems: 1,
       description: 'extension: inline few-shot examples; the adapter is fetched or created, then used (`model` must be the base model)',
@@ -39,40 +65,49 @@ export const CompletionBody = Type.Object(
     adapter_kind: Type.Optional(AdapterKind),
     num_beams: Type.Optional(Type.Integer({ minimum: 1, description: 'extension: beam search width (needs temperature 0 or absent)' })),
   },
-  { additionalProperties: false },
+  { $id: 'CompletionBody', title: 'CompletionBody', additionalProperties: false },
 );
-export type CompletionBody = Static<typeof CompletionBody>;
+export type CompletionBody = Static<typeof CompletionBodySchema>;
+export const CompletionBody = ref(CompletionBodySchema);
 
 export const FinishReason = Type.Union([Type.Literal('stop'), Type.Literal('length')]);
 
-export const Usage = Type.Object({
-  prompt_tokens: Type.Integer(),
-  completion_tokens: Type.Integer(),
-  total_tokens: Type.Integer(),
-});
+export const UsageSchema = Type.Object(
+  {
+    prompt_tokens: Type.Integer({ minimum: 0 }),
+    completion_tokens: Type.Integer({ minimum: 0 }),
+    total_tokens: Type.Integer({ minimum: 0 }),
+  },
+  { $id: 'Usage', title: 'Usage', description: 'tokens read (all prompts) and generated (all choices)' },
+);
+export const Usage = ref(UsageSchema);
 
-export const Completion = Type.Object(
+export const CompletionChoiceSchema = Type.Object(
+  {
+    index: Type.Integer({ minimum: 0, description: 'prompt index * n + choice' }),
+    text: Type.String(),
+    finish_reason: FinishReason,
+    logprobs: Type.Null(),
+  },
+  { $id: 'CompletionChoice', title: 'CompletionChoice' },
+);
+
+export const CompletionSchema = Type.Object(
   {
     id: Type.String(),
     object: Type.Literal('text_completion'),
     created: Type.Integer(),
     model: Type.String({ description: 'the adapter id used, or the base model name' }),
-    choices: Type.Array(
-      Type.Object({
-        index: Type.Integer({ description: 'prompt index * n + choice' }),
-        text: Type.String(),
-        finish_reason: FinishReason,
-        logprobs: Type.Null(),
-      }),
-    ),
+    choices: Type.Array(ref(CompletionChoiceSchema)),
     usage: Usage,
   },
-  { title: 'Completion' },
+  { $id: 'Completion', title: 'Completion' },
 );
-export type Completion = Static<typeof Completion>;
+export type Completion = Static<typeof CompletionSchema>;
+export const Completion = ref(CompletionSchema);
 
 /** One server-sent event of a streamed completion (documentation; the stream is not serialized by schema). */
-export const CompletionChunk = Type.Object({
+export const CompletionChunkSchema = Type.Object({
   id: Type.String(),
   object: Type.Literal('text_completion'),
   created: Type.Integer(),
@@ -87,8 +122,11 @@ export const CompletionChunk = Type.Object({
   ),
   usage: Type.Optional(Type.Union([Usage, Type.Null()])),
 }, {
+  $id: 'CompletionChunk',
+  title: 'CompletionChunk',
   description: 'One `data:` event of a streamed completion; the stream ends with `data: [DONE]`. The status is sent before the first ' +
     'event, so a stream cut short (REQUEST_DEADLINE_MS, the shutdown drain, a failed batch) stays HTTP 200 and ends with one error event ' +
     'instead, `data: {"error":{"code","message"}}` (ErrorResponse, e.g. HT_ERR_DEADLINE_EXCEEDED), then `data: [DONE]`.',
 });
-export type CompletionChunk = Static<typeof CompletionChunk>;
+export type CompletionChunk = Static<typeof CompletionChunkSchema>;
+export const CompletionChunk = ref(CompletionChunkSchema);

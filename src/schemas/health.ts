@@ -1,3 +1,8 @@
 import { Type } from '@sinclair/typebox';
+import { ref } from './common.js';
 
-export const Health = Type.Object({ status: Type.String() });
+export const HealthSchema = Type.Object(
+  { status: Type.String({ description: '`ok` (alive) or `ready`' }) },
+  { $id: 'Health', title: 'Health' },
+);
+export const Health = ref(HealthSchema);

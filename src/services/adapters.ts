@@ -2,37 +2,47 @@
  * Adapters as a service: get-or-create from examples (content-addressed, never recomputed, concurrent
  * identical requests share one hypermodel run), import from safetensors, fetch, delete. A stored copy found
  * corrupt is regenerated from its recorded examples. `owner` (ADAPTER_SCOPE=key) scopes every call to the
- * adapters of one API key; undefined = shared.
+ * adapters of one API key; undefined = shared. Requests arrive validated (src/validation/).
  */
-import type { Config } from '../config/index.js';
 import { examplesId, tensorsId } from '../adapters/canonical-id.js';
+import { remakes } from '../adapters/recipe.js';
 import type { AdapterMeta, AdapterRecord, AdapterStore } from '../adapters/types.js';
 import { StoreFullError } from '../adapters/store-fs.js';
-import { checkTensors, inferKind, parseUpload } from '../adapters/validate-import.js';
-import { adapterNotFound, HtError } from '../errors/http-error.js';
-import type { AdapterKindName } from '../inference/manifest.js';
-import type { Engine } from '../plugins/engine.js';
-import type { Metrics } from '../plugins/metrics.js';
-import type { Example } from '../schemas/adapters.js';
-import { checkExamples, checkKind, hyperIds } from './validate.js';
+import { HtError } from '../errors/domain-error.js';
+import type { AdapterTensors } from '../inference/feeds.js';
+import type { AdapterKindName, Manifest } from '../inference/manifest.js';
+import type { ValidExamples, ValidImport } from '../validation/valid.js';
 
-export interface Obtained {
+interface Obtained {
   record: AdapterRecord;
   created: boolean;
+}
+
+/** What adapter creation needs of the engine: admission, then a hypermodel run. */
+interface HyperEngine {
+  admit(jobs: number, cost?: number): void;
+  hyper(kind: AdapterKindName, ids: number[]): Promise<AdapterTensors>;
+}
+
+interface AdapterServiceDeps {
+  manifest: Pick<Manifest, 'name' | 'fingerprint'>;
+  store: AdapterStore;
+  engine: HyperEngine;
+  /** Re-checks the examples of a quarantined adapter before they are run again. */
+  recipe(kind: AdapterKindName, examples: readonly { input: string; output: string }[]): ValidExamples;
+  /** RETRY_AFTER_S: when a full store may have room again. */
+  retryAfterS: number;
+  /** An adapter was stored for the first time (metrics). */
+  created(kind: AdapterKindName, source: 'hypermodel' | 'regenerated' | 'import'): void;
 }
 
 export class AdapterService {
   private readonly inflight = new Map<string, Promise<Obtained>>();
 
-  constructor(
-    private readonly config: Config,
-    private readonly engine: Engine,
-    private readonly store: AdapterStore,
-    private readonly metrics: Metrics,
-  ) {}
+  constructor(private readonly deps: AdapterServiceDeps) {}
 
   private get manifest() {
-    return this.engine.bundle.manifest;
+    return this.deps.manifest;
   }
 
   private newMeta(id: string, kind: AdapterKindName, numExamples: number, source: AdapterMeta['source'], owner: string | undefined): AdapterMeta {
@@ -54,14 +64,8 @@ export class AdapterService {
 
   /** The stored adapter, if it exists, belongs to this model and to `owner`; a quarantined one is regenerated. */
   async get(id: string, owner?: string): Promise<AdapterRecord | undefined> {
-    const r = (await this.store.get(id)) ?? (await this.regenerate(id));
+    const r = (await this.deps.store.get(id)) ?? (await this.regenerate(id));
     return r && this.visible(r.meta, owner) ? r : undefined;
-  }
-
-  async require(id: string, param = 'id', owner?: string): Promise<AdapterRecord> {
-    const r = await this.get(id, owner);
-    if (!r) throw adapterNotFound(id, param);
-    return r;
   }
 
   /**
@@ -69,24 +73,23 @@ export class AdapterService {
    * model, run the hypermodel again (the same examples give the same adapter) and store it under the same id.
    */
   private async regenerate(id: string): Promise<AdapterRecord | undefined> {
-    const recipe = await this.store.recover?.(id);
+    const recipe = await this.deps.store.recover?.(id);
     if (!recipe) return undefined;
+    if (!remakes(recipe, id, this.manifest.fingerprint)) return undefined;
     const { meta, examples } = recipe;
-    const fp = this.manifest.fingerprint;
-    if (meta.source !== 'hypermodel' || meta.fingerprint !== fp || examplesId(fp, meta.kind, examples, meta.owner) !== id) return undefined;
-    const ids = hyperIds(this.engine.bundle, this.engine.tokenizer, examples, 'examples');
-    const { record } = await this.generate(id, meta.kind, examples, ids, meta);
+    const { record } = await this.generate(id, this.deps.recipe(meta.kind, examples), meta);
     return record;
   }
 
   /** One hypermodel run per id at a time; `meta` given = a regeneration that keeps the original metadata. */
-  private generate(id: string, kind: AdapterKindName, examples: readonly Example[], ids: number[], meta?: AdapterMeta, owner?: string): Promise<Obtained> {
+  private generate(id: string, valid: ValidExamples, meta?: AdapterMeta, owner?: string): Promise<Obtained> {
     const running = this.inflight.get(id);
     if (running) return running.then((o) => ({ record: o.record, created: false }));
-    const { scheduler } = this.engine;
-    scheduler.admit(1);
+    const { engine } = this.deps;
+    const { kind, examples } = valid;
+    engine.admit(1);
     const work = (async () => {
-      const tensors = await scheduler.hyper(kind, ids);
+      const tensors = await engine.hyper(kind, valid.tokenIds);
       const record: AdapterRecord = {
         meta: meta ?? this.newMeta(id, kind, examples.length, 'hypermodel', owner),
         tensors,
@@ -94,64 +97,48 @@ export class AdapterService {
       };
       // With a shared store another replica may have stored the same id meanwhile: then its copy is the adapter.
       const stored = await this.save(record);
-      if (stored.created) this.metrics.adaptersCreated.inc({ kind, source: meta ? 'regenerated' : 'hypermodel' });
+      if (stored.created) this.deps.created(kind, meta ? 'regenerated' : 'hypermodel');
       return stored;
     })();
     this.inflight.set(id, work);
     return work.finally(() => this.inflight.delete(id));
   }
 
-  async getOrCreate(
-    examples: readonly Example[],
-    kindIn: AdapterKindName | undefined,
-    param = 'body.examples',
-    kindParam = 'body.kind',
-    owner?: string,
-  ): Promise<Obtained> {
-    const { bundle, tokenizer } = this.engine;
-    const kind = checkKind(bundle, kindIn, kindParam);
-    checkExamples(this.config, bundle, examples, param);
-    const id = examplesId(this.manifest.fingerprint, kind, examples, owner);
+  async getOrCreate(valid: ValidExamples, owner?: string): Promise<Obtained> {
+    const id = examplesId(this.manifest.fingerprint, valid.kind, valid.examples, owner);
     const existing = await this.get(id, owner);
     if (existing) return { record: existing, created: false };
-    const ids = hyperIds(bundle, tokenizer, examples, param);
-    return this.generate(id, kind, examples, ids, undefined, owner);
+    return this.generate(id, valid, undefined, owner);
   }
 
-  async import(body: Buffer, kindIn: AdapterKindName | undefined, owner?: string): Promise<Obtained> {
-    const { bundle } = this.engine;
-    const file = parseUpload(body);
-    const kind = inferKind(file, bundle.kinds, kindIn);
-    const specs = bundle.table.kinds[kind]!;
-    const tensors = checkTensors(file, kind, specs);
+  async import(valid: ValidImport, owner?: string): Promise<Obtained> {
+    const { kind, specs, tensors } = valid;
     const id = tensorsId(this.manifest.fingerprint, kind, specs, tensors, owner);
     const existing = await this.get(id, owner);
     if (existing) return { record: existing, created: false };
-    const record: AdapterRecord = {
-      meta: this.newMeta(id, kind, 0, 'import', owner),
-      tensors,
-    };
-    const stored = await this.save(record);
-    if (stored.created) this.metrics.adaptersCreated.inc({ kind, source: 'import' });
+    const stored = await this.save({ meta: this.newMeta(id, kind, 0, 'import', owner), tensors });
+    if (stored.created) this.deps.created(kind, 'import');
     return stored;
   }
 
-  /** A full disk is the client's to retry later (507 + Retry-After), not an internal error. */
+  /** A full disk is the client's to retry later, not an internal error. */
   private async save(record: AdapterRecord): Promise<Obtained> {
     try {
-      return await this.store.put(record);
+      return await this.deps.store.put(record);
     } catch (e) {
-      if (e instanceof StoreFullError) throw new HtError('HT_ERR_STORE_FULL', e.message, this.config.RETRY_AFTER_S);
+      if (e instanceof StoreFullError) throw new HtError('HT_ERR_STORE_FULL', e.message, this.deps.retryAfterS);
       throw e;
     }
   }
 
-  async delete(id: string, owner?: string): Promise<void> {
-    if (!(await this.get(id, owner))) throw adapterNotFound(id);
-    await this.store.delete(id);
+  /** False when there is no such adapter for `owner`. */
+  async delete(id: string, owner?: string): Promise<boolean> {
+    if (!(await this.get(id, owner))) return false;
+    await this.deps.store.delete(id);
+    return true;
   }
 
-  list(owner?: string) {
-    return this.store.list().then((all) => all.filter((m) => this.visible(m, owner)));
+  list(owner?: string): Promise<AdapterMeta[]> {
+    return this.deps.store.list().then((all) => all.filter((m) => this.visible(m, owner)));
   }
 }

@@ -7,7 +7,7 @@
  * is the token fed at that step; so a loop that mixed up two rows' caches, dropped a chunk or reordered beams
  * wrongly would change the logits, and with them the text.
  */
-import { GenerationLoop, type StepModel } from '../../src/generation/loop.js';
+import { DecodeBatcher, type StepModel } from '../../src/engine/decode-batcher.js';
 import type { ChoiceResult, GenerationEvents, GenerationJob, GroupContext, Strategy } from '../../src/generation/types.js';
 import type { DecodeRow, StepResult } from '../../src/inference/decoder.js';
 import type { EncodedInput, EncodeItem } from '../../src/inference/encoder.js';
@@ -163,7 +163,7 @@ export function job(prompt: string, over: Partial<Omit<GenerationJob, 'promptIds
 }
 
 /** Ticks until the loop is idle; a loop that never empties fails the test instead of hanging it. */
-export async function drain(loop: GenerationLoop, maxTicks = 500): Promise<number> {
+export async function drain(loop: DecodeBatcher, maxTicks = 500): Promise<number> {
   let ticks = 0;
   while (!loop.idle) {
     if (++ticks > maxTicks) throw new Error(`loop still busy after ${maxTicks} ticks`);
@@ -175,7 +175,7 @@ export async function drain(loop: GenerationLoop, maxTicks = 500): Promise<numbe
 /** The choices of one job run by itself in a fresh loop: the reference a batched run must reproduce. */
 export async function runAlone(next: NextLogits, j: GenerationJob): Promise<ChoiceResult[]> {
   const rec = new Recorder();
-  const loop = new GenerationLoop(new FakeStepModel(next), context(rec), 64);
+  const loop = new DecodeBatcher(new FakeStepModel(next), context(rec), 64);
   loop.submit(j);
   await drain(loop);
   return rec.result(j.jobId);

@@ -1,11 +1,11 @@
 /**
  * Admission by cost. Each admitted job holds a ticket with its cost in token-steps (cost.ts). A request is
- * refused (429 HT_ERR_OVERLOADED, Retry-After) when the work ahead of it plus its own would not finish within
+ * refused (HT_ERR_OVERLOADED, with a retry delay) when the work ahead of it plus its own would not finish within
  * the deadline at the measured throughput (throughput.ts), and a queued job whose deadline can no longer be met
  * is shed before any compute is spent on it. Work that would only be cancelled at the deadline is never started.
  * Pure logic on an injected clock: the scheduler feeds it events, the tests feed it a fake clock.
  */
-import { HtError } from '../errors/http-error.js';
+import { HtError } from '../errors/domain-error.js';
 import { ThroughputEstimate } from './throughput.js';
 
 export interface Clock {
@@ -87,7 +87,7 @@ export class Admission {
   }
 
   /**
-   * Throws HT_ERR_OVERLOADED (429) when a request of `cost` token-steps would not finish within ADMIT_SHARE of
+   * Throws HT_ERR_OVERLOADED when a request of `cost` token-steps would not finish within ADMIT_SHARE of
    * the deadline behind the work ahead: (backlog + cost) / rate. With nothing outstanding a request is always
    * admitted: nobody waits behind it, and the deadline still bounds it.
    */

@@ -1,8 +1,8 @@
-/** Messages between the main thread and an inference worker. */
+/** Messages between the main thread (worker-pool.ts) and an inference worker (worker.ts). */
 import type { AdapterTensors } from '../inference/feeds.js';
-import type { AdapterKindName, GraphName } from '../inference/manifest.js';
 import type { ErrorCode } from '../errors/catalogue.js';
 import type { ChoiceResult, GenerationJob } from '../generation/types.js';
+import type { HyperJob } from './hyper-batcher.js';
 
 export interface WorkerInit {
   modelDir: string;
@@ -10,17 +10,10 @@ export interface WorkerInit {
   maxBatchRows: number;
 }
 
-/**
- * Chaos hooks for the fault tests (never sent by a request): the next `times` runs of a graph fail as an
- * ONNX Runtime error would, or the worker thread dies.
- */
-export type Fault = { kind: 'run-error'; graph: GraphName; times: number } | { kind: 'crash' };
-
 export type ToWorker =
   | { type: 'generate'; job: GenerationJob }
-  | { type: 'hyper'; jobId: number; kind: AdapterKindName; ids: number[] }
+  | { type: 'hyper'; job: HyperJob }
   | { type: 'cancel'; jobId: number }
-  | { type: 'fault'; fault: Fault }
   /** Finish the step in progress, then exit (terminating a thread inside an ONNX Runtime run aborts the process). */
   | { type: 'stop' };
 
@@ -30,8 +23,8 @@ export type FromWorker =
   | { type: 'delta'; jobId: number; choice: number; text: string }
   | { type: 'done'; jobId: number; choices: ChoiceResult[] }
   | { type: 'hyper-done'; jobId: number; tensors: AdapterTensors }
-  /** `code`: set when the job itself caused the failure (a catalogue 4xx), so the client is told why. */
+  /** `code`: set when the job itself caused the failure (isClientFault), so the client is told why. */
   | { type: 'failed'; jobId: number; message: string; code?: ErrorCode }
-  /** `work`: the step's token-steps weighted by position (scheduler/cost.ts stepWork), for the throughput. */
+  /** `work`: the step's token-steps weighted by position (cost.ts stepWork), for the throughput. */
   | { type: 'step'; rows: number; work: number }
   | { type: 'hyper-batch'; rows: number };

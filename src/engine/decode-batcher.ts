@@ -1,13 +1,15 @@
 /**
- * Continuous batching: every step decodes all live rows of all admitted jobs together; finished rows
- * leave, waiting jobs join at the next step (their encoder runs once, then they share the left-padded cache).
+ * The continuous decode batcher: every step decodes all live rows of all admitted jobs together; finished
+ * rows leave, waiting jobs join at the next step (their encoder runs once, then they share the left-padded
+ * cache). It runs over a StepModel, so tests drive it with a fake model.
  */
 import type { DecodeRow, StepResult } from '../inference/decoder.js';
 import type { EncodedInput, EncodeItem } from '../inference/encoder.js';
-import { HtError } from '../errors/http-error.js';
-import { BeamGroup } from './beam.js';
-import { SampleGroup } from './sample-group.js';
-import type { GenerationJob, Group, GroupContext } from './types.js';
+import { HtError } from '../errors/domain-error.js';
+import { BeamGroup } from '../generation/beam.js';
+import { SampleGroup } from '../generation/sample-group.js';
+import type { GenerationJob, Group, GroupContext } from '../generation/types.js';
+import { jobRows } from './cost.js';
 
 export interface StepModel {
   encode(items: readonly EncodeItem[]): Promise<EncodedInput[]>;
@@ -34,9 +36,7 @@ function checkFinite(g: Group, logits: Float32Array): void {
   }
 }
 
-const rowsNeeded = (job: GenerationJob): number => (job.strategy.type === 'beam' ? job.strategy.numBeams : job.n);
-
-export class GenerationLoop {
+export class DecodeBatcher {
   private waiting: GenerationJob[] = [];
   private groups: Group[] = [];
   /** Jobs out of `waiting` whose encoder is running: a cancel arriving meanwhile is remembered here. */
@@ -73,7 +73,7 @@ export class GenerationLoop {
     let rows = this.liveRows();
     const admitted: GenerationJob[] = [];
     while (this.waiting.length) {
-      const need = rowsNeeded(this.waiting[0]!);
+      const need = jobRows(this.waiting[0]!);
       if (rows + need > this.maxRows && rows > 0) break;
       admitted.push(this.waiting.shift()!);
       rows += need;

@@ -9,7 +9,7 @@
 import type { GenerationJob } from '../generation/types.js';
 
 /** Cache length at which a step costs twice the first one. */
-export const POSITION_SCALE = 32;
+const POSITION_SCALE = 32;
 
 /** Work of one decode step for a row whose cache holds `position` earlier steps. */
 export function stepWork(position: number): number {

@@ -1,21 +1,22 @@
 /**
- * Admission in front of the workers. A request is refused (429 + Retry-After) when it would overflow the
- * bounded number of outstanding jobs (QUEUE_SIZE), or when the work ahead of it and its own would not finish
- * within the deadline at the measured throughput (admission.ts); before the models load, while no worker is up,
- * and once shutdown began, 503. Admitted generation jobs wait here, first come first served, until a worker's
- * batch has room; one whose deadline can no longer be met is shed from this queue before any compute is spent.
+ * The front door of the engine. A request is refused with a retry delay when it would overflow the bounded
+ * number of outstanding jobs (QUEUE_SIZE), or when the work ahead of it and its own would not finish within
+ * the deadline at the measured throughput (admission.ts); before the models load, while no worker is up and
+ * once shutdown began, it is refused too. Admitted generation jobs wait here, first come first served, until
+ * a worker's batch has room; one whose deadline can no longer be met is shed from this queue before any
+ * compute is spent.
  */
-import { HtError } from '../errors/http-error.js';
+import { HtError } from '../errors/domain-error.js';
 import type { AdapterTensors } from '../inference/feeds.js';
 import type { AdapterKindName } from '../inference/manifest.js';
 import type { ChoiceResult, GenerationJob } from '../generation/types.js';
-import { Admission, type Clock, type Ticket } from './admission.js';
+import { Admission, type Clock } from './admission.js';
 import { generationCost, hyperCost, jobRows, rowWork } from './cost.js';
-import type { Fault } from './protocol.js';
-import type { GenerationHandlers, WorkerPool } from './worker-pool.js';
+import type { GenerationHandlers, GenerationTask, HyperTask, Task } from './jobs.js';
+import type { WorkerPool } from './worker-pool.js';
 
 /** What the scheduler needs of the worker pool (the tests give it a fake one). */
-export type SchedulerPool = Pick<WorkerPool, 'ready' | 'readyCount' | 'hasRoom' | 'busyShare' | 'generate' | 'hyper' | 'failAll' | 'injectFault' | 'close' | 'onRoom' | 'onStep'>;
+export type SchedulerPool = Pick<WorkerPool, 'ready' | 'readyCount' | 'hasRoom' | 'busyShare' | 'listen' | 'send' | 'cancel' | 'failAll' | 'close'>;
 
 export interface SchedulerOptions {
   queueSize: number;
@@ -37,26 +38,18 @@ export interface SchedulerObserver {
 }
 
 /** Work (cost.ts units) a finished job's decode steps took: beams all run to the longest; samples each to their own length. */
-function tokenSteps(job: Omit<GenerationJob, 'jobId'>, choices: ChoiceResult[]): number {
+function tokenSteps(job: GenerationJob, choices: ChoiceResult[]): number {
   const lengths = choices.map((c) => c.tokenIds.length);
   return job.strategy.type === 'beam' ? jobRows(job) * rowWork(Math.max(0, ...lengths)) : lengths.reduce((a, b) => a + rowWork(b), 0);
-}
-
-interface Queued {
-  ticket: Ticket;
-  job: Omit<GenerationJob, 'jobId'>;
-  handlers: GenerationHandlers;
-  handle: { cancel(): void } | null;
-  /** Settled (done, failed, shed or cancelled): every later event is ignored. */
-  over: boolean;
-  leave(): void;
 }
 
 export class Scheduler {
   private depth = 0;
   private state: 'loading' | 'ready' | 'failed' | 'closing' = 'loading';
   private idleWaiters: (() => void)[] = [];
-  private queue: Queued[] = [];
+  /** Admitted generation jobs not yet sent to a worker, first come first served. */
+  private queue: GenerationTask[] = [];
+  private nextJobId = 1;
   private pumping = false;
   private reportedAt = -Infinity;
   private readonly clock: Clock;
@@ -83,13 +76,15 @@ export class Scheduler {
       busyShare: () => pool.busyShare,
       clock: this.clock,
     });
-    pool.onRoom = () => this.pump();
-    pool.onStep = (work) => {
-      this.admission.progress(work);
-      // Long jobs end rarely: refresh the gauges from the steps too, at most once a second.
-      const now = this.clock.now();
-      if (now - this.reportedAt >= 1000) this.report();
-    };
+    pool.listen({
+      room: () => this.pump(),
+      step: (work) => {
+        this.admission.progress(work);
+        // Long jobs end rarely: refresh the gauges from the steps too, at most once a second.
+        if (this.clock.now() - this.reportedAt >= 1000) this.report();
+      },
+      settle: (task, completed, choices) => this.settle(task, completed, task.type === 'generate' && choices ? tokenSteps(task.job, choices) : 0),
+    });
     pool.ready.then(
       () => {
         if (this.state === 'loading') this.state = 'ready';
@@ -124,7 +119,7 @@ export class Scheduler {
   }
 
   /**
-   * Reserves room for `jobs` jobs costing `cost` token-steps, or throws the HTTP error that says why not.
+   * Reserves room for `jobs` jobs costing `cost` token-steps, or throws the error that says why not.
    * Called with the cost unknown (0), it still refuses once the work already ahead would outlast the deadline.
    */
   admit(jobs: number, cost = 0): void {
@@ -149,46 +144,42 @@ export class Scheduler {
     }
   }
 
-  private enter(): () => void {
-    this.depth++;
-    this.observer.depth(this.depth);
-    let left = false;
-    return () => {
-      if (left) return;
-      left = true;
-      this.depth--;
-      this.observer.depth(this.depth);
-      if (this.depth === 0) for (const w of this.idleWaiters.splice(0)) w();
-    };
-  }
-
   /**
    * Queues a generation job; it goes to a worker once a batch has room, unless it is shed or cancelled first.
    * The jobs of one request pass the same `request` object.
    */
-  generate(job: Omit<GenerationJob, 'jobId'>, handlers: GenerationHandlers, request: object = {}): { cancel(): void } {
+  generate(spec: Omit<GenerationJob, 'jobId'>, handlers: GenerationHandlers, request: object = {}): { cancel(): void } {
+    const job: GenerationJob = { ...spec, jobId: this.nextJobId++ };
     const ticket = this.admission.enter(generationCost(job), jobRows(job), true, request);
-    const q: Queued = { ticket, job, handlers, handle: null, over: false, leave: this.enter() };
-    this.queue.push(q);
+    const task: GenerationTask = { type: 'generate', job, handlers, ticket, worker: null, over: false };
+    this.enter();
+    this.queue.push(task);
     this.pump();
     return {
       cancel: () => {
-        if (this.settle(q, false)) q.handle?.cancel();
+        if (this.settle(task, false) && task.worker !== null) this.pool.cancel(task);
         this.pump();
       },
     };
   }
 
+  private enter(): void {
+    this.depth++;
+    this.observer.depth(this.depth);
+  }
+
   /**
-   * Marks `q` over; false when it already was. Leaves the queue, the depth count and the admission's books
+   * Marks `task` over; false when it already was. Leaves the queue, the depth count and the admission's books
    * (`doneSteps`: the token-steps a completed job really took).
    */
-  private settle(q: Queued, completed: boolean, doneSteps = 0): boolean {
-    if (q.over) return false;
-    q.over = true;
-    if (!q.handle) this.queue = this.queue.filter((x) => x !== q);
-    this.admission.finish(q.ticket, completed, doneSteps);
-    q.leave();
+  private settle(task: Task, completed: boolean, doneSteps = 0): boolean {
+    if (task.over) return false;
+    task.over = true;
+    if (task.worker === null) this.queue = this.queue.filter((x) => x !== task);
+    this.admission.finish(task.ticket, completed, doneSteps);
+    this.depth--;
+    this.observer.depth(this.depth);
+    if (this.depth === 0) for (const w of this.idleWaiters.splice(0)) w();
     return true;
   }
 
@@ -197,12 +188,12 @@ export class Scheduler {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      const doomed = this.queue.length ? this.admission.doomed(this.queue.map((q) => q.ticket)) : [];
+      const doomed = this.queue.length ? this.admission.doomed(this.queue.map((t) => t.ticket)) : [];
       for (const { ticket, lateS } of doomed) {
-        const q = this.queue.find((x) => x.ticket === ticket);
-        if (!q || !this.settle(q, false)) continue;
+        const task = this.queue.find((t) => t.ticket === ticket);
+        if (!task || !this.settle(task, false)) continue;
         this.observer.shed?.();
-        q.handlers.failed(
+        task.handlers.failed(
           new HtError(
             'HT_ERR_DEADLINE_EXCEEDED',
             `the request would finish about ${lateS.toFixed(1)} s past its deadline of ${this.deadlineMs} ms (REQUEST_DEADLINE_MS) at the ` +
@@ -211,10 +202,7 @@ export class Scheduler {
           ),
         );
       }
-      while (this.queue.length && this.pool.hasRoom(this.queue[0]!.ticket.rows)) {
-        const q = this.queue.shift()!;
-        this.dispatch(q);
-      }
+      while (this.queue.length && this.pool.hasRoom(this.queue[0]!.ticket.rows)) this.dispatch(this.queue.shift()!);
     } finally {
       this.pumping = false;
     }
@@ -226,53 +214,34 @@ export class Scheduler {
     this.observer.load?.(this.admission.backlog(), this.admission.rate);
   }
 
-  private dispatch(q: Queued): void {
-    this.admission.start(q.ticket);
+  /** Sends a job to a worker; one that no worker takes (the last one just died) fails like a job its worker lost. */
+  private dispatch(task: Task): void {
+    this.admission.start(task.ticket);
     try {
-      q.handle = this.pool.generate(q.job, {
-        delta: (choice, text) => {
-          if (!q.over) q.handlers.delta(choice, text);
-        },
-        done: (c: ChoiceResult[]) => {
-          if (!this.settle(q, true, tokenSteps(q.job, c))) return;
-          q.handlers.done(c);
-          this.pump();
-        },
-        failed: (e) => {
-          if (!this.settle(q, false)) return;
-          q.handlers.failed(e);
-          this.pump();
-        },
-      });
+      this.pool.send(task);
     } catch (e) {
-      // No worker took it (the last one just died): fail it like a job its worker lost.
-      q.handle = { cancel: () => {} };
-      if (this.settle(q, false)) q.handlers.failed(e as Error);
+      if (!this.settle(task, false)) return;
+      if (task.type === 'hyper') task.reject(e as Error);
+      else task.handlers.failed(e as Error);
     }
   }
 
-  async hyper(kind: AdapterKindName, ids: number[]): Promise<AdapterTensors> {
-    const leave = this.enter();
-    // A hypermodel run is sent at once (the worker interleaves it with decode steps) and holds its worker meanwhile.
-    const ticket = this.admission.enter(hyperCost(ids.length), this.maxBatchRows, false, {});
-    this.admission.start(ticket);
-    let completed = false;
-    try {
-      const tensors = await this.pool.hyper(kind, ids);
-      completed = true;
-      return tensors;
-    } finally {
-      this.admission.finish(ticket, completed);
-      leave();
-    }
+  /** Runs the hypermodel on one example set. It is sent at once (the worker interleaves it with decode steps) and holds its worker meanwhile. */
+  hyper(kind: AdapterKindName, ids: number[]): Promise<AdapterTensors> {
+    return new Promise((resolve, reject) => {
+      const ticket = this.admission.enter(hyperCost(ids.length), this.maxBatchRows, false, {});
+      const task: HyperTask = { type: 'hyper', job: { jobId: this.nextJobId++, kind, ids }, ticket, worker: null, over: false, resolve, reject };
+      this.enter();
+      this.dispatch(task);
+    });
   }
 
   /** Fails every job still waiting in the queue with `error`. */
   private failQueued(error: HtError): void {
-    for (const q of [...this.queue]) if (this.settle(q, false)) q.handlers.failed(error);
+    for (const task of [...this.queue]) if (this.settle(task, false)) task.handlers.failed(error);
   }
 
-  /** Shutdown, first step: refuse new work (503) and resolve once the admitted work is done or `deadlineMs` passed. */
+  /** Shutdown, first step: refuse new work and resolve once the admitted work is done or `deadlineMs` passed. */
   async drain(deadlineMs: number): Promise<'drained' | 'deadline'> {
     if (this.state !== 'failed') this.state = 'closing';
     if (this.depth === 0) return 'drained';
@@ -289,11 +258,6 @@ export class Scheduler {
       this.pool.failAll(new HtError('HT_ERR_SHUTTING_DOWN', 'the server is shutting down and this request did not finish within SHUTDOWN_DRAIN_MS', this.retryAfterS));
     }
     return outcome;
-  }
-
-  /** Chaos hook for the fault tests. */
-  injectFault(fault: Fault): void {
-    this.pool.injectFault(fault);
   }
 
   async close(): Promise<void> {

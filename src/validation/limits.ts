@@ -1,13 +1,11 @@
-/**
- * Second validation stage (the first is the route's JSON schema): semantic limits that need the
- * config, the manifest or the tokenizer. Turns raw input into values the engine trusts.
- */
+/** The checks the validator is built from: each refusal names the parameter, the limit and the value. */
 import type { Config } from '../config/index.js';
-import { HtError, limitError } from '../errors/http-error.js';
+import { HtError, limitError } from '../errors/domain-error.js';
 import type { Bundle } from '../inference/bundle.js';
 import type { AdapterKindName } from '../inference/manifest.js';
 import { encoderIds, serializeExamples, type TextTokenizer } from '../inference/tokenizer.js';
-import type { Example } from '../schemas/adapters.js';
+
+type Example = { input: string; output: string };
 
 export function checkKind(bundle: Bundle, kind: AdapterKindName | undefined, param: string): AdapterKindName {
   const k = kind ?? bundle.manifest.adapters.default_kind;
@@ -17,8 +15,8 @@ export function checkKind(bundle: Bundle, kind: AdapterKindName | undefined, par
   return k;
 }
 
-/** Cheap checks on examples (counts, characters), before anything is hashed or tokenized. */
-export function checkExamples(config: Config, bundle: Bundle, examples: readonly Example[], param: string): void {
+/** Cheap checks on examples (counts, characters), before anything is tokenized. */
+export function checkExamples(config: Pick<Config, 'MAX_EXAMPLES' | 'MAX_EXAMPLE_CHARS'>, bundle: Bundle, examples: readonly Example[], param: string): void {
   const manifestMax = bundle.manifest.hyper_input.max_examples;
   const max = Math.min(config.MAX_EXAMPLES, manifestMax);
   if (examples.length > max) {

@@ -1,27 +1,39 @@
 /**
- * Main-thread side of the inference workers: starts them, routes jobs and their events, and replaces a
- * worker that dies (its in-flight jobs fail with a retryable 503; the others never notice).
+ * Main-thread side of the inference workers: starts them, sends each job to one, routes its events back,
+ * and replaces a worker that dies (its in-flight jobs fail with the retryable HT_ERR_WORKER_RESTARTING; the others never notice).
  */
 import { Worker } from 'node:worker_threads';
-import { HtError } from '../errors/http-error.js';
-import type { AdapterTensors } from '../inference/feeds.js';
-import type { AdapterKindName } from '../inference/manifest.js';
-import type { ChoiceResult, GenerationJob } from '../generation/types.js';
+import { HtError } from '../errors/domain-error.js';
+import type { ChoiceResult } from '../generation/types.js';
 import { jobRows } from './cost.js';
-import type { Fault, FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import type { Task } from './jobs.js';
+import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 
-export interface GenerationHandlers {
-  delta(choice: number, text: string): void;
-  done(choices: ChoiceResult[]): void;
-  failed(error: Error): void;
+/** What the pool needs of a worker thread (tests give it a fake one). */
+export type WorkerThread = Pick<Worker, 'postMessage' | 'on' | 'once' | 'terminate' | 'threadId'>;
+
+/** Under tsx (dev, tests) this module is .ts and so is the worker, which then needs tsx too; built, both are .js. */
+const underTsx = import.meta.url.endsWith('.ts');
+const WORKER_ENTRY = new URL(`./worker-entry${underTsx ? '.ts' : '.js'}`, import.meta.url);
+
+/** Starts the worker thread at `entry`. A .ts entry gets tsx's loader registered first, which workers do not inherit. */
+export function spawnThread(entry: URL, workerData: WorkerInit): Worker {
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData });
+  const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`;
+  return new Worker(boot, { eval: true, workerData });
 }
 
-interface Pending {
-  worker: number;
-  /** Decoder rows the job holds in its worker's batch (0 for a hypermodel run). */
-  rows: number;
-  gen?: GenerationHandlers;
-  hyper?: { resolve(t: AdapterTensors): void; reject(e: Error): void };
+/** What the scheduler hears from the pool; a job's results go straight to the job's own handlers. */
+export interface TaskEvents {
+  /** A worker came up or a job left one: jobs held back may go now. */
+  room(): void;
+  /** A decode step ran: its position-weighted token-steps (the scheduler measures throughput from them). */
+  step(work: number): void;
+  /**
+   * Closes the job's books (`choices`: what a completed generation produced); false when it was already over
+   * (cancelled, shed, timed out), and then its result is dropped.
+   */
+  settle(task: Task, completed: boolean, choices?: ChoiceResult[]): boolean;
 }
 
 export interface PoolObserver {
@@ -37,39 +49,34 @@ export interface PoolOptions {
   retryAfterS: number;
   /** First delay before restarting a dead worker, doubled on each failed restart (capped at 30 s). */
   restartDelayMs?: number;
-}
-
-/** Under tsx (dev, tests) this module is .ts and so is the worker, which then needs tsx too; built, both are .js. */
-const underTsx = import.meta.url.endsWith('.ts');
-const workerUrl = new URL(`./worker${underTsx ? '.ts' : '.js'}`, import.meta.url);
-
-/** Node 20 does not carry tsx's loader hooks into workers: register them in the worker before importing it. */
-function spawn(workerData: WorkerInit): Worker {
-  if (!underTsx) return new Worker(workerUrl, { workerData });
-  const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(workerUrl.href)}); })`;
-  return new Worker(boot, { eval: true, workerData });
+  /** Starts one worker thread (default: spawnThread at WORKER_ENTRY). */
+  spawn?: (init: WorkerInit) => WorkerThread;
 }
 
 interface Slot {
-  worker: Worker;
+  worker: WorkerThread;
   ready: boolean;
+  /** Jobs sent to it and not yet settled. */
   load: number;
   /** Decoder rows of the generation jobs sent to it and not yet settled. */
   rows: number;
   restarts: number;
 }
 
+/** Decoder rows a job holds in its worker's batch (a hypermodel run holds none). */
+const rowsOf = (task: Task): number => (task.type === 'generate' ? jobRows(task.job) : 0);
+
+const NO_EVENTS: TaskEvents = { room() {}, step() {}, settle: () => false };
+
 export class WorkerPool {
   private readonly slots: Slot[] = [];
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  /** Jobs sent to a worker and not yet settled, by job id. */
+  private readonly sent = new Map<number, Task>();
   private closing = false;
   private started = false;
+  private events: TaskEvents = NO_EVENTS;
+  private readonly spawn: (init: WorkerInit) => WorkerThread;
   readonly ready: Promise<void>;
-  /** Called when a worker comes up, so whoever holds jobs back (the scheduler) can send them. */
-  onRoom: () => void = () => {};
-  /** Called after every decode step with its position-weighted token-steps (the scheduler measures throughput from them). */
-  onStep: (work: number) => void = () => {};
 
   constructor(
     private readonly init: WorkerInit,
@@ -77,6 +84,7 @@ export class WorkerPool {
     private readonly observer: PoolObserver,
     private readonly opts: PoolOptions = { retryAfterS: 1 },
   ) {
+    this.spawn = opts.spawn ?? ((data) => spawnThread(WORKER_ENTRY, data));
     const readies: Promise<void>[] = [];
     for (let i = 0; i < count; i++) readies.push(this.start(i));
     this.ready = Promise.all(readies).then(() => {
@@ -86,9 +94,14 @@ export class WorkerPool {
     this.ready.catch(() => {});
   }
 
+  /** Where job events go (the scheduler). */
+  listen(events: TaskEvents): void {
+    this.events = events;
+  }
+
   /** Starts (or restarts) the worker in slot `index`; resolves when its sessions are loaded. */
   private start(index: number): Promise<void> {
-    const w = spawn(this.init);
+    const w = this.spawn(this.init);
     const prev = this.slots[index];
     this.slots[index] = { worker: w, ready: false, load: 0, rows: 0, restarts: prev?.restarts ?? 0 };
     return new Promise<void>((resolve, reject) => {
@@ -99,7 +112,7 @@ export class WorkerPool {
           this.slots[index]!.ready = true;
           this.slots[index]!.restarts = 0;
           resolve();
-          this.onRoom();
+          this.events.room();
         } else if (m.type === 'fatal') reject(new Error(m.message));
         else this.onMessage(m);
       });
@@ -114,8 +127,8 @@ export class WorkerPool {
         // Before the first start succeeded a dead worker is a boot failure (the caller exits); after it, replace it.
         if (this.started && !this.closing) this.restart(index, e, up);
       };
-      w.on('error', (e) => down(e));
-      w.on('exit', (code) => down(new Error(`inference worker ${index} exited with code ${code}`)));
+      w.on('error', (e: Error) => down(e));
+      w.on('exit', (code: number) => down(new Error(`inference worker ${index} exited with code ${code}`)));
     });
   }
 
@@ -140,7 +153,7 @@ export class WorkerPool {
   }
 
   /**
-   * The ready worker whose batch has room for `rows` more rows now (by the generation loop's own rule: a job
+   * The ready worker whose batch has room for `rows` more rows now (by the decode batcher's own rule: a job
    * bigger than the batch runs alone), the emptiest first; -1 when none has. Jobs sent only when there is
    * room start at the worker's next step instead of queueing there, where no one could shed them.
    */
@@ -163,72 +176,7 @@ export class WorkerPool {
     return ready.length ? ready.filter((s) => s.load > 0).length / ready.length : 0;
   }
 
-  private failWorker(index: number, cause: Error): void {
-    for (const [id, p] of this.pending) {
-      if (p.worker !== index) continue;
-      this.pending.delete(id);
-      const err = this.closing
-        ? new HtError('HT_ERR_SHUTTING_DOWN', 'the server is shutting down', this.opts.retryAfterS)
-        : new HtError('HT_ERR_WORKER_RESTARTING', `the inference worker running this request died (${cause.message}); it is being replaced`, this.opts.retryAfterS);
-      p.gen?.failed(err);
-      p.hyper?.reject(err);
-    }
-    this.slots[index]!.load = 0;
-    this.slots[index]!.rows = 0;
-  }
-
-  /** Fails every outstanding job with `error` (shutdown past its drain deadline). */
-  failAll(error: HtError): void {
-    for (const [id, p] of [...this.pending]) {
-      this.pending.delete(id);
-      this.send(p.worker, { type: 'cancel', jobId: id });
-      this.slots[p.worker]!.load -= 1;
-      this.slots[p.worker]!.rows -= p.rows;
-      p.gen?.failed(error);
-      p.hyper?.reject(error);
-    }
-  }
-
-  private settle(jobId: number): Pending | undefined {
-    const p = this.pending.get(jobId);
-    if (p) {
-      this.pending.delete(jobId);
-      this.slots[p.worker]!.load -= 1;
-      this.slots[p.worker]!.rows -= p.rows;
-    }
-    return p;
-  }
-
-  private onMessage(m: FromWorker): void {
-    switch (m.type) {
-      case 'step':
-        this.observer.step(m.rows);
-        return this.onStep(m.work);
-      case 'hyper-batch':
-        return this.observer.hyperBatch(m.rows);
-      case 'delta':
-        return this.pending.get(m.jobId)?.gen?.delta(m.choice, m.text);
-      case 'done':
-        return this.settle(m.jobId)?.gen?.done(m.choices);
-      case 'hyper-done':
-        return this.settle(m.jobId)?.hyper?.resolve(m.tensors);
-      case 'failed': {
-        const p = this.settle(m.jobId);
-        if (!p) return;
-        // A job that caused its own failure (its adapter) hears why; anything else is the batch's fault, logged.
-        if (!m.code) this.observer.batchFailed?.(m.message);
-        const e = m.code
-          ? new HtError(m.code, m.message)
-          : new HtError('HT_ERR_INFERENCE_FAILED', 'inference failed for the batch holding this request; the server keeps serving');
-        p.gen?.failed(e);
-        p.hyper?.reject(e);
-        return;
-      }
-      default:
-        return;
-    }
-  }
-
+  /** The least-loaded ready worker, or the retryable error that none is up. */
   private pick(): number {
     let best = -1;
     this.slots.forEach((s, i) => {
@@ -240,39 +188,101 @@ export class WorkerPool {
     return best;
   }
 
-  private send(worker: number, msg: ToWorker): void {
-    this.slots[worker]!.worker.postMessage(msg);
+  /**
+   * Sends a job to a worker: a generation job to one whose batch has room (else the least loaded), a
+   * hypermodel job to the least loaded. Throws when no worker is up.
+   */
+  send(task: Task): void {
+    const rows = rowsOf(task);
+    const room = task.type === 'generate' ? this.roomFor(rows) : -1;
+    const index = room >= 0 ? room : this.pick();
+    task.worker = index;
+    this.sent.set(task.job.jobId, task);
+    this.slots[index]!.load += 1;
+    this.slots[index]!.rows += rows;
+    const msg: ToWorker = task.type === 'generate' ? { type: 'generate', job: task.job } : { type: 'hyper', job: task.job };
+    this.slots[index]!.worker.postMessage(msg);
   }
 
-  generate(job: Omit<GenerationJob, 'jobId'>, handlers: GenerationHandlers): { cancel(): void } {
-    const jobId = this.nextId++;
-    const rows = jobRows(job);
-    const room = this.roomFor(rows);
-    const worker = room >= 0 ? room : this.pick();
-    this.pending.set(jobId, { worker, rows, gen: handlers });
-    this.slots[worker]!.load += 1;
-    this.slots[worker]!.rows += rows;
-    this.send(worker, { type: 'generate', job: { ...job, jobId } });
-    return {
-      cancel: () => {
-        if (this.settle(jobId)) this.send(worker, { type: 'cancel', jobId });
-      },
-    };
+  /** Takes a sent job back: its worker drops it at its next step. */
+  cancel(task: Task): void {
+    if (this.release(task.job.jobId)) this.slots[task.worker!]!.worker.postMessage({ type: 'cancel', jobId: task.job.jobId } satisfies ToWorker);
   }
 
-  hyper(kind: AdapterKindName, ids: number[]): Promise<AdapterTensors> {
-    const jobId = this.nextId++;
-    const worker = this.pick();
-    this.slots[worker]!.load += 1;
-    return new Promise((resolve, reject) => {
-      this.pending.set(jobId, { worker, rows: 0, hyper: { resolve, reject } });
-      this.send(worker, { type: 'hyper', jobId, kind, ids });
-    });
+  /** Forgets a sent job and frees its room; undefined when it was not (or no longer) outstanding. */
+  private release(jobId: number): Task | undefined {
+    const task = this.sent.get(jobId);
+    if (!task) return undefined;
+    this.sent.delete(jobId);
+    const slot = this.slots[task.worker!]!;
+    slot.load -= 1;
+    slot.rows -= rowsOf(task);
+    return task;
   }
 
-  /** Chaos hook for the fault tests: every ready worker applies the fault. */
-  injectFault(fault: Fault): void {
-    this.slots.forEach((s, i) => s.ready && this.send(i, { type: 'fault', fault }));
+  private failWorker(index: number, cause: Error): void {
+    for (const task of [...this.sent.values()]) {
+      if (task.worker !== index) continue;
+      this.release(task.job.jobId);
+      const err = this.closing
+        ? new HtError('HT_ERR_SHUTTING_DOWN', 'the server is shutting down', this.opts.retryAfterS)
+        : new HtError('HT_ERR_WORKER_RESTARTING', `the inference worker running this request died (${cause.message}); it is being replaced`, this.opts.retryAfterS);
+      this.fail(task, err);
+    }
+  }
+
+  /** Fails every outstanding job with `error` (shutdown past its drain deadline). */
+  failAll(error: HtError): void {
+    for (const task of [...this.sent.values()]) {
+      this.cancel(task);
+      this.fail(task, error);
+    }
+  }
+
+  /** Fails a job its worker no longer runs, unless it was already over. */
+  private fail(task: Task, error: Error): void {
+    if (!this.events.settle(task, false)) return;
+    if (task.type === 'hyper') task.reject(error);
+    else task.handlers.failed(error);
+    this.events.room();
+  }
+
+  private onMessage(m: FromWorker): void {
+    switch (m.type) {
+      case 'step':
+        this.observer.step(m.rows);
+        return this.events.step(m.work);
+      case 'hyper-batch':
+        return this.observer.hyperBatch(m.rows);
+      case 'delta': {
+        const task = this.sent.get(m.jobId);
+        if (task?.type === 'generate' && !task.over) task.handlers.delta(m.choice, m.text);
+        return;
+      }
+      case 'done': {
+        const task = this.release(m.jobId);
+        if (task?.type !== 'generate') return;
+        if (this.events.settle(task, true, m.choices)) task.handlers.done(m.choices);
+        return this.events.room();
+      }
+      case 'hyper-done': {
+        const task = this.release(m.jobId);
+        if (task?.type === 'hyper' && this.events.settle(task, true)) task.resolve(m.tensors);
+        return;
+      }
+      case 'failed': {
+        const task = this.release(m.jobId);
+        if (!task) return;
+        // A job that caused its own failure (its adapter) hears why; anything else is the batch's fault, logged.
+        if (!m.code) this.observer.batchFailed?.(m.message);
+        const e = m.code
+          ? new HtError(m.code, m.message)
+          : new HtError('HT_ERR_INFERENCE_FAILED', 'inference failed for the batch holding this request; the server keeps serving');
+        return this.fail(task, e);
+      }
+      default:
+        return;
+    }
   }
 
   /**

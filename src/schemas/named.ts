@@ -1,0 +1,27 @@
+/**
+ * Every named schema, registered once with fastify (swagger plugin): validation and serialization resolve the
+ * routes' `$ref`s against them, and the OpenAPI document lists them under components.schemas.
+ */
+import type { TSchema } from '@sinclair/typebox';
+import { AdapterSchema, CreateAdapterBodySchema, DeletedAdapterSchema, ExampleSchema } from './adapters.js';
+import { ErrorResponse } from './common.js';
+import { CompletionBodySchema, CompletionChoiceSchema, CompletionChunkSchema, CompletionSchema, UsageSchema } from './completions.js';
+import { HealthSchema } from './health.js';
+import { ModelListSchema, ModelSchema, ModelSummarySchema } from './models.js';
+
+export const NAMED_SCHEMAS: readonly TSchema[] = [
+  ErrorResponse,
+  ExampleSchema,
+  CreateAdapterBodySchema,
+  AdapterSchema,
+  DeletedAdapterSchema,
+  CompletionBodySchema,
+  UsageSchema,
+  CompletionChoiceSchema,
+  CompletionSchema,
+  CompletionChunkSchema,
+  ModelSummarySchema,
+  ModelSchema,
+  ModelListSchema,
+  HealthSchema,
+];

@@ -1,0 +1,43 @@
+/**
+ * Requests the validator accepted. Every field is checked against the config, the manifest and the
+ * tokenizer, so the services and the engine trust them as they are.
+ */
+import type { AdapterRecord } from '../adapters/types.js';
+import type { Strategy } from '../generation/types.js';
+import type { AdapterTensors } from '../inference/feeds.js';
+import type { AdapterKindName, TensorSpec } from '../inference/manifest.js';
+
+/** Few-shot examples for the hypermodel: a kind the model has, within the count, character and token limits. */
+export interface ValidExamples {
+  kind: AdapterKindName;
+  examples: readonly { input: string; output: string }[];
+  /** The serialized examples as the hypermodel reads them. */
+  tokenIds: number[];
+}
+
+/** An uploaded adapter: exactly the manifest's tensors of `kind`, in range. */
+export interface ValidImport {
+  kind: AdapterKindName;
+  specs: readonly TensorSpec[];
+  tensors: AdapterTensors;
+}
+
+/** Which parameters a completion runs with. */
+export type ModelChoice =
+  | { type: 'base'; name: string }
+  /** A stored adapter, found and visible to the caller. */
+  | { type: 'stored'; record: AdapterRecord }
+  /** Inline examples: the adapter is fetched or generated once the request is admitted. */
+  | { type: 'inline'; examples: ValidExamples };
+
+export interface ValidCompletion {
+  model: ModelChoice;
+  /** Token ids of each prompt, in request order. */
+  prompts: number[][];
+  /** One per prompt (a sampling seed is per prompt). */
+  strategies: Strategy[];
+  n: number;
+  maxNewTokens: number;
+  stop: string[];
+  stream: boolean;
+}
