@@ -9,7 +9,7 @@ export interface LoadItem {
 }
 
 /** Request n when `adapters` adapters share the load: item n mod adapters, one of that task's own prompts. */
-export function requestFor(items: LoadItem[], n: number, adapters: number): { item: number; prompt: string } {
+function requestFor(items: LoadItem[], n: number, adapters: number): { item: number; prompt: string } {
   const item = n % adapters;
   const prompts = items[item]!.prompts;
   return { item, prompt: prompts[Math.floor(n / adapters) % prompts.length]! };

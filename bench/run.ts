@@ -41,6 +41,7 @@ function python(args: string[]): void {
   execFileSync(PYTHON, ['bench/torch_baselines.py', ...args, '--bundle', MODEL_DIR, '--threads', String(THREADS), ...(QUICK ? ['--quick'] : [])], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the workload and the manifest are JSON read as plain data
 async function httpSections(work: any, manifest: any): Promise<HttpResults> {
   const store = mkdtempSync(join(tmpdir(), 'hypert5-bench-'));
   // BENCH_NO_BUILD: the sources through tsx (smoke tests); otherwise the compiled service, as deployed.
@@ -55,7 +56,7 @@ async function httpSections(work: any, manifest: any): Promise<HttpResults> {
   try {
     await new Promise((r) => setTimeout(r, 500));
     const idle = rssBytes(pid);
-    const kinds = Object.keys(manifest.adapters.kinds) as string[];
+    const kinds = Object.keys(manifest.adapters.kinds);
     const ids: string[] = [];
     for (const it of items) ids.push((await createAdapter(svc.url, it.examples)).id);
     await load(svc.url, pid, ids, items, maxTokens, 4, 4, 1); // warm-up

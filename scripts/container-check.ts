@@ -131,7 +131,7 @@ export async function containerCheck(opts: CheckOptions = {}): Promise<CheckRepo
       return { folder: tmp, uid, adapter, completion, exitCode: exit.code, seconds };
     } catch (e) {
       if (!stopped) await service.stop(5000);
-      throw new Error(`${(e as Error).message}\n--- service output ---\n${service.output()}`);
+      throw new Error(`${(e as Error).message}\n--- service output ---\n${service.output()}`, { cause: e });
     }
   } finally {
     if (!opts.keep) rmSync(tmp, { recursive: true, force: true });

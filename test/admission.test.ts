@@ -234,7 +234,7 @@ describe('scheduler', () => {
     s.generate(job(1, 1), third.handlers, {});
     assert.equal(events.shed, 1);
     assert.equal(second.o.error?.code, 'HT_ERR_DEADLINE_EXCEEDED');
-    assert.match(second.o.error!.message, /before any compute was spent/);
+    assert.match(second.o.error.message, /before any compute was spent/);
     assert.equal(pool.sent.length, 1, 'the shed job never reached a worker');
 
     pool.finish(0, 40);

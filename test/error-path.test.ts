@@ -219,8 +219,8 @@ describe('building an error cannot fail', () => {
     cyclic.self = cyclic;
     app.get('/hostile', async () => { throw hostile; });
     app.get('/bad-validation', async () => { throw badValidation; });
-    app.get('/null', async () => { throw null; }); // eslint-disable-line no-throw-literal
-    app.get('/string', async () => { throw 'nope'; }); // eslint-disable-line no-throw-literal
+    app.get('/null', async () => { throw null; }); // eslint-disable-line @typescript-eslint/only-throw-error -- the handler must survive a non-Error
+    app.get('/string', async () => { throw 'nope'; }); // eslint-disable-line @typescript-eslint/only-throw-error -- the handler must survive a non-Error
     app.post('/cyclic', async (req) => {
       throw Object.assign(new Error('v'), { validation: [{ instancePath: '/a', message: 'must be string', params: {} }], validationContext: 'body', statusCode: 400, body: req.body });
     });

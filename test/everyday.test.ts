@@ -30,7 +30,7 @@ describe('everyday requests on the shipped model', () => {
       const examples = task.examples.map(([input, output]) => ({ input, output }));
       const created = await app.inject({ method: 'POST', url: '/v1/adapters', payload: { examples } });
       assert.equal(created.statusCode, 201, created.body);
-      const adapter = created.json() as { id: string; kind: string };
+      const adapter = created.json<{ id: string; kind: string }>();
       assert.equal(adapter.kind, 'lora'); // the manifest's default_kind
       const res = await app.inject({
         method: 'POST',
@@ -38,7 +38,7 @@ describe('everyday requests on the shipped model', () => {
         payload: { model: adapter.id, prompt: task.queries.map(([q]) => q), max_tokens: 32, temperature: 0 },
       });
       assert.equal(res.statusCode, 200, res.body);
-      const texts = (res.json() as { choices: { index: number; text: string }[] }).choices
+      const texts = res.json<{ choices: { index: number; text: string }[] }>().choices
         .sort((a, b) => a.index - b.index)
         .map((c) => c.text);
       assert.deepEqual(texts, task.queries.map(([, want]) => want));

@@ -51,7 +51,7 @@ describe('limits', () => {
     it(`${c.name}: ${c.status} ${c.code}`, async () => {
       const r = await app.inject({ method: 'POST', url: c.url, payload: c.body });
       assert.equal(r.statusCode, c.status, r.body);
-      const { error } = r.json() as { error: { code: string; message: string } };
+      const { error } = r.json<{ error: { code: string; message: string } }>();
       assert.equal(error.code, c.code);
       for (const s of c.says) {
         if (typeof s === 'string') assert.ok(error.message.includes(s), `${JSON.stringify(error.message)} lacks ${JSON.stringify(s)}`);

@@ -190,9 +190,10 @@ describe('the field table in docs/api.md', () => {
     assert.deepEqual([...rows.keys()].sort(), fields.sort());
     for (const field of Object.keys(REFUSED)) assert.equal(rows.get(field), 'refused', field);
     assert.equal(rows.get('user'), 'accepted and ignored');
-    for (const field of ['examples', 'adapter_kind', 'num_beams']) assert.equal(rows.get(field), 'extension', field);
+    const extensions = ['examples', 'adapter_kind', 'num_beams', 'refine'];
+    for (const field of extensions) assert.equal(rows.get(field), 'extension', field);
     for (const [field, status] of rows) {
-      if (!(field in REFUSED) && !['user', 'examples', 'adapter_kind', 'num_beams'].includes(field)) assert.equal(status, 'supported', field);
+      if (!(field in REFUSED) && field !== 'user' && !extensions.includes(field)) assert.equal(status, 'supported', field);
     }
   });
 });

@@ -86,7 +86,7 @@ describe('the playground in headless Chromium, keyboard only, with an API key', 
   const pageErrors: string[] = [];
 
   // Code that runs in the page is passed as strings: this Node program is typechecked without DOM types.
-  const inPage = <T>(p: Page, expression: string): Promise<T> => p.evaluate(expression) as Promise<T>;
+  const inPage = <T>(p: Page, expression: string): Promise<T> => p.evaluate<T>(expression);
   /** Polls `expression` in the page until it is true (waitForFunction would eval it there, which the CSP refuses). */
   async function until(p: Page, expression: string): Promise<void> {
     const deadline = Date.now() + WAIT.timeout;

@@ -127,7 +127,7 @@ describe('model files at boot', () => {
       cpSync(FIXTURE, dir, { recursive: true });
       const f = path.join(dir, 'encoder.onnx');
       const b = readFileSync(f);
-      b[Math.floor(b.length / 2)] ^= 0xff;
+      b[Math.floor(b.length / 2)]! ^= 0xff;
       writeFileSync(f, b);
       const r = await runToExit({ MODEL_DIR: dir });
       assert.equal(r.code, 1);

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-export type Runner = 'shell' | 'js' | 'ts';
+type Runner = 'shell' | 'js' | 'ts';
 
 const RUNNERS: Record<string, Runner> = {
   sh: 'shell', bash: 'shell', shell: 'shell',

@@ -29,8 +29,8 @@ export async function stopExpectingCleanExit(server: ServiceProcess): Promise<vo
 export async function runToExit(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
   const proc = spawn(process.execPath, SERVER, { cwd: ROOT, env: serverEnv({ PORT: '0', ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
   const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
   clearTimeout(timer);

@@ -48,7 +48,7 @@ describe('adapter persistence', () => {
         const params = (await app.inject(`/v1/adapters/${id}/parameters`)).rawPayload;
         const file = path.join(dir, `${id}.safetensors`);
         const bytes = readFileSync(file);
-        bytes[bytes.length - 1] ^= 0xff;
+        bytes[bytes.length - 1]! ^= 0xff;
         writeFileSync(file, bytes);
         // The corrupt copy is never served: the same examples give the same adapter, bit for bit.
         const r = await app.inject(`/v1/adapters/${id}`);
@@ -62,7 +62,7 @@ describe('adapter persistence', () => {
         const imp = (await app.inject({ method: 'POST', url: '/v1/adapters/import', payload: params, headers: { 'content-type': 'application/octet-stream' } })).json();
         const impFile = path.join(dir, `${imp.id}.safetensors`);
         const ib = readFileSync(impFile);
-        ib[ib.length - 1] ^= 0xff;
+        ib[ib.length - 1]! ^= 0xff;
         writeFileSync(impFile, ib);
         const gone = await app.inject(`/v1/adapters/${imp.id}`);
         assert.equal(gone.statusCode, 404);

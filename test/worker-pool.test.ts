@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import type { GenerationTask, HyperTask, Task } from '../src/engine/jobs.js';
 import type { FromWorker, ToWorker, WorkerInit } from '../src/engine/protocol.js';
+import { StepReport } from '../src/engine/step-report.js';
 import { WorkerPool, type TaskEvents, type WorkerThread } from '../src/engine/worker-pool.js';
 import { HtError } from '../src/errors/domain-error.js';
 
@@ -56,10 +57,12 @@ async function upPool(count: number) {
   };
   const nextSpawn = () => new Promise<FakeWorker>((resolve) => (spawned = resolve));
   const lifecycle: string[] = [];
+  const stepRows: number[] = [];
+  const work: number[] = [];
   const pool = new WorkerPool(
     { modelDir: '', intraOpThreads: 1, maxBatchRows: 4 },
     count,
-    { step() {}, hyperBatch() {}, worker: (i, event) => lifecycle.push(`${i} ${event}`) },
+    { step: (rows) => stepRows.push(rows), hyperBatch() {}, worker: (i, event) => lifecycle.push(`${i} ${event}`) },
     { retryAfterS: 3, restartDelayMs: 0, spawn },
   );
   done.length = 0;
@@ -68,7 +71,7 @@ async function upPool(count: number) {
   const settled: number[] = [];
   const events: TaskEvents = {
     room: () => rooms++,
-    step() {},
+    step: (w) => work.push(w),
     settle: (t: Task) => {
       settled.push(t.job.jobId);
       return !t.over;
@@ -77,7 +80,7 @@ async function upPool(count: number) {
   pool.listen(events);
   for (const w of workers) w.reply({ type: 'ready' });
   await pool.ready;
-  return { pool, workers, nextSpawn, lifecycle, settled, rooms: () => rooms };
+  return { pool, workers, nextSpawn, lifecycle, settled, rooms: () => rooms, stepRows, work };
 }
 
 describe('worker pool', () => {
@@ -88,7 +91,10 @@ describe('worker pool', () => {
     pool.send(a);
     pool.send(b);
     assert.deepEqual([a.worker, b.worker], [0, 1]);
-    assert.deepEqual(workers[1]!.received, [{ type: 'generate', job: b.job }]);
+    // Jobs go out at the end of the tick, those of one worker in one message.
+    assert.deepEqual(workers[1]!.received, []);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(workers[1]!.received, [{ type: 'generate', jobs: [b.job] }]);
     workers[1]!.reply({ type: 'done', jobId: b.job.jobId, choices: [] });
     assert.deepEqual(settled, [b.job.jobId], 'the scheduler closes its books');
     assert.deepEqual(done, [b.job.jobId]);
@@ -129,10 +135,36 @@ describe('worker pool', () => {
     const c = genTask();
     pool.send(c);
     assert.equal(c.worker, 0);
-    assert.deepEqual(w.received, [{ type: 'generate', job: c.job }]);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(w.received, [{ type: 'generate', jobs: [c.job] }]);
     workers[1]!.reply({ type: 'done', jobId: b.job.jobId, choices: [] });
     assert.deepEqual(done, [b.job.jobId]);
     assert.ok(!failed.has(b.job.jobId));
+    await pool.close();
+  });
+
+  it('posts the jobs a worker gets in one tick as one message; a job cancelled before that never reaches it', async () => {
+    const { pool, workers } = await upPool(1);
+    const [a, b, c] = [genTask(), genTask(), genTask()];
+    pool.send(a);
+    pool.send(b);
+    pool.send(c);
+    pool.cancel(b);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(workers[0]!.received, [{ type: 'generate', jobs: [a.job, c.job] }]);
+    const d = genTask();
+    pool.send(d);
+    pool.cancel(a);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(workers[0]!.received.slice(1), [{ type: 'cancel', jobId: a.job.jobId }, { type: 'generate', jobs: [d.job] }]);
+    await pool.close();
+  });
+
+  it('a report of several decode steps counts each step and credits their work once', async () => {
+    const { pool, workers, stepRows, work } = await upPool(1);
+    workers[0]!.reply({ type: 'steps', rows: Uint16Array.of(3, 4, 1), work: 9.5 });
+    assert.deepEqual(stepRows, [3, 4, 1]);
+    assert.deepEqual(work, [9.5]);
     await pool.close();
   });
 
@@ -141,5 +173,33 @@ describe('worker pool', () => {
     workers[0]!.die(70);
     assert.throws(() => pool.send(genTask()), (e: unknown) => e instanceof HtError && e.code === 'HT_ERR_WORKER_RESTARTING');
     await pool.close();
+  });
+});
+
+describe('step reports', () => {
+  it('gather steps until flushed, then post them in one message with their work summed', () => {
+    const posted: FromWorker[] = [];
+    const report = new StepReport((m) => posted.push(m), 3, Infinity);
+    report.add(2, 2.5);
+    report.add(5, 6);
+    assert.equal(posted.length, 0);
+    report.flush();
+    report.flush();
+    assert.deepEqual(posted, [{ type: 'steps', rows: Uint16Array.of(2, 5), work: 8.5 }]);
+    for (let i = 0; i < 3; i++) report.add(1, 1);
+    assert.deepEqual(posted[1], { type: 'steps', rows: Uint16Array.of(1, 1, 1), work: 3 }, 'a full report goes without a flush');
+  });
+
+  it('post a report once it is older than its age limit', () => {
+    const posted: FromWorker[] = [];
+    let now = 0;
+    const report = new StepReport((m) => posted.push(m), 64, 100, () => now);
+    report.add(1, 1);
+    now = 99;
+    report.add(1, 1);
+    assert.equal(posted.length, 0);
+    now = 100;
+    report.add(2, 1);
+    assert.deepEqual(posted, [{ type: 'steps', rows: Uint16Array.of(1, 1, 2), work: 3 }]);
   });
 });

@@ -4,7 +4,7 @@
  * Only F32 tensors are produced or accepted as data; other dtypes are reported by name.
  */
 
-export interface TensorEntry {
+interface TensorEntry {
   dtype: string;
   shape: number[];
   data: Float32Array;

@@ -216,7 +216,7 @@ export class SharedAdapterStore implements AdapterStore {
 }
 
 /** The URL without its password, for logs. */
-export function redact(url: string): string {
+function redact(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';

@@ -43,7 +43,7 @@ export function checkHeaderLength(body: unknown, limit: number): void {
 }
 
 /** `"a", "b", "c", "d", "e" … and 7 more`: a bounded list, each name cut. */
-export function listNames(names: readonly string[]): string {
+function listNames(names: readonly string[]): string {
   const shown = names.slice(0, LISTED_NAMES).map((n) => JSON.stringify(showName(n))).join(', ');
   const rest = names.length - LISTED_NAMES;
   return names.length === 0 ? 'none' : rest > 0 ? `${shown} … and ${rest} more` : shown;
@@ -75,7 +75,7 @@ export function inferKind(file: SafetensorsFile, kinds: readonly AdapterKindName
     if (!kinds.includes(given)) throw new HtError('HT_ERR_UNKNOWN_ADAPTER_KIND', `querystring.kind is "${given}"; this model has ${JSON.stringify(kinds)}`);
     return given;
   }
-  const prefixes = new Set([...file.tensors.keys()].map((n) => n.split('.')[0]));
+  const prefixes = new Set([...file.tensors.keys()].map((n) => n.split('.')[0]!));
   const [only] = prefixes;
   if (prefixes.size !== 1 || !kinds.includes(only as AdapterKindName)) {
     throw new HtError(

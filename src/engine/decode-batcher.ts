@@ -13,6 +13,10 @@ import { jobRows } from './cost.js';
 
 export interface StepModel {
   encode(items: readonly EncodeItem[]): Promise<EncodedInput[]>;
+  /**
+   * Decodes one token for each row. A row's `past` points at a row of the previous call (the model keeps the
+   * caches): a failed call leaves them as they were.
+   */
   step(rows: readonly DecodeRow[]): Promise<StepResult>;
 }
 
@@ -110,7 +114,7 @@ export class DecodeBatcher {
     const decodeRows: DecodeRow[] = [];
     for (const g of groups) {
       for (const r of g.rows) {
-        decodeRows.push({ inputId: r.inputId, pastKey: r.pastKey, pastValue: r.pastValue, enc: g.enc, adapter: g.job.adapter });
+        decodeRows.push({ inputId: r.inputId, past: r.cache, enc: g.enc, adapter: g.job.adapter });
       }
     }
     this.onStep(decodeRows.length);
@@ -131,9 +135,9 @@ export class DecodeBatcher {
         continue;
       }
       const base = offset;
+      // The decoder now holds each row's cache, one step longer, at the row's index in this step.
       g.rows.forEach((r, i) => {
-        r.pastKey.push(result.newKey[base + i]!);
-        r.pastValue.push(result.newValue[base + i]!);
+        r.cache = { slot: base + i, length: r.cache.length + 1 };
       });
       offset += g.rows.length;
       try {

@@ -57,7 +57,7 @@ function isTokenIdPrompt(v: unknown): boolean {
 }
 
 function wording(e: SchemaError): string {
-  const params = (e.params ?? {}) as Record<string, unknown>;
+  const params = e.params ?? {};
   if (e.keyword === 'minLength' && params.limit === 1) return 'must not be an empty string';
   return e.message ?? 'is invalid';
 }
@@ -75,7 +75,7 @@ export function validationMessage(err: FastifyError, req: FastifyRequest): strin
     }
   }
   const first = mostSpecific(errors);
-  const params = (first.params ?? {}) as Record<string, unknown>;
+  const params = first.params ?? {};
   const pointer = first.instancePath + (typeof params.missingProperty === 'string' ? `/${params.missingProperty}` : '')
     + (typeof params.additionalProperty === 'string' ? `/${params.additionalProperty}` : '');
   const value = typeof params.additionalProperty === 'string' ? 'present' : describe(pick(source, pointer));

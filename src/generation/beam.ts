@@ -91,8 +91,8 @@ export class BeamGroup implements Group {
         if (rank < this.k) this.addHyp(tokens, c.score, 'stop', text.slice(0, at), step);
         continue;
       }
-      // Children share the parent's cache chunks (immutable), so a beam reorder copies only references.
-      next.push({ row: { inputId: c.token, pastKey: parent.pastKey.slice(), pastValue: parent.pastValue.slice(), tokens }, score: c.score });
+      // Children point at the parent's cache; the decoder copies it into each child's row at the next step.
+      next.push({ row: { inputId: c.token, cache: parent.cache, tokens }, score: c.score });
     }
 
     if (step >= this.job.maxNewTokens) {

@@ -1,5 +1,6 @@
 import type { EncodedInput } from '../inference/encoder.js';
 import type { RowAdapter } from '../inference/feeds.js';
+import { EMPTY_CACHE, type CacheRef } from '../inference/self-cache.js';
 
 export type FinishReason = 'stop' | 'length';
 
@@ -37,8 +38,8 @@ export interface GenerationEvents {
 /** One decoder row: a sampled sequence or a live beam. */
 export interface Row {
   inputId: number;
-  pastKey: Float32Array[];
-  pastValue: Float32Array[];
+  /** Where the decoder holds this row's self-attention cache; the batcher moves it on after each step. */
+  cache: CacheRef;
   tokens: number[];
 }
 
@@ -60,5 +61,5 @@ export interface Group {
 }
 
 export function newRow(decoderStart: number): Row {
-  return { inputId: decoderStart, pastKey: [], pastValue: [], tokens: [] };
+  return { inputId: decoderStart, cache: EMPTY_CACHE, tokens: [] };
 }

@@ -4,7 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 
-export type Dtype = 'float32' | 'int64';
+type Dtype = 'float32' | 'int64';
 
 export interface HostTensor {
   dtype: Dtype;
@@ -39,8 +39,7 @@ export async function createSession(file: string, opts: SessionOptions): Promise
       for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.dtype, t.data, t.dims);
       const out = fetches ? await session.run(ortFeeds, [...fetches]) : await session.run(ortFeeds);
       const result: Record<string, HostTensor> = {};
-      for (const [name, v] of Object.entries(out)) {
-        const t = v as ort.Tensor;
+      for (const [name, t] of Object.entries(out)) {
         if (t.type !== 'float32' && t.type !== 'int64') throw new Error(`output ${name}: unexpected dtype ${t.type}`);
         result[name] = { dtype: t.type, dims: t.dims, data: t.data as Float32Array | BigInt64Array };
       }

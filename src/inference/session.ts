@@ -13,7 +13,7 @@ export class GraphSession {
     private readonly session: OrtSession,
   ) {}
 
-  static async open(bundle: Bundle, graph: GraphName, intraOpThreads: number): Promise<GraphSession> {
+  static async open(this: void, bundle: Bundle, graph: GraphName, intraOpThreads: number): Promise<GraphSession> {
     const file = bundle.graphFile(graph);
     let session: OrtSession;
     try {
@@ -50,7 +50,7 @@ export class GraphSession {
       return await this.session.run(feeds, fetches);
     } catch (e) {
       const shapes = Object.entries(feeds).map(([n, t]) => `${n}:${t.dtype}[${t.dims.join(',')}]`).join(' ');
-      throw new Error(`${this.graph}: run failed (${(e as Error).message}); feeds ${shapes}`);
+      throw new Error(`${this.graph}: run failed (${(e as Error).message}); feeds ${shapes}`, { cause: e });
     }
   }
 }

@@ -4,19 +4,19 @@
  */
 import type { AdapterKindName, GraphName, IoSpec, Manifest, TensorSpec } from './manifest.js';
 
-export const CORE_INPUTS = {
+const CORE_INPUTS = {
   encoder: ['input_ids', 'attention_mask'],
   decoder: ['input_ids', 'self_attention_mask', 'encoder_attention_mask', 'past_key', 'past_value', 'cross_key', 'cross_value'],
   hyper_lora: ['input_ids', 'attention_mask'],
   hyper_prefix: ['input_ids', 'attention_mask'],
 } as const satisfies Record<GraphName, readonly string[]>;
 
-export const CORE_OUTPUTS = {
+const CORE_OUTPUTS = {
   encoder: ['cross_key', 'cross_value'],
   decoder: ['logits', 'new_key', 'new_value'],
 } as const;
 
-export interface AdapterInput {
+interface AdapterInput {
   name: string;
   kind: AdapterKindName;
   /** Shape of one adapter (no batch dimension). */

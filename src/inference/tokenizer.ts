@@ -25,9 +25,15 @@ export class ByteTokenizer implements TextTokenizer {
   }
 }
 
+/** The two methods used of @huggingface/tokenizers' Tokenizer. */
+interface HfTok {
+  encode(t: string, o: { add_special_tokens: boolean }): { ids: number[] };
+  decode(ids: number[], o: { skip_special_tokens: boolean }): string;
+}
+
 class HfTokenizer implements TextTokenizer {
   constructor(
-    private readonly tok: { encode(t: string, o: { add_special_tokens: boolean }): { ids: number[] }; decode(ids: number[], o: { skip_special_tokens: boolean }): string },
+    private readonly tok: HfTok,
     private readonly special: Set<number>,
   ) {}
   encode(text: string): number[] {
@@ -45,7 +51,9 @@ export async function loadTokenizer(dir: string, manifest: Manifest): Promise<Te
   if (spec.type === 'byte') return new ByteTokenizer(spec.offset);
   const file = path.join(dir, spec.file);
   const json: unknown = JSON.parse(await readFile(file, 'utf8'));
-  const { Tokenizer } = await import('@huggingface/tokenizers');
+  // The package's declarations import their own files without extensions, which NodeNext cannot follow, so its
+  // Tokenizer would arrive as `any`: the constructor is typed here.
+  const { Tokenizer } = (await import('@huggingface/tokenizers')) as { Tokenizer: new (json: object, config: object) => HfTok };
   const s = manifest.special_ids;
   return new HfTokenizer(new Tokenizer(json as object, {}), new Set([s.pad, s.eos, s.unk, s.decoder_start]));
 }

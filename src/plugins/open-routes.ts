@@ -5,15 +5,15 @@
  * `req.url` can be spelled around. Anything else, every route added later and every request that matches no
  * route included, is guarded (deny by default). Authentication, the rate limit and adapter scope all ask here.
  */
-import type { FastifyRequest, HTTPMethods } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 
 /** Registered paths that answer without a key: probes, metrics, the API document, and `/` for a browser page. */
-export const OPEN_PATHS: readonly string[] = ['/', '/healthz', '/readyz', '/metrics', '/openapi.yaml'];
+const OPEN_PATHS: readonly string[] = ['/', '/healthz', '/readyz', '/metrics', '/openapi.yaml'];
 /** @fastify/swagger-ui registers its page, assets and JSON/YAML copies of the document under this prefix. */
-export const OPEN_PREFIX = '/docs';
+const OPEN_PREFIX = '/docs';
 
 /** True when a route registered at `url` for `method` is open. Only ever given registered paths, never input. */
-export function isOpenPath(url: string, method: HTTPMethods | HTTPMethods[] | string | string[]): boolean {
+export function isOpenPath(url: string, method: string | string[]): boolean {
   if (OPEN_PATHS.includes(url) || url === OPEN_PREFIX || url.startsWith(`${OPEN_PREFIX}/`)) return true;
   // @fastify/cors answers preflights on `OPTIONS *` (only when CORS_ORIGINS is set): a browser sends no key there.
   const methods = ([] as string[]).concat(method);

@@ -27,7 +27,7 @@ declare module 'fastify' {
 }
 
 /** The configured keys: API_KEYS (comma-separated) and API_KEYS_FILE (one per line, # comments). */
-export function loadKeys(config: Pick<Config, 'API_KEYS' | 'API_KEYS_FILE'>): string[] {
+function loadKeys(config: Pick<Config, 'API_KEYS' | 'API_KEYS_FILE'>): string[] {
   const keys = config.API_KEYS.split(',').map((k) => k.trim()).filter(Boolean);
   if (config.API_KEYS_FILE) {
     let text: string;

@@ -5,7 +5,7 @@ import fp from 'fastify-plugin';
 import { BODY_ERRORS, errors, PATH_ERRORS } from '../schemas/common.js';
 import { NAMED_SCHEMAS } from '../schemas/named.js';
 
-export const OPENAPI_INFO = {
+const OPENAPI_INFO = {
   title: 'HyperT5 serving API',
   version: '1.0.0',
   description:

@@ -15,7 +15,7 @@ import { Type } from '@sinclair/typebox';
 import { HtError } from '../errors/domain-error.js';
 
 /** dist/playground, from src/routes (run with tsx) and from dist/routes (built) alike. */
-export const PLAYGROUND_DIR = fileURLToPath(new URL('../../dist/playground/', import.meta.url));
+const PLAYGROUND_DIR = fileURLToPath(new URL('../../dist/playground/', import.meta.url));
 
 const PAGE = { file: 'index.html', type: 'text/html; charset=utf-8' };
 /** `?asset=` names; the page refers to them as `/?asset=<name>`. */

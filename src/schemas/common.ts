@@ -3,7 +3,7 @@ import { CATALOGUE, ERROR_CODES, type ErrorCode } from '../errors/catalogue.js';
 import { adapterKindSchema } from '../inference/manifest.js';
 
 /** `ad-` + 32 lowercase hex: also what keeps ids safe to use as file names (no path traversal). */
-export const ADAPTER_ID_PATTERN = '^ad-[0-9a-f]{32}$';
+const ADAPTER_ID_PATTERN = '^ad-[0-9a-f]{32}$';
 export const ADAPTER_ID_RE = new RegExp(ADAPTER_ID_PATTERN);
 
 export const AdapterId = Type.String({

@@ -2,10 +2,11 @@
  * A deterministic stand-in for the encoder and decoder graphs, so the generation loop, beam search and
  * sampling can be tested without ONNX Runtime.
  *
- * Like the real decoder, a row's logits depend only on what the row carries: its encoder output and its
- * self-attention cache. The fake's "encoder output" is the prompt ids themselves, and each step's cache chunk
- * is the token fed at that step; so a loop that mixed up two rows' caches, dropped a chunk or reordered beams
- * wrongly would change the logits, and with them the text.
+ * Like the real decoder, a row's logits depend only on what the row carries: its encoder output and the
+ * self-attention cache it points at. The fake's "encoder output" is the prompt ids themselves, and its cache
+ * of a row is the tokens fed to it so far, kept per row of the previous step as the real decoder keeps K/V;
+ * so a loop that pointed a row at another row's cache, skipped a step or reordered beams wrongly would change
+ * the logits, and with them the text (and a length that disagrees with the cache throws).
  */
 import { DecodeBatcher, type StepModel } from '../../src/engine/decode-batcher.js';
 import type { ChoiceResult, GenerationEvents, GenerationJob, GroupContext, Strategy } from '../../src/generation/types.js';
@@ -14,22 +15,22 @@ import type { EncodedInput, EncodeItem } from '../../src/inference/encoder.js';
 import { ByteTokenizer } from '../../src/inference/tokenizer.js';
 
 /** The fixture bundle's layout: pad 0 = decoder start, eos 1, bytes at offset 3. */
-export const DECODER_START = 0;
-export const EOS = 1;
+const DECODER_START = 0;
+const EOS = 1;
 const OFFSET = 3;
-export const VOCAB = 256 + OFFSET;
+const VOCAB = 256 + OFFSET;
 
 const tokenizer = new ByteTokenizer(OFFSET);
 export const encodeText = (text: string): number[] => tokenizer.encode(text);
-export const decodeIds = (ids: readonly number[]): string => tokenizer.decode(ids);
+const decodeIds = (ids: readonly number[]): string => tokenizer.decode(ids);
 /** The token of one ASCII character. */
-export const tok = (ch: string): number => encodeText(ch)[0]!;
+const tok = (ch: string): number => encodeText(ch)[0]!;
 
 /** Next-token logits of a row, from its prompt text and the tokens it generated so far. */
 export type NextLogits = (prompt: string, generated: readonly number[]) => Float32Array;
 
 /** Logits where `token` is the clear favourite (about 0.96 probability) and every other token is equally likely. */
-export function favour(token: number): Float32Array {
+function favour(token: number): Float32Array {
   const logits = new Float32Array(VOCAB);
   logits[token] = 10;
   return logits;
@@ -68,6 +69,8 @@ export class FakeStepModel implements StepModel {
   readonly stepSizes: number[] = [];
   /** Runs while a step is in flight (after the rows are read, before the result returns): a place to cancel. */
   duringStep: ((stepIndex: number) => void) | null = null;
+  /** Per row of the last step, the tokens fed to it so far: its cache. */
+  private fed: number[][] = [];
 
   constructor(private readonly next: NextLogits) {}
 
@@ -78,26 +81,23 @@ export class FakeStepModel implements StepModel {
 
   async step(rows: readonly DecodeRow[]): Promise<StepResult> {
     const logits = new Float32Array(rows.length * VOCAB);
-    rows.forEach((row, b) => {
-      const fed = [...row.pastKey.map((chunk) => chunk[0]!), row.inputId];
-      // Keys and values travel separately through the loop; a row whose two caches disagree is a loop bug.
-      row.pastValue.forEach((chunk, t) => {
-        if (chunk[0] !== -fed[t]!) throw new Error(`row ${b}: value cache disagrees with key cache at step ${t}`);
-      });
+    const fedNow = rows.map((row, b) => {
+      const { slot, length } = row.past;
+      const past = slot < 0 ? [] : this.fed[slot];
+      if (!past) throw new Error(`row ${b}: cache slot ${slot} not in the previous step's ${this.fed.length} rows`);
+      if (past.length !== length) throw new Error(`row ${b}: cache length ${length}, but slot ${slot} holds ${past.length}`);
+      const fed = [...past, row.inputId];
       if (fed[0] !== DECODER_START) throw new Error(`row ${b}: cache does not start with the decoder start token`);
       logits.set(this.next(decodeIds(Array.from(row.enc.crossKey)), fed.slice(1)), b * VOCAB);
+      return fed;
     });
     const stepIndex = this.stepSizes.length;
     this.stepSizes.push(rows.length);
     // Yield like a real session run does, so that other work (a cancel) can happen while the step is in flight.
     await new Promise<void>((resolve) => setImmediate(resolve));
     this.duringStep?.(stepIndex);
-    return {
-      logits,
-      vocab: VOCAB,
-      newKey: rows.map((r) => Float32Array.of(r.inputId)),
-      newValue: rows.map((r) => Float32Array.of(-r.inputId)),
-    };
+    this.fed = fedNow;
+    return { logits, vocab: VOCAB };
   }
 }
 

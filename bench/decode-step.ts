@@ -1,0 +1,220 @@
+/**
+ * The decode step against the decoder graph's own time, and a 16-prompt request end to end, for this tree's
+ * engine and a baseline tree's, interleaved in one run (a shared, loaded machine drifts between runs).
+ *
+ *   git archive <baseline commit> src | tar -x -C /tmp/ht-base && ln -s "$PWD/node_modules" /tmp/ht-base/
+ *   BENCH_BASELINE_SRC=/tmp/ht-base/src node --import tsx bench/decode-step.ts
+ *
+ * Environment: BENCH_MODEL_DIR (models/default), BENCH_REPS (15 decoder runs, 8 requests per side),
+ * BENCH_STEPS (48 decoder steps per run), BENCH_ONLY (`new` or `base`: one side only, for a CPU profile),
+ * BENCH_PART (`step`, `request` or both).
+ *
+ * Decoder: B rows (16 distinct LoRA adapters from the hypermodel, 40-token prompts) decode BENCH_STEPS steps,
+ * greedy, past end-of-sequence; per run, the mean step time (`Decoder.step` plus the caller's cache
+ * bookkeeping) and the mean time inside the graph's session.run. Request: one worker thread per tree, one
+ * request of 16 prompts with one adapter, from sending the jobs to the last result.
+ */
+import path from 'node:path';
+import { loadBundle } from '../src/inference/bundle.js';
+import { encode } from '../src/inference/encoder.js';
+import type { RowAdapter } from '../src/inference/feeds.js';
+import { generateAdapters } from '../src/inference/hypermodel.js';
+import type { HostTensor } from '../src/inference/onnx.js';
+import { GraphSession } from '../src/inference/session.js';
+import { encoderIds, loadTokenizer, serializeExamples } from '../src/inference/tokenizer.js';
+import { percentile, round } from './stats.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+const MODEL_DIR = path.resolve(process.env.BENCH_MODEL_DIR ?? path.join(root, 'models/default'));
+const BASE = process.env.BENCH_BASELINE_SRC;
+const ONLY = process.env.BENCH_ONLY;
+const PART = process.env.BENCH_PART;
+const STEPS = Number(process.env.BENCH_STEPS ?? 48);
+const REPS = Number(process.env.BENCH_REPS ?? 15);
+
+type Run = (feeds: Record<string, HostTensor>, fetches?: readonly string[]) => Promise<Record<string, HostTensor>>;
+/** What the bench needs of either tree's Decoder (their row shapes differ: chunk lists vs a cache reference). */
+interface AnyDecoder {
+  step(rows: never[]): Promise<{ logits: Float32Array; vocab: number; newKey?: Float32Array[]; newValue?: Float32Array[] }>;
+}
+type DecoderCtor = new (session: { run: Run }, table: unknown, manifest: unknown) => AnyDecoder;
+
+const sides = (): ('base' | 'new')[] => (ONLY ? [ONLY as 'base' | 'new'] : BASE ? ['base', 'new'] : ['new']);
+const treeOf = (side: 'base' | 'new'): string => (side === 'new' ? path.join(root, 'src') : path.resolve(BASE!));
+
+function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
+  return best;
+}
+
+const summary = (xs: number[]) => ({ p50: round(percentile(xs, 50), 3), p25: round(percentile(xs, 25), 3), p75: round(percentile(xs, 75), 3), n: xs.length });
+
+async function main(): Promise<void> {
+  const bundle = await loadBundle(MODEL_DIR, { verifyHashes: false });
+  const m = bundle.manifest;
+  const tok = await loadTokenizer(bundle.dir, m);
+  const open = (g: 'encoder' | 'decoder' | 'hyper_lora') => GraphSession.open(bundle, g, 1);
+  const [encSession, decSession, hyper] = await Promise.all([open('encoder'), open('decoder'), open('hyper_lora')]);
+
+  // 16 distinct adapters (copy-like tasks, so that the request's outputs run to 30-40 tokens) and 16 prompts.
+  const tasks = Array.from({ length: 16 }, (_, i) => [
+    { input: `hello world foo ${i}`, output: `hello world foo ${i} hello world foo ${i}` },
+    { input: 'abc def', output: 'abc def abc def' },
+  ]);
+  const tensors = await generateAdapters(hyper, bundle.table, m, 'lora', tasks.map((t) => encoderIds(tok, m, serializeExamples(m, t))));
+  const adapters: RowAdapter[] = tensors.map((t) => ({ kind: 'lora', tensors: t }));
+  const prompts = Array.from({ length: 16 }, (_, i) => `Katherine Johnson and Dorothy Vaughan ${i}`);
+  const promptIds = prompts.map((p) => encoderIds(tok, m, p));
+  const encs = await encode(encSession, bundle.table.graphs.encoder!, m, promptIds.map((ids, i) => ({ ids, adapter: adapters[i]! })));
+  console.log(`model ${m.name} (${MODEL_DIR}); prompts of ${promptIds[0]!.length} tokens; ${STEPS} steps per run, ${REPS} runs per cell`);
+
+  let graphMs = 0;
+  const timed = { run: (async (feeds, fetches) => {
+    const t0 = performance.now();
+    const out = await decSession.run(feeds, fetches);
+    graphMs += performance.now() - t0;
+    return out;
+  }) as Run };
+
+  const decoders = new Map<string, { dec: AnyDecoder; chunks: boolean }>();
+  for (const side of sides()) {
+    const mod = (await import(path.join(treeOf(side), 'inference/decoder.ts'))) as { Decoder: DecoderCtor };
+    const dec = new mod.Decoder(timed, bundle.table.graphs.decoder, m);
+    // The baseline's rows carry their cache as chunk lists; this tree's point into the decoder's own cache.
+    decoders.set(side, { dec, chunks: side === 'base' });
+  }
+
+  /** One generation of STEPS steps at batch B: mean step and graph ms. */
+  async function generation(side: string, B: number): Promise<{ step: number; graph: number }> {
+    const { dec, chunks } = decoders.get(side)!;
+    const rows = Array.from({ length: B }, (_, b) => ({
+      inputId: m.special_ids.decoder_start,
+      pastKey: [] as Float32Array[],
+      pastValue: [] as Float32Array[],
+      past: { slot: -1, length: 0 },
+      enc: encs[b]!,
+      adapter: adapters[b]!,
+    }));
+    let stepMs = 0;
+    graphMs = 0;
+    for (let s = 0; s < STEPS; s++) {
+      const t0 = performance.now();
+      const res = await dec.step(rows as never[]);
+      rows.forEach((r, b) => {
+        if (chunks) {
+          r.pastKey.push(res.newKey![b]!);
+          r.pastValue.push(res.newValue![b]!);
+        } else r.past = { slot: b, length: r.past.length + 1 };
+      });
+      stepMs += performance.now() - t0;
+      rows.forEach((r, b) => (r.inputId = argmax(res.logits.subarray(b * res.vocab, (b + 1) * res.vocab))));
+    }
+    return { step: stepMs / STEPS, graph: graphMs / STEPS };
+  }
+
+  const results: Record<string, unknown> = {};
+  if (PART !== 'request') {
+    for (const B of [1, 16]) {
+      const cells = new Map<string, { step: number[]; graph: number[]; ratio: number[] }>();
+      for (const side of sides()) cells.set(side, { step: [], graph: [], ratio: [] });
+      for (const side of sides()) await generation(side, B); // warm-up
+      for (let rep = 0; rep < REPS; rep++) {
+        // Alternate which side goes first, so that drift in the machine's load falls on both.
+        const order = rep % 2 ? sides().reverse() : sides();
+        for (const side of order) {
+          const r = await generation(side, B);
+          const c = cells.get(side)!;
+          c.step.push(r.step);
+          c.graph.push(r.graph);
+          c.ratio.push(r.step / r.graph);
+        }
+      }
+      for (const [side, c] of cells) {
+        const row = { step_ms: summary(c.step), graph_ms: summary(c.graph), step_over_graph: summary(c.ratio) };
+        results[`decode B=${B} ${side}`] = row;
+        console.log(`decode step, batch ${B}, ${side}:`, JSON.stringify(row));
+      }
+    }
+  }
+
+  if (PART !== 'step') results.request = await requestBench(adapters[0]!.tensors, promptIds);
+  console.log(JSON.stringify({ results }, null, 1));
+}
+
+interface PoolLike {
+  ready: Promise<void>;
+  listen(e: object): void;
+  send(task: object): void;
+  close(): Promise<void>;
+}
+
+/** A 16-prompt request through one worker thread of each tree, interleaved. */
+async function requestBench(adapter: Record<string, Float32Array>, promptIds: number[][]): Promise<unknown> {
+  const reps = Math.max(4, Math.round(REPS / 2));
+  const pools = new Map<string, { pool: PoolLike; firstRows: number[] }>();
+  for (const side of sides()) {
+    const mod = (await import(path.join(treeOf(side), 'engine/worker-pool.ts'))) as {
+      WorkerPool: new (init: object, count: number, observer: object) => PoolLike;
+    };
+    const rows: number[] = [];
+    const pool = new mod.WorkerPool({ modelDir: MODEL_DIR, intraOpThreads: 1, maxBatchRows: 16 }, 1, {
+      step: (r: number) => rows.push(r),
+      hyperBatch() {},
+    });
+    pool.listen({ room() {}, step() {}, settle: () => true });
+    await pool.ready;
+    pools.set(side, { pool, firstRows: rows });
+  }
+  let jobId = 1;
+  const one = async (side: string): Promise<{ ms: number; tokens: number; firstStepRows: number }> => {
+    const { pool, firstRows } = pools.get(side)!;
+    firstRows.length = 0;
+    let tokens = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      promptIds.map(
+        (ids) =>
+          new Promise<void>((resolve, reject) => {
+            const job = { jobId: jobId++, promptIds: ids, adapter: { kind: 'lora', tensors: adapter }, maxNewTokens: 64, stop: [], strategy: { type: 'greedy' }, n: 1, stream: false };
+            const handlers = {
+              delta() {},
+              done: (choices: { tokenIds: number[] }[]) => {
+                tokens += choices[0]!.tokenIds.length;
+                resolve();
+              },
+              failed: reject,
+            };
+            pool.send({ type: 'generate', job, handlers, ticket: { cost: 0, rows: 1, deadlineAt: Infinity, group: {}, startedAt: null }, worker: null, over: false });
+          }),
+      ),
+    );
+    const ms = performance.now() - t0;
+    return { ms, tokens: tokens / promptIds.length, firstStepRows: firstRows[0] ?? 0 };
+  };
+  for (const side of sides()) await one(side); // warm-up
+  const cells = new Map<string, { ms: number[]; tokens: number; firstStepRows: number }>();
+  for (let rep = 0; rep < reps; rep++) {
+    const order = rep % 2 ? sides().reverse() : sides();
+    for (const side of order) {
+      // The step metrics may arrive after the last result: give them a moment.
+      const r = await one(side);
+      await new Promise((res) => setTimeout(res, 20));
+      const c = cells.get(side) ?? { ms: [], tokens: r.tokens, firstStepRows: r.firstStepRows };
+      c.ms.push(r.ms);
+      cells.set(side, c);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [side, c] of cells) {
+    out[side] = { request_ms: summary(c.ms), mean_output_tokens: round(c.tokens, 1), first_step_rows: c.firstStepRows };
+    console.log(`16-prompt request, ${side}:`, JSON.stringify(out[side]));
+  }
+  for (const { pool } of pools.values()) await pool.close();
+  return out;
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
