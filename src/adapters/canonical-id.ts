@@ -26,4 +26,25 @@ export function tensorsId(fingerprint: string, kind: AdapterKindName, specs: rea
   return toId(h);
 }
 
+/** What makes a refined adapter: its parent, the demonstrations it was tuned on, the settings and the step graph. */
+export interface RefineRecipe {
+  parent: string;
+  examples: readonly { input: string; output: string }[];
+  steps: number;
+  learningRate: number;
+  augment: string;
+  /** sha256 of the step graph and of its weights file: outside the fingerprint, yet they make the bytes. */
+  graphSha256: string;
+  weightsSha256: string;
+}
+
+/**
+ * Refined adapters. The examples are part of the hash as well as the parent: an imported parent's id says
+ * nothing of the demonstrations it is refined on.
+ */
+export function refinedId(fingerprint: string, kind: AdapterKindName, r: RefineRecipe, owner?: string): string {
+  const settings = JSON.stringify([r.parent, r.steps, r.learningRate, r.augment, r.graphSha256, r.weightsSha256, r.examples.map((e) => [e.input, e.output])]);
+  return toId(createHash('sha256').update(`hypert5-adapter:v1\n${scope(owner)}${fingerprint}\n${kind}\nrefine\n${settings}`));
+}
+
 export const isAdapterId = (id: string): boolean => ADAPTER_ID_RE.test(id);

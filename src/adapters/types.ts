@@ -1,5 +1,5 @@
 import type { AdapterTensors } from '../inference/feeds.js';
-import type { AdapterKindName } from '../inference/manifest.js';
+import type { AdapterKindName, RefineAugment } from '../inference/manifest.js';
 
 export interface AdapterMeta {
   id: string;
@@ -9,9 +9,25 @@ export interface AdapterMeta {
   fingerprint: string;
   num_examples: number;
   created_at: number;
-  source: 'hypermodel' | 'import';
+  /** `refine`: Adam steps on its demonstrations, from the adapter `parent` (src/services/refine.ts). */
+  source: 'hypermodel' | 'import' | 'refine';
   /** With ADAPTER_SCOPE=key: the id of the API key that created it (sha256 prefix, never the key). */
   owner?: string;
+  /** Refined adapters: the adapter refinement started from. */
+  parent?: string;
+  /** Refined adapters: how refinement made it. */
+  refine?: RefineMeta;
+}
+
+interface RefineMeta {
+  steps: number;
+  learning_rate: number;
+  augment: RefineAugment;
+  /** Mean token cross-entropy on the batch at the first step and at the last, each before its update. */
+  loss_first: number;
+  loss_last: number;
+  /** Time the Adam steps took in the worker, ms. */
+  ms: number;
 }
 
 export interface AdapterRecord {

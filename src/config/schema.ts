@@ -28,6 +28,7 @@ export const EnvSchema = Type.Object({
   MAX_N: Int(1, 8, 'largest n (choices per prompt)'),
   MAX_BEAMS: Int(1, 8, 'largest num_beams'),
   MAX_STOP: Int(0, 4, 'most stop sequences'),
+  MAX_REFINE_STEPS: Int(1, 200, 'most Adam steps one adapter refinement (`refine.steps`) may ask for'),
   QUEUE_SIZE: Int(1, 256, 'most generation/hypermodel jobs waiting or running; beyond it 429'),
   MAX_BATCH_ROWS: Int(1, 16, 'most decoder rows (sequences, beams) in one decode step'),
   // One single-threaded worker per core measured fastest on 2 vCPUs (README, Benchmarks): 2 intra-op

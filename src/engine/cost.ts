@@ -39,3 +39,14 @@ export function generationCost(job: Pick<GenerationJob, 'strategy' | 'n' | 'maxN
 export function hyperCost(tokens: number): number {
   return 16 + Math.ceil(tokens / 4);
 }
+
+/**
+ * A refinement of `steps` Adam steps on a batch of `rows` rows of `srcLen` + `tgtLen` tokens. Each step is a
+ * teacher-forced forward pass over every token of the batch, priced like the hypermodel's encoder pass (a
+ * quarter of a token-step per token), times 3 for the backward pass (about twice the forward) and the update,
+ * plus a floor per step for the run itself. An estimate: admission corrects its throughput from the work
+ * done, and a refinement is credited its whole cost when it finishes.
+ */
+export function refineCost(steps: number, rows: number, srcLen: number, tgtLen: number): number {
+  return steps * (4 + Math.ceil((3 * rows * (srcLen + tgtLen)) / 4));
+}

@@ -7,6 +7,7 @@ import type { AdapterTensors } from '../inference/feeds.js';
 import type { ChoiceResult, GenerationJob } from '../generation/types.js';
 import type { Ticket } from './admission.js';
 import type { HyperJob } from './hyper-batcher.js';
+import type { RefineJob, RefineOutcome } from './refine-runner.js';
 
 /** Where a generation job's events go: the completion service. */
 export interface GenerationHandlers {
@@ -36,4 +37,11 @@ export interface HyperTask extends TaskState {
   reject(error: Error): void;
 }
 
-export type Task = GenerationTask | HyperTask;
+export interface RefineTask extends TaskState {
+  readonly type: 'refine';
+  readonly job: RefineJob;
+  resolve(outcome: RefineOutcome): void;
+  reject(error: Error): void;
+}
+
+export type Task = GenerationTask | HyperTask | RefineTask;

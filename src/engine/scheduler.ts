@@ -11,8 +11,9 @@ import type { AdapterTensors } from '../inference/feeds.js';
 import type { AdapterKindName } from '../inference/manifest.js';
 import type { ChoiceResult, GenerationJob } from '../generation/types.js';
 import { Admission, type Clock } from './admission.js';
-import { generationCost, hyperCost, jobRows, rowWork } from './cost.js';
-import type { GenerationHandlers, GenerationTask, HyperTask, Task } from './jobs.js';
+import { generationCost, hyperCost, jobRows, refineCost, rowWork } from './cost.js';
+import type { GenerationHandlers, GenerationTask, HyperTask, RefineTask, Task } from './jobs.js';
+import type { RefineJob, RefineOutcome } from './refine-runner.js';
 import type { WorkerPool } from './worker-pool.js';
 
 /** What the scheduler needs of the worker pool (the tests give it a fake one). */
@@ -221,8 +222,8 @@ export class Scheduler {
       this.pool.send(task);
     } catch (e) {
       if (!this.settle(task, false)) return;
-      if (task.type === 'hyper') task.reject(e as Error);
-      else task.handlers.failed(e as Error);
+      if (task.type === 'generate') task.handlers.failed(e as Error);
+      else task.reject(e as Error);
     }
   }
 
@@ -234,6 +235,31 @@ export class Scheduler {
       this.enter();
       this.dispatch(task);
     });
+  }
+
+  /**
+   * Runs a refinement (refine-runner.ts). Like a hypermodel run it is sent at once: its worker interleaves its
+   * Adam steps with decode steps. It holds its ticket's cost until it settles; `cancel` (client gone, deadline)
+   * rejects the result with `reason` at once and stops the worker's job between two steps.
+   */
+  refine(spec: Omit<RefineJob, 'jobId'>): { result: Promise<RefineOutcome>; cancel(reason: Error): void } {
+    const job: RefineJob = { ...spec, jobId: this.nextJobId++ };
+    const cost = refineCost(spec.steps, spec.batch.rows, spec.batch.srcLen, spec.batch.tgtLen);
+    let task!: RefineTask;
+    const result = new Promise<RefineOutcome>((resolve, reject) => {
+      task = { type: 'refine', job, ticket: this.admission.enter(cost, 1, false, {}), worker: null, over: false, resolve, reject };
+    });
+    this.enter();
+    this.dispatch(task);
+    return {
+      result,
+      cancel: (reason) => {
+        if (!this.settle(task, false)) return;
+        if (task.worker !== null) this.pool.cancel(task);
+        task.reject(reason);
+        this.pump();
+      },
+    };
   }
 
   /** Fails every job still waiting in the queue with `error`. */

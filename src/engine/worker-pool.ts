@@ -4,7 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { HtError } from '../errors/domain-error.js';
-import type { ChoiceResult } from '../generation/types.js';
+import type { ChoiceResult, GenerationJob } from '../generation/types.js';
 import { jobRows } from './cost.js';
 import type { Task } from './jobs.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
@@ -39,6 +39,8 @@ export interface TaskEvents {
 export interface PoolObserver {
   step(rows: number): void;
   hyperBatch(rows: number): void;
+  /** A cancelled refinement stopped in its worker after `steps` Adam steps. */
+  refineStopped?(steps: number): void;
   /** A batch failed inside a worker (the ONNX Runtime message, for the log; clients get a code). */
   batchFailed?(message: string): void;
   /** A worker died (`replaced` false) or its replacement is up (`replaced` true). */
@@ -61,6 +63,8 @@ interface Slot {
   /** Decoder rows of the generation jobs sent to it and not yet settled. */
   rows: number;
   restarts: number;
+  /** Generation jobs sent to it this tick, posted together at the end of it (see `flush`). */
+  outbox: GenerationJob[];
 }
 
 /** Decoder rows a job holds in its worker's batch (a hypermodel run holds none). */
@@ -74,6 +78,7 @@ export class WorkerPool {
   private readonly sent = new Map<number, Task>();
   private closing = false;
   private started = false;
+  private flushing = false;
   private events: TaskEvents = NO_EVENTS;
   private readonly spawn: (init: WorkerInit) => WorkerThread;
   readonly ready: Promise<void>;
@@ -103,7 +108,7 @@ export class WorkerPool {
   private start(index: number): Promise<void> {
     const w = this.spawn(this.init);
     const prev = this.slots[index];
-    this.slots[index] = { worker: w, ready: false, load: 0, rows: 0, restarts: prev?.restarts ?? 0 };
+    this.slots[index] = { worker: w, ready: false, load: 0, rows: 0, restarts: prev?.restarts ?? 0, outbox: [] };
     return new Promise<void>((resolve, reject) => {
       let up = false;
       w.on('message', (m: FromWorker) => {
@@ -121,7 +126,7 @@ export class WorkerPool {
         // 'error' is followed by 'exit': handle the death once.
         if (dead || this.slots[index]?.worker !== w) return;
         dead = true;
-        this.slots[index]!.ready = false;
+        this.slots[index].ready = false;
         reject(e);
         this.failWorker(index, e);
         // Before the first start succeeded a dead worker is a boot failure (the caller exits); after it, replace it.
@@ -198,15 +203,40 @@ export class WorkerPool {
     const index = room >= 0 ? room : this.pick();
     task.worker = index;
     this.sent.set(task.job.jobId, task);
-    this.slots[index]!.load += 1;
-    this.slots[index]!.rows += rows;
-    const msg: ToWorker = task.type === 'generate' ? { type: 'generate', job: task.job } : { type: 'hyper', job: task.job };
-    this.slots[index]!.worker.postMessage(msg);
+    const slot = this.slots[index]!;
+    slot.load += 1;
+    slot.rows += rows;
+    if (task.type === 'hyper') return slot.worker.postMessage({ type: 'hyper', job: task.job } satisfies ToWorker);
+    if (task.type === 'refine') return slot.worker.postMessage({ type: 'refine', job: task.job } satisfies ToWorker);
+    slot.outbox.push(task.job);
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush());
+    }
   }
 
-  /** Takes a sent job back: its worker drops it at its next step. */
+  /**
+   * Posts each worker the generation jobs it was sent since the last flush, in one message: the worker admits
+   * and encodes them as one batch (the prompts of a request, and the requests that came in with it), and an
+   * adapter the jobs share is cloned into the worker once rather than once per prompt.
+   */
+  private flush(): void {
+    this.flushing = false;
+    for (const slot of this.slots) {
+      if (!slot.outbox.length) continue;
+      const jobs = slot.outbox;
+      slot.outbox = [];
+      slot.worker.postMessage({ type: 'generate', jobs } satisfies ToWorker);
+    }
+  }
+
+  /** Takes a sent job back: its worker drops it at its next step (or never hears of it, when it was not posted yet). */
   cancel(task: Task): void {
-    if (this.release(task.job.jobId)) this.slots[task.worker!]!.worker.postMessage({ type: 'cancel', jobId: task.job.jobId } satisfies ToWorker);
+    if (!this.release(task.job.jobId)) return;
+    const slot = this.slots[task.worker!]!;
+    const queued = slot.outbox.findIndex((j) => j.jobId === task.job.jobId);
+    if (queued >= 0) slot.outbox.splice(queued, 1);
+    else slot.worker.postMessage({ type: 'cancel', jobId: task.job.jobId } satisfies ToWorker);
   }
 
   /** Forgets a sent job and frees its room; undefined when it was not (or no longer) outstanding. */
@@ -221,6 +251,7 @@ export class WorkerPool {
   }
 
   private failWorker(index: number, cause: Error): void {
+    this.slots[index]!.outbox = [];
     for (const task of [...this.sent.values()]) {
       if (task.worker !== index) continue;
       this.release(task.job.jobId);
@@ -242,15 +273,15 @@ export class WorkerPool {
   /** Fails a job its worker no longer runs, unless it was already over. */
   private fail(task: Task, error: Error): void {
     if (!this.events.settle(task, false)) return;
-    if (task.type === 'hyper') task.reject(error);
-    else task.handlers.failed(error);
+    if (task.type === 'generate') task.handlers.failed(error);
+    else task.reject(error);
     this.events.room();
   }
 
   private onMessage(m: FromWorker): void {
     switch (m.type) {
-      case 'step':
-        this.observer.step(m.rows);
+      case 'steps':
+        for (const rows of m.rows) this.observer.step(rows);
         return this.events.step(m.work);
       case 'hyper-batch':
         return this.observer.hyperBatch(m.rows);
@@ -270,6 +301,13 @@ export class WorkerPool {
         if (task?.type === 'hyper' && this.events.settle(task, true)) task.resolve(m.tensors);
         return;
       }
+      case 'refine-done': {
+        const task = this.release(m.jobId);
+        if (task?.type === 'refine' && this.events.settle(task, true)) task.resolve(m.outcome);
+        return;
+      }
+      case 'refine-stopped':
+        return this.observer.refineStopped?.(m.steps);
       case 'failed': {
         const task = this.release(m.jobId);
         if (!task) return;
@@ -291,6 +329,7 @@ export class WorkerPool {
    */
   async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
+    this.flush();
     await Promise.all(
       this.slots.map(async ({ worker }) => {
         if (worker.threadId < 0) return;

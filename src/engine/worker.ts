@@ -15,8 +15,12 @@ import { loadTokenizer } from '../inference/tokenizer.js';
 import { HtError, isClientFault } from '../errors/domain-error.js';
 import { stepWork } from './cost.js';
 import { DecodeBatcher } from './decode-batcher.js';
+import { incrementalDecode } from './detokenizer.js';
 import { HyperBatcher } from './hyper-batcher.js';
+import { RefineRunner } from './refine-runner.js';
+import { TrainStep } from '../inference/train-step.js';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import { StepReport } from './step-report.js';
 
 export type OpenSession = (bundle: Bundle, graph: GraphName, intraOpThreads: number) => Promise<GraphSession>;
 
@@ -31,25 +35,31 @@ export async function startWorker(port: MessagePort, init: WorkerInit, openSessi
   const tok = await loadTokenizer(bundle.dir, m);
   const decoder = new Decoder(sessions.decoder!, bundle.table.graphs.decoder!, m);
 
-  const failed = (jobId: number, error: Error) =>
+  const steps = new StepReport(post);
+  const failed = (jobId: number, error: Error) => {
+    steps.flush();
     post({ type: 'failed', jobId, message: error.message, ...(error instanceof HtError && isClientFault(error.code) ? { code: error.code } : {}) });
+  };
 
   const decode = new DecodeBatcher(
     {
       encode: (items) => encode(sessions.encoder!, bundle.table.graphs.encoder!, m, items),
       step: (rows) => {
         // Reported here rather than through the batcher's step hook, which knows only the row count.
-        post({ type: 'step', rows: rows.length, work: rows.reduce((sum, r) => sum + stepWork(r.pastKey.length), 0) });
+        steps.add(rows.length, rows.reduce((sum, r) => sum + stepWork(r.past.length), 0));
         return decoder.step(rows);
       },
     },
     {
       eos: m.special_ids.eos,
       decoderStart: m.special_ids.decoder_start,
-      decode: (ids) => tok.decode(ids),
+      decode: incrementalDecode(tok, m.tokenizer),
       events: {
         delta: (jobId, choice, text) => post({ type: 'delta', jobId, choice, text }),
-        done: (jobId, choices) => post({ type: 'done', jobId, choices }),
+        done: (jobId, choices) => {
+          steps.flush();
+          post({ type: 'done', jobId, choices });
+        },
         failed,
       },
     },
@@ -66,20 +76,32 @@ export async function startWorker(port: MessagePort, init: WorkerInit, openSessi
     },
   );
 
+  const refine = new RefineRunner((kind) => TrainStep.open(bundle, kind), {
+    done: (jobId, outcome) => post({ type: 'refine-done', jobId, outcome }, Object.values(outcome.tensors).map((t) => t.buffer as ArrayBuffer)),
+    stopped: (jobId, n) => post({ type: 'refine-stopped', jobId, steps: n }),
+    failed,
+  });
+
   let running = false;
   let stopping = false;
   const kick = async (): Promise<void> => {
     if (running) return;
     running = true;
     try {
-      while (!stopping && !(hyper.idle && decode.idle)) {
+      // Let the rest of this tick's messages in first: the jobs of one request (and of requests sent together)
+      // are then admitted, and encoded, as one batch.
+      await yieldNow();
+      while (!stopping && !(hyper.idle && decode.idle && refine.idle)) {
         await hyper.tick();
         await decode.tick();
+        // One Adam step per pass: a long refinement never holds the decode batch for more than a step.
+        await refine.tick();
         // Let queued messages in: new requests join at the next step, cancellations take effect.
         await yieldNow();
       }
     } finally {
       running = false;
+      steps.flush();
       if (stopping) process.exit(0);
     }
   };
@@ -93,12 +115,16 @@ export async function startWorker(port: MessagePort, init: WorkerInit, openSessi
       case 'cancel':
         decode.cancel(msg.jobId);
         hyper.cancel(msg.jobId);
+        refine.cancel(msg.jobId);
         return;
       case 'generate':
-        decode.submit(msg.job);
+        for (const job of msg.jobs) decode.submit(job);
         break;
       case 'hyper':
         hyper.submit(msg.job);
+        break;
+      case 'refine':
+        refine.submit(msg.job);
         break;
     }
     void kick();

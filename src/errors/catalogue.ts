@@ -22,6 +22,7 @@ export const CATALOGUE = {
   HT_ERR_LIMIT_EXCEEDED: { status: 422, meaning: 'a numeric parameter exceeds its configured limit' },
   HT_ERR_INCOMPATIBLE_PARAMETERS: { status: 422, meaning: 'parameters that cannot be used together' },
   HT_ERR_UNSUPPORTED_PARAMETER: { status: 422, meaning: 'an OpenAI parameter this server does not implement, sent with a value other than its neutral one (the message names the value accepted)' },
+  HT_ERR_REFINE_UNAVAILABLE: { status: 422, meaning: 'refinement was asked for but the model bundle has no training-step graph for this adapter kind (manifest field refine)' },
   HT_ERR_UNKNOWN_ADAPTER_KIND: { status: 422, meaning: 'the model has no adapter of this kind' },
   HT_ERR_INVALID_SAFETENSORS: { status: 422, meaning: 'the uploaded file is not a valid safetensors file' },
   HT_ERR_ADAPTER_MISMATCH: { status: 422, meaning: 'uploaded tensors do not match the manifest (names, shapes, dtypes, number of tensors, header size), or a mask holds values other than 0 and 1' },

@@ -28,8 +28,16 @@ async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-export function computeFingerprint(files: Record<string, string>): string {
+/** Files of the optional refinement graphs: outside the fingerprint (training/hypert5/bundle.py says the same). */
+const REFINE_FILE_PREFIX = 'train_step_';
+
+/**
+ * The model's identity, from which adapter ids derive: every file but the refinement graphs, which change
+ * no one-pass adapter or completion, so adding them to a bundle keeps every stored adapter's id.
+ */
+function computeFingerprint(files: Record<string, string>): string {
   const lines = Object.keys(files)
+    .filter((f) => !f.startsWith(REFINE_FILE_PREFIX))
     .sort()
     .map((f) => `${f}:${files[f]}\n`)
     .join('');
@@ -57,6 +65,25 @@ async function readManifest(dir: string): Promise<Manifest> {
     throw new BundleError(`${file}: field ${first.path.slice(1).replace(/\//g, '.') || '(root)'} ${first.message}`);
   }
   return json as Manifest;
+}
+
+/**
+ * The optional `refine` section: each kind it names is a kind of the bundle, with its own step graph declared
+ * in `graphs`, and the shared weights file is listed in `files` (so its sha256 was checked above).
+ */
+function checkRefine(manifest: Manifest, kinds: readonly AdapterKindName[], mfile: string): void {
+  const refine = manifest.refine;
+  if (!refine) return;
+  if (!(refine.weights_file in manifest.files)) {
+    throw new BundleError(`${mfile}: field refine.weights_file ${JSON.stringify(refine.weights_file)} is not listed in field files`);
+  }
+  for (const kind of ADAPTER_KINDS) {
+    const spec = refine.kinds[kind];
+    if (!spec) continue;
+    if (!kinds.includes(kind)) throw new BundleError(`${mfile}: field refine.kinds.${kind}: the bundle has no adapter kind ${kind}`);
+    if (spec.graph !== `train_step_${kind}`) throw new BundleError(`${mfile}: field refine.kinds.${kind}.graph is ${spec.graph}; expected train_step_${kind}`);
+    if (!manifest.graphs[spec.graph]) throw new BundleError(`${mfile}: field refine.kinds.${kind}.graph names graphs.${spec.graph}, which is missing`);
+  }
 }
 
 /** Reads and verifies a bundle: schema, files and their sha256, fingerprint, graph/adapter consistency. */
@@ -91,6 +118,7 @@ export async function loadBundle(dir: string, opts: { verifyHashes?: boolean } =
       throw new BundleError(`${mfile}: field graphs.${g}.file ${JSON.stringify(spec.file)} is not listed in field files`);
     }
   }
+  checkRefine(manifest, kinds, mfile);
   let table: TensorTable;
   try {
     table = buildTensorTable(manifest, kinds);

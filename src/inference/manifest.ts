@@ -17,12 +17,11 @@ export const IoSpec = Type.Object({
 });
 export type IoSpec = Static<typeof IoSpec>;
 
-export const GraphSpec = Type.Object({
+const GraphSpec = Type.Object({
   file: Type.String({ minLength: 1 }),
   inputs: Type.Array(IoSpec),
   outputs: Type.Array(IoSpec),
 });
-export type GraphSpec = Static<typeof GraphSpec>;
 
 export const TensorSpec = Type.Object({
   name: Type.String({ minLength: 1 }),
@@ -43,10 +42,29 @@ export const DEFAULT_ADAPTER_MAX_ABS = 1000;
 
 export const maxAbsOf = (spec: TensorSpec): number => spec.max_abs ?? DEFAULT_ADAPTER_MAX_ABS;
 
-export const KindSpec = Type.Object({ tensors: Type.Array(TensorSpec, { minItems: 1 }) });
+const KindSpec = Type.Object({ tensors: Type.Array(TensorSpec, { minItems: 1 }) });
 /** Prefix attention (models/README.md, "Adapter kinds"): "gated" when absent (bundles older than "peft"). */
 export const PrefixAttention = Type.Union([Type.Literal('gated'), Type.Literal('peft')]);
 const PrefixKindSpec = Type.Composite([KindSpec, Type.Object({ attention: Type.Optional(PrefixAttention) })]);
+
+/** How refinement may augment the demonstrations (models/README.md, "Refinement graphs"). */
+export const REFINE_AUGMENTS = ['none', 'leave-one-out'] as const;
+export type RefineAugment = (typeof REFINE_AUGMENTS)[number];
+
+/** The step graph of one kind and its defaults. */
+const RefineKindSpec = Type.Object({
+  graph: Type.Union([Type.Literal('train_step_lora'), Type.Literal('train_step_prefix')]),
+  steps: PosInt,
+  learning_rate: Type.Number({ exclusiveMinimum: 0 }),
+  augment: Type.Union(REFINE_AUGMENTS.map((a) => Type.Literal(a))),
+});
+
+/** Optional: bundles without training-step graphs lack it, and refinement is then refused. */
+const RefineSpec = Type.Object({
+  optimizer: Type.Object({ name: Type.Literal('adam'), beta1: Type.Number(), beta2: Type.Number(), eps: Type.Number() }),
+  weights_file: Type.String({ minLength: 1 }),
+  kinds: Type.Object({ lora: Type.Optional(RefineKindSpec), prefix: Type.Optional(RefineKindSpec) }),
+});
 
 export const Manifest = Type.Object({
   format: Type.Literal('hypert5-bundle'),
@@ -91,9 +109,14 @@ export const Manifest = Type.Object({
     decoder: GraphSpec,
     hyper_lora: Type.Optional(GraphSpec),
     hyper_prefix: Type.Optional(GraphSpec),
+    train_step_lora: Type.Optional(GraphSpec),
+    train_step_prefix: Type.Optional(GraphSpec),
   }),
+  refine: Type.Optional(RefineSpec),
   provenance: Type.Optional(Type.Unknown()),
 });
 export type Manifest = Static<typeof Manifest>;
 
 export type GraphName = 'encoder' | 'decoder' | 'hyper_lora' | 'hyper_prefix';
+/** The optional training-step graphs: outside GraphName, which names the graphs every worker opens at boot. */
+export type TrainStepGraphName = 'train_step_lora' | 'train_step_prefix';

@@ -238,7 +238,7 @@ function showError(error: unknown): void {
     errorBox.append(code, ` (${error.status}): ${error.message}`);
     if (error.status === 401) errorBox.append('. Enter the API key above.');
   } else {
-    errorBox.append(`The service did not answer: ${error instanceof Error ? error.message : String(error)}`);
+    errorBox.append(`The service did not answer: ${error instanceof Error ? error.message : typeof error === 'string' ? error : 'no reason given'}`);
   }
   errorBox.hidden = false;
 }
@@ -341,18 +341,21 @@ function showSnippets(req: Requests): void {
 }
 
 for (const button of document.querySelectorAll<HTMLButtonElement>('button.copy')) {
-  button.addEventListener('click', async () => {
-    const code = byId(button.dataset.copy!);
-    const what = button.getAttribute('aria-label')!.replace(/^Copy /, ''); // "the curl commands"
-    try {
-      await navigator.clipboard.writeText(code.textContent ?? '');
-      copyStatus.textContent = `Copied ${what}.`;
-    } catch {
-      // The clipboard API needs a secure context (https or localhost): select the text for a manual copy instead.
-      getSelection()?.selectAllChildren(code);
-      copyStatus.textContent = 'The browser refused the clipboard: the text is selected, copy it with Ctrl+C (⌘C).';
-    }
-  });
+  // The copy reports its outcome in copyStatus and never rejects: the listener has nothing to wait for.
+  button.addEventListener('click', () => void copyFrom(button));
+}
+
+async function copyFrom(button: HTMLButtonElement): Promise<void> {
+  const code = byId(button.dataset.copy!);
+  const what = button.getAttribute('aria-label')!.replace(/^Copy /, ''); // "the curl commands"
+  try {
+    await navigator.clipboard.writeText(code.textContent ?? '');
+    copyStatus.textContent = `Copied ${what}.`;
+  } catch {
+    // The clipboard API needs a secure context (https or localhost): select the text for a manual copy instead.
+    getSelection()?.selectAllChildren(code);
+    copyStatus.textContent = 'The browser refused the clipboard: the text is selected, copy it with Ctrl+C (⌘C).';
+  }
 }
 
 // ---- the live loop --------------------------------------------------------------------------------------------

@@ -38,6 +38,10 @@ export default fp<EngineOptions>(
       {
         step: (rows) => app.metrics.decodeBatchRows.observe(rows),
         hyperBatch: (rows) => app.metrics.hyperBatchRows.observe(rows),
+        refineStopped: (steps) => {
+          app.metrics.refineStopped.inc();
+          app.metrics.refineStoppedSteps.inc(steps);
+        },
         batchFailed: (message) => app.log.error({ reason: message }, 'inference batch failed; its requests got HT_ERR_INFERENCE_FAILED'),
         worker: (index, event, detail) => {
           if (event === 'replaced') app.log.warn({ worker: index }, 'inference worker replaced');

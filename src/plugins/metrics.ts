@@ -2,7 +2,7 @@
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export function createMetrics() {
+function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'hypert5_' });
   const m = {
@@ -27,6 +27,16 @@ export function createMetrics() {
       registers: [registry],
     }),
     hyperBatchRows: new Histogram({ name: 'hypert5_hyper_batch_rows', help: 'adapters per hypermodel run', buckets: [1, 2, 4, 8, 16], registers: [registry] }),
+    refineSteps: new Counter({ name: 'hypert5_refine_steps_total', help: 'Adam steps of finished adapter refinements (rate() = refine steps/s)', labelNames: ['kind'], registers: [registry] }),
+    refineDuration: new Histogram({
+      name: 'hypert5_refine_duration_seconds',
+      help: 'time one adapter refinement took in its worker (all its steps)',
+      labelNames: ['kind'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 1.5, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    refineStopped: new Counter({ name: 'hypert5_refine_cancelled_total', help: 'refinements cancelled (client gone, deadline) before their last step; nothing was stored', registers: [registry] }),
+    refineStoppedSteps: new Counter({ name: 'hypert5_refine_cancelled_steps_total', help: 'Adam steps the cancelled refinements had done when their worker dropped them', registers: [registry] }),
     generatedTokens: new Counter({ name: 'hypert5_generated_tokens_total', help: 'completion tokens generated', registers: [registry] }),
     admissionBacklog: new Gauge({ name: 'hypert5_admission_backlog_token_steps', help: 'estimated token-steps of admitted work still ahead', registers: [registry] }),
     admissionRate: new Gauge({ name: 'hypert5_admission_throughput_token_steps_per_second', help: 'measured throughput admission plans with', registers: [registry] }),
@@ -36,7 +46,7 @@ export function createMetrics() {
   return m;
 }
 
-export type Metrics = ReturnType<typeof createMetrics>;
+type Metrics = ReturnType<typeof createMetrics>;
 
 declare module 'fastify' {
   interface FastifyInstance {

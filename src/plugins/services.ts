@@ -29,6 +29,11 @@ export default fp<{ config: Config }>(
       recipe: (kind, examples) => validator.recipe(kind, examples),
       retryAfterS: config.RETRY_AFTER_S,
       created: (kind, source) => m.adaptersCreated.inc({ kind, source }),
+      refineLimits: { deadlineMs: config.REQUEST_DEADLINE_MS, retryAfterS: config.RETRY_AFTER_S },
+      refined: (kind, steps, ms) => {
+        m.refineSteps.inc({ kind }, steps);
+        m.refineDuration.observe({ kind }, ms / 1000);
+      },
     });
     const completions = new CompletionService({
       engine: scheduler,

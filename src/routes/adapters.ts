@@ -4,7 +4,8 @@ import { Type } from '@sinclair/typebox';
 import type { AdapterRecord } from '../adapters/types.js';
 import { encodeForExport } from '../adapters/codec.js';
 import { adapterNotFound } from '../errors/domain-error.js';
-import { Adapter, AdapterParams, CreateAdapterBody, DeletedAdapter, ImportQuery } from '../schemas/adapters.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Adapter, AdapterParams, CreateAdapterBody, DeletedAdapter, ImportQuery, RefineAdapterBody } from '../schemas/adapters.js';
 import { BODY_ERRORS, errors } from '../schemas/common.js';
 
 const view = (r: AdapterRecord, cached: boolean): Adapter => ({
@@ -15,7 +16,20 @@ const view = (r: AdapterRecord, cached: boolean): Adapter => ({
   num_examples: r.meta.num_examples,
   created_at: r.meta.created_at,
   cached,
+  ...(r.meta.parent !== undefined ? { parent: r.meta.parent } : {}),
+  ...(r.meta.refine !== undefined ? { refine: r.meta.refine } : {}),
 });
+
+/** Aborted when the client hangs up before its answer is written: a refinement then stops between two steps. */
+function clientGone(req: FastifyRequest, reply: FastifyReply): { signal: AbortSignal; done(): void } {
+  const ctl = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) ctl.abort();
+  };
+  reply.raw.once('close', onClose);
+  if (req.raw.socket?.destroyed) ctl.abort();
+  return { signal: ctl.signal, done: () => reply.raw.off('close', onClose) };
+}
 
 const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (app, opts) => {
   /** The adapter named by the path, or 404. */
@@ -32,12 +46,36 @@ const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (a
       description:
         'Runs the hypermodel once over the examples. The id is content-addressed (model fingerprint, kind, examples in order): ' +
         'the same examples always give the same id and an existing adapter is never recomputed. ' +
-        'Multi-cell spreadsheet rows are sent as one input string with the cells joined by `" | "`.',
+        'Multi-cell spreadsheet rows are sent as one input string with the cells joined by `" | "`. ' +
+        'With `refine`, the adapter is then tuned with Adam on the examples themselves, and the answer is the refined adapter ' +
+        '(its `parent` is the one-pass adapter, stored too); it is bounded by REQUEST_DEADLINE_MS and stops when the client leaves.',
       body: CreateAdapterBody,
       response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS, 429, 503, 507) },
     },
   }, async (req, reply) => {
-    const { record, created } = await app.adapters.getOrCreate(app.validator.newAdapter(req.body), req.adapterOwner);
+    const valid = app.validator.newAdapter(req.body);
+    const gone = clientGone(req, reply);
+    const { record, created } = await app.adapters.getOrCreate(valid, req.adapterOwner, gone.signal).finally(() => gone.done());
+    return reply.code(created ? 201 : 200).send(view(record, !created));
+  });
+
+  app.post('/v1/adapters/:id/refine', {
+    schema: {
+      tags: ['adapters'],
+      summary: 'Refine a stored adapter on a few examples (or return the existing refinement)',
+      description:
+        'Tunes the stored adapter (made by the hypermodel or imported) with `refine.steps` Adam steps on `examples`, through the ' +
+        'bundle\'s training-step graph, and stores the result as a new adapter whose `parent` is `id`. Deterministic and ' +
+        'content-addressed (parent, examples, settings, step graph): the same request returns the same adapter. ' +
+        'Bounded by REQUEST_DEADLINE_MS (503, nothing stored) and stopped when the client leaves.',
+      params: AdapterParams,
+      body: RefineAdapterBody,
+      response: { 200: Adapter, 201: Adapter, ...errors(...BODY_ERRORS, 404, 429, 503, 507) },
+    },
+  }, async (req, reply) => {
+    const valid = await app.validator.refineStored(req.params.id, req.body, req.adapterOwner);
+    const gone = clientGone(req, reply);
+    const { record, created } = await app.adapters.refineStored(valid, req.adapterOwner, gone.signal).finally(() => gone.done());
     return reply.code(created ? 201 : 200).send(view(record, !created));
   });
 

@@ -3,6 +3,7 @@
  * component; the export without the suffix is the reference routes use, typed as the schema.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { REFINE_AUGMENTS } from '../inference/manifest.js';
 import { AdapterId, AdapterKind, ref } from './common.js';
 
 export const ExampleSchema = Type.Object(
@@ -18,15 +19,36 @@ export const ExampleSchema = Type.Object(
 export type Example = Static<typeof ExampleSchema>;
 export const Example = ref(ExampleSchema);
 
-export const Examples = Type.Array(Example, {
+const Examples = Type.Array(Example, {
   minItems: 1,
   description: 'few-shot examples, in order; the same examples (same order) always give the same adapter id',
 });
+
+/** Refinement settings: shared by adapter creation, the refine route and inline completion examples. */
+export const Refine = Type.Object(
+  {
+    steps: Type.Integer({ minimum: 1, description: 'Adam steps on the examples, 1 to MAX_REFINE_STEPS (default 200)' }),
+    learning_rate: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Adam learning rate (default: the manifest\'s, per kind: refine.kinds.<kind>.learning_rate)' })),
+    augment: Type.Optional(Type.Union(REFINE_AUGMENTS.map((a) => Type.Literal(a)), {
+      description: '`leave-one-out` also trains on each example predicted from the others in context (2k rows; default: the manifest\'s)',
+    })),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'extension: after the hypermodel\'s one pass, tune the adapter with `steps` Adam steps on its own examples (test-time tuning, ' +
+      'started from the hypermodel\'s adapter). Deterministic: the same request gives the same bytes. The refined adapter has its own id ' +
+      '(parent id, examples, settings and the step graph\'s sha256); the one-pass adapter is stored too, as its `parent`. ' +
+      '422 HT_ERR_REFINE_UNAVAILABLE when the bundle has no training-step graph for the kind',
+  },
+);
+export type Refine = Static<typeof Refine>;
 
 export const CreateAdapterBodySchema = Type.Object(
   {
     examples: Examples,
     kind: Type.Optional(AdapterKind),
+    refine: Type.Optional(Refine),
   },
   { $id: 'CreateAdapterBody', title: 'CreateAdapterBody', additionalProperties: false },
 );
@@ -42,6 +64,16 @@ export const AdapterSchema = Type.Object(
     num_examples: Type.Integer({ minimum: 0, description: 'examples it was generated from (0 when imported)' }),
     created_at: Type.Integer({ description: 'Unix time, seconds' }),
     cached: Type.Boolean({ description: 'true when the adapter already existed and was not recomputed' }),
+    // Refined adapters: the adapter refinement started from (the one-pass adapter, or the one named in the refine route).
+    parent: Type.Optional(AdapterId),
+    refine: Type.Optional(Type.Object({
+      steps: Type.Integer(),
+      learning_rate: Type.Number(),
+      augment: Type.Union(REFINE_AUGMENTS.map((a) => Type.Literal(a))),
+      loss_first: Type.Number({ description: 'mean token cross-entropy on the training batch at the first step (before its update)' }),
+      loss_last: Type.Number({ description: 'the same at the last step (before its update)' }),
+      ms: Type.Number({ description: 'time the Adam steps took in the worker, ms' }),
+    }, { description: 'refined adapters: how refinement made it' })),
   },
   { $id: 'Adapter', title: 'Adapter' },
 );
@@ -49,6 +81,16 @@ export type Adapter = Static<typeof AdapterSchema>;
 export const Adapter = ref(AdapterSchema);
 
 export const AdapterParams = Type.Object({ id: AdapterId });
+
+export const RefineAdapterBodySchema = Type.Object(
+  {
+    examples: Type.Array(Example, { minItems: 1, description: 'the demonstrations to tune on, in order' }),
+    refine: Refine,
+  },
+  { $id: 'RefineAdapterBody', title: 'RefineAdapterBody', additionalProperties: false },
+);
+export type RefineAdapterBody = Static<typeof RefineAdapterBodySchema>;
+export const RefineAdapterBody = ref(RefineAdapterBodySchema);
 export type AdapterParams = Static<typeof AdapterParams>;
 
 export const ImportQuery = Type.Object(

@@ -4,7 +4,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { AdapterKind, ref } from './common.js';
-import { Example } from './adapters.js';
+import { Example, Refine } from './adapters.js';
 
 const PROMPT_DOC = 'A spreadsheet row with several cells is sent as one string with the cells joined by `" | "`.';
 
@@ -63,6 +63,7 @@ export const CompletionBodySchema = Type.Object(
       description: 'extension: inline few-shot examples; the adapter is fetched or created, then used (`model` must be the base model)',
     })),
     adapter_kind: Type.Optional(AdapterKind),
+    refine: Type.Optional(Refine),
     num_beams: Type.Optional(Type.Integer({ minimum: 1, description: 'extension: beam search width (needs temperature 0 or absent)' })),
   },
   { $id: 'CompletionBody', title: 'CompletionBody', additionalProperties: false },
@@ -70,7 +71,7 @@ export const CompletionBodySchema = Type.Object(
 export type CompletionBody = Static<typeof CompletionBodySchema>;
 export const CompletionBody = ref(CompletionBodySchema);
 
-export const FinishReason = Type.Union([Type.Literal('stop'), Type.Literal('length')]);
+const FinishReason = Type.Union([Type.Literal('stop'), Type.Literal('length')]);
 
 export const UsageSchema = Type.Object(
   {
@@ -80,7 +81,7 @@ export const UsageSchema = Type.Object(
   },
   { $id: 'Usage', title: 'Usage', description: 'tokens read (all prompts) and generated (all choices)' },
 );
-export const Usage = ref(UsageSchema);
+const Usage = ref(UsageSchema);
 
 export const CompletionChoiceSchema = Type.Object(
   {

@@ -3,7 +3,7 @@
  * routes' `$ref`s against them, and the OpenAPI document lists them under components.schemas.
  */
 import type { TSchema } from '@sinclair/typebox';
-import { AdapterSchema, CreateAdapterBodySchema, DeletedAdapterSchema, ExampleSchema } from './adapters.js';
+import { AdapterSchema, CreateAdapterBodySchema, DeletedAdapterSchema, ExampleSchema, RefineAdapterBodySchema } from './adapters.js';
 import { ErrorResponse } from './common.js';
 import { CompletionBodySchema, CompletionChoiceSchema, CompletionChunkSchema, CompletionSchema, UsageSchema } from './completions.js';
 import { HealthSchema } from './health.js';
@@ -13,6 +13,7 @@ export const NAMED_SCHEMAS: readonly TSchema[] = [
   ErrorResponse,
   ExampleSchema,
   CreateAdapterBodySchema,
+  RefineAdapterBodySchema,
   AdapterSchema,
   DeletedAdapterSchema,
   CompletionBodySchema,

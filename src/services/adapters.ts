@@ -4,22 +4,23 @@
  * corrupt is regenerated from its recorded examples. `owner` (ADAPTER_SCOPE=key) scopes every call to the
  * adapters of one API key; undefined = shared. Requests arrive validated (src/validation/).
  */
-import { examplesId, tensorsId } from '../adapters/canonical-id.js';
+import { examplesId, refinedId, tensorsId } from '../adapters/canonical-id.js';
 import { remakes } from '../adapters/recipe.js';
 import type { AdapterMeta, AdapterRecord, AdapterStore } from '../adapters/types.js';
 import { StoreFullError } from '../adapters/store-fs.js';
 import { HtError } from '../errors/domain-error.js';
 import type { AdapterTensors } from '../inference/feeds.js';
 import type { AdapterKindName, Manifest } from '../inference/manifest.js';
-import type { ValidExamples, ValidImport } from '../validation/valid.js';
+import type { ValidExamples, ValidImport, ValidRefine, ValidRefineStored } from '../validation/valid.js';
+import { runRefinement, type RefineEngine, type RefineLimits } from './refine.js';
 
 interface Obtained {
   record: AdapterRecord;
   created: boolean;
 }
 
-/** What adapter creation needs of the engine: admission, then a hypermodel run. */
-interface HyperEngine {
+/** What adapter creation needs of the engine: admission, then a hypermodel run (or a refinement). */
+interface HyperEngine extends RefineEngine {
   admit(jobs: number, cost?: number): void;
   hyper(kind: AdapterKindName, ids: number[]): Promise<AdapterTensors>;
 }
@@ -33,7 +34,11 @@ interface AdapterServiceDeps {
   /** RETRY_AFTER_S: when a full store may have room again. */
   retryAfterS: number;
   /** An adapter was stored for the first time (metrics). */
-  created(kind: AdapterKindName, source: 'hypermodel' | 'regenerated' | 'import'): void;
+  created(kind: AdapterKindName, source: 'hypermodel' | 'regenerated' | 'import' | 'refine'): void;
+  /** REQUEST_DEADLINE_MS bounds a refinement (a one-pass run is short and is not bounded); default: no deadline. */
+  refineLimits?: RefineLimits;
+  /** A refinement finished its steps (metrics). */
+  refined?(kind: AdapterKindName, steps: number, ms: number): void;
 }
 
 export class AdapterService {
@@ -104,11 +109,50 @@ export class AdapterService {
     return work.finally(() => this.inflight.delete(id));
   }
 
-  async getOrCreate(valid: ValidExamples, owner?: string): Promise<Obtained> {
+  /**
+   * The one-pass adapter of the examples; with `valid.refine`, the adapter refined from it (the one-pass one is
+   * stored too, as its parent). `signal`: the client went away, which stops a refinement between two steps.
+   */
+  async getOrCreate(valid: ValidExamples, owner?: string, signal?: AbortSignal): Promise<Obtained> {
     const id = examplesId(this.manifest.fingerprint, valid.kind, valid.examples, owner);
     const existing = await this.get(id, owner);
+    const parent = existing ? { record: existing, created: false } : await this.generate(id, valid, undefined, owner);
+    return valid.refine ? this.refined(parent.record, valid.examples, valid.refine, owner, signal) : parent;
+  }
+
+  /** POST /v1/adapters/{id}/refine: a stored adapter (say, imported) refined on the request's examples. */
+  refineStored(valid: ValidRefineStored, owner?: string, signal?: AbortSignal): Promise<Obtained> {
+    return this.refined(valid.parent, valid.examples, valid.refine, owner, signal);
+  }
+
+  /**
+   * The refined adapter: found by its id, or made (deterministic: the same request gives the same bytes) and
+   * stored with its recipe. A cancelled or late refinement rejects before anything is stored. Concurrent identical
+   * requests each run (their bytes are equal, and the store keeps the first): one client leaving must not fail another.
+   */
+  private async refined(parent: AdapterRecord, examples: ValidRefineStored['examples'], r: ValidRefine, owner: string | undefined, signal?: AbortSignal): Promise<Obtained> {
+    const { kind } = parent.meta;
+    const id = refinedId(this.manifest.fingerprint, kind, {
+      parent: parent.meta.id,
+      examples,
+      steps: r.steps,
+      learningRate: r.learningRate,
+      augment: r.augment,
+      graphSha256: r.graph.graphSha256,
+      weightsSha256: r.graph.weightsSha256,
+    }, owner);
+    const existing = await this.get(id, owner);
     if (existing) return { record: existing, created: false };
-    return this.generate(id, valid, undefined, owner);
+    const outcome = await runRefinement(this.deps.engine, this.deps.refineLimits ?? { deadlineMs: 0, retryAfterS: this.deps.retryAfterS }, kind, parent.tensors, r, signal);
+    this.deps.refined?.(kind, outcome.steps, outcome.ms);
+    const meta: AdapterMeta = {
+      ...this.newMeta(id, kind, examples.length, 'refine', owner),
+      parent: parent.meta.id,
+      refine: { steps: r.steps, learning_rate: r.learningRate, augment: r.augment, loss_first: outcome.lossFirst, loss_last: outcome.lossLast, ms: Math.round(outcome.ms) },
+    };
+    const stored = await this.save({ meta, tensors: outcome.tensors, examples: examples.map((e) => ({ input: e.input, output: e.output })) });
+    if (stored.created) this.deps.created(kind, 'refine');
+    return stored;
   }
 
   async import(valid: ValidImport, owner?: string): Promise<Obtained> {

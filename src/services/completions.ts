@@ -8,6 +8,7 @@ import { HtError } from '../errors/domain-error.js';
 import { generationCost, hyperCost } from '../engine/cost.js';
 import type { ValidCompletion } from '../validation/valid.js';
 import type { AdapterService } from './adapters.js';
+import { refineJobCost } from './refine.js';
 
 type JobSpec = Omit<GenerationJob, 'jobId'>;
 
@@ -84,7 +85,8 @@ export class CompletionService {
     const cost = prompts.reduce((sum, promptIds, i) => sum + generationCost({ promptIds, strategy: strategies[i]!, n, maxNewTokens }), 0);
     const inline = valid.model.type === 'inline' ? valid.model.examples.examples : undefined;
     // The byte length of the examples stands in for their token count (the pass is a small share of the cost).
-    const hyper = inline ? hyperCost(inline.reduce((sum, e) => sum + e.input.length + e.output.length, 0)) : 0;
+    const refine = valid.model.type === 'inline' && valid.model.examples.refine ? refineJobCost(valid.model.examples.refine) : 0;
+    const hyper = (inline ? hyperCost(inline.reduce((sum, e) => sum + e.input.length + e.output.length, 0)) : 0) + refine;
     this.deps.engine.admit(prompts.length + (inline ? 1 : 0), cost + hyper);
     const { model, adapter } = await this.adapter(valid, owner);
     return {

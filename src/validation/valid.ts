@@ -5,7 +5,9 @@
 import type { AdapterRecord } from '../adapters/types.js';
 import type { Strategy } from '../generation/types.js';
 import type { AdapterTensors } from '../inference/feeds.js';
-import type { AdapterKindName, TensorSpec } from '../inference/manifest.js';
+import type { AdapterKindName, RefineAugment, TensorSpec } from '../inference/manifest.js';
+import type { RefineGraph } from '../inference/refine-spec.js';
+import type { RefineBatch } from '../inference/train-step.js';
 
 /** Few-shot examples for the hypermodel: a kind the model has, within the count, character and token limits. */
 export interface ValidExamples {
@@ -13,6 +15,24 @@ export interface ValidExamples {
   examples: readonly { input: string; output: string }[];
   /** The serialized examples as the hypermodel reads them. */
   tokenIds: number[];
+  /** Asked for: the one-pass adapter is then refined on these examples, and the refined one is the answer. */
+  refine?: ValidRefine;
+}
+
+/** Refinement settings, defaults filled from the manifest, and the batch it trains on. */
+export interface ValidRefine {
+  steps: number;
+  learningRate: number;
+  augment: RefineAugment;
+  graph: RefineGraph;
+  batch: RefineBatch;
+}
+
+/** POST /v1/adapters/{id}/refine: a stored adapter, the demonstrations and the settings. */
+export interface ValidRefineStored {
+  parent: AdapterRecord;
+  examples: readonly { input: string; output: string }[];
+  refine: ValidRefine;
 }
 
 /** An uploaded adapter: exactly the manifest's tensors of `kind`, in range. */

@@ -13,13 +13,14 @@ import type { Strategy } from '../generation/types.js';
 import type { Bundle } from '../inference/bundle.js';
 import type { AdapterKindName } from '../inference/manifest.js';
 import type { TextTokenizer } from '../inference/tokenizer.js';
-import type { CreateAdapterBody, Example, ImportQuery } from '../schemas/adapters.js';
+import type { CreateAdapterBody, Example, ImportQuery, RefineAdapterBody } from '../schemas/adapters.js';
 import type { CompletionBody } from '../schemas/completions.js';
 import { checkExamples, checkKind, checkLimit, hyperIds, promptIds } from './limits.js';
 import { checkOpenAiFields } from './openai-fields.js';
-import type { ModelChoice, ValidCompletion, ValidExamples, ValidImport } from './valid.js';
+import { checkRefine, type RefineRequest } from './refine.js';
+import type { ModelChoice, ValidCompletion, ValidExamples, ValidImport, ValidRefineStored } from './valid.js';
 
-type ValidatorConfig = Pick<Config, 'MAX_EXAMPLES' | 'MAX_EXAMPLE_CHARS' | 'MAX_PROMPTS' | 'MAX_N' | 'MAX_BEAMS' | 'MAX_TOKENS' | 'MAX_STOP'>;
+type ValidatorConfig = Pick<Config, 'MAX_EXAMPLES' | 'MAX_EXAMPLE_CHARS' | 'MAX_PROMPTS' | 'MAX_N' | 'MAX_BEAMS' | 'MAX_TOKENS' | 'MAX_STOP' | 'MAX_REFINE_STEPS'>;
 
 interface ValidatorDeps {
   config: ValidatorConfig;
@@ -39,7 +40,18 @@ export class Validator {
 
   /** POST /v1/adapters. */
   newAdapter(body: CreateAdapterBody): ValidExamples {
-    return this.examples(body.examples, body.kind, 'body.examples', 'body.kind');
+    return this.examples(body.examples, body.kind, 'body.examples', 'body.kind', body.refine);
+  }
+
+  /**
+   * POST /v1/adapters/{id}/refine: the stored adapter (it must exist), then the examples' counts and characters
+   * (they need not fit the hypermodel, which does not read them) and the settings.
+   */
+  async refineStored(id: string, body: RefineAdapterBody, owner: string | undefined): Promise<ValidRefineStored> {
+    const parent = await this.deps.findAdapter(id, owner);
+    if (!parent) throw adapterNotFound(id);
+    checkExamples(this.deps.config, this.deps.bundle, body.examples, 'body.examples');
+    return { parent, examples: body.examples, refine: checkRefine(this.deps, parent.meta.kind, body.examples, body.refine, 'body.refine') };
   }
 
   /** The examples a quarantined adapter was generated from, to generate it again under the same id. */
@@ -85,12 +97,14 @@ export class Validator {
     return { model: await this.model(body, owner), prompts: ids, strategies, n, maxNewTokens, stop, stream: body.stream === true };
   }
 
-  private examples(examples: readonly Example[], kindIn: AdapterKindName | undefined, param: string, kindParam: string): ValidExamples {
+  private examples(examples: readonly Example[], kindIn: AdapterKindName | undefined, param: string, kindParam: string, refine?: RefineRequest): ValidExamples {
     const { config, bundle, tokenizer } = this.deps;
     const kind = checkKind(bundle, kindIn, kindParam);
     // Counts and characters first: cheap, and they bound what is tokenized.
     checkExamples(config, bundle, examples, param);
-    return { kind, examples, tokenIds: hyperIds(bundle, tokenizer, examples, param) };
+    const tokenIds = hyperIds(bundle, tokenizer, examples, param);
+    const refineParam = param.replace(/examples$/, 'refine');
+    return { kind, examples, tokenIds, ...(refine ? { refine: checkRefine(this.deps, kind, examples, refine, refineParam) } : {}) };
   }
 
   private strategy(body: CompletionBody, promptIndex: number, seed: number): Strategy {
@@ -114,7 +128,10 @@ export class Validator {
       if (body.model !== base) {
         throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', `body.examples needs body.model to be the base model "${base}"; got ${JSON.stringify(body.model)}`);
       }
-      return { type: 'inline', examples: this.examples(body.examples, body.adapter_kind, 'body.examples', 'body.adapter_kind') };
+      return { type: 'inline', examples: this.examples(body.examples, body.adapter_kind, 'body.examples', 'body.adapter_kind', body.refine) };
+    }
+    if (body.refine !== undefined) {
+      throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', 'body.refine is set but body.examples is missing; it refines an inline adapter on its examples');
     }
     if (body.adapter_kind !== undefined) {
       throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', `body.adapter_kind is "${body.adapter_kind}" but body.examples is missing; it only selects the kind of an inline adapter`);
