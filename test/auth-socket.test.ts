@@ -68,7 +68,8 @@ function listRoutes(app: FastifyInstance): { path: string; methods: string[] }[]
 
 /** What the service documents as open; everything else must need a key. */
 const OPEN = (path: string, method: string): boolean =>
-  ['/', '/healthz', '/readyz', '/metrics', '/openapi.yaml', '/docs'].includes(path) || path.startsWith('/docs/') || (path === '*' && method === 'OPTIONS');
+  ['/', '/healthz', '/readyz', '/metrics', '/openapi.yaml', '/docs'].includes(path) || path.startsWith('/docs/') ||
+  (path.startsWith('/playground/') && method === 'GET') || (path === '*' && method === 'OPTIONS');
 
 const hex = (c: string, upper = false): string => {
   const h = c.charCodeAt(0).toString(16).padStart(2, '0');
@@ -153,7 +154,7 @@ describe('access control over a real socket', () => {
 
   it('the route listing holds every route (the matrix below is not vacuous)', () => {
     const paths = listRoutes(app).map((r) => r.path);
-    for (const p of ['/v1/models', '/v1/adapters', '/v1/adapters/import', '/v1/adapters/:id', '/v1/adapters/:id/parameters', '/v1/completions', '/healthz', '/docs', '/docs/json', '*']) {
+    for (const p of ['/v1/models', '/v1/adapters', '/v1/adapters/import', '/v1/adapters/:id', '/v1/adapters/:id/parameters', '/v1/completions', '/healthz', '/docs', '/docs/json', '/playground/:asset', '*']) {
       assert.ok(paths.includes(p), `${p} missing from ${JSON.stringify(paths)}`);
     }
   });
@@ -195,6 +196,8 @@ describe('access control over a real socket', () => {
       assert.equal(r.status, 200, `${target}: ${r.status} ${r.body.slice(0, 120)}`);
     }
     assert.ok([200, 302].includes((await raw(port, 'GET', '/docs')).status));
+    // The playground's files (GET only): an unknown name is the route's own 404, whether or not the page is built.
+    assert.equal(codeOf(await raw(port, 'GET', '/playground/nope.js')), 'HT_ERR_NOT_FOUND');
     const pre = await raw(port, 'OPTIONS', '/v1/completions', { origin: 'https://app.example', 'access-control-request-method': 'POST' });
     assert.equal(pre.status, 204, 'a CORS preflight needs no key');
     assert.equal(pre.headers['access-control-allow-origin'], 'https://app.example');

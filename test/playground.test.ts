@@ -1,5 +1,5 @@
 /**
- * The playground page at `/`. Served as built (npm run build:playground), then used in a real browser: headless
+ * The playground page at `/`, its files under `/playground/`. Served as built (npm run build:playground), then used in a real browser: headless
  * Chromium from the system (Debian's `chromium` package; playwright-core downloads nothing) against the service on
  * the shipped model with an API key, as a person would, keyboard only. The browser half is skipped, saying why,
  * where no Chromium is installed. Its screenshot goes to test-artifacts/playground.png (a CI artifact).
@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { ServiceProcess } from '../scripts/service-process.js';
+import { adapterRows, fitSummary, type Adapter } from '../src/playground/metadata.js';
 import { DEFAULT_MODEL, makeApp, removeDir, tempDir } from './helper.js';
 import { outputLines, runBlock } from './readme-blocks.js';
 import { startServer } from './server-process.js';
@@ -30,6 +31,16 @@ const EXAMPLES = [
   ['Grace Hopper', 'G.H.'],
   ['Alan Turing', 'A.T.'],
 ] as const;
+/**
+ * File path → its stem: the one-pass adapter answers the first directory ("var"); refined for 100 steps it
+ * answers the stem (measured on models/default, LoRA: one pass "var", 25 and 100 steps "syslog").
+ */
+const STEMS = [
+  ['/etc/hosts.txt', 'hosts'],
+  ['/usr/lib/readme.md', 'readme'],
+  ['/home/ada/notes.csv', 'notes'],
+] as const;
+const STEM_QUERY = '/var/log/syslog.gz';
 const WAIT = { timeout: 60_000 };
 
 before(() => {
@@ -43,17 +54,21 @@ describe('the page as served', () => {
   });
   after(() => app.close());
 
-  it('answers / without a key, with the script and stylesheet it names, under the service CSP', async () => {
+  it('answers / without a key, with the script and stylesheet it names under /playground/, under the service CSP', async () => {
     const page = await app.inject({ url: '/' });
     assert.equal(page.statusCode, 200);
     assert.match(page.headers['content-type'] as string, /^text\/html/);
     assert.match(page.headers['content-security-policy'] as string, /script-src 'self'/);
-    const assets = [...page.body.matchAll(/(?:src|href)="\/\?asset=([^"]+)"/g)].map((m) => m[1]);
-    assert.deepEqual(assets.sort(), ['playground.css', 'playground.js']);
-    for (const [asset, type] of [['playground.js', /^text\/javascript/], ['playground.css', /^text\/css/]] as const) {
-      const res = await app.inject({ url: `/?asset=${asset}` });
-      assert.equal(res.statusCode, 200, asset);
-      assert.match(res.headers['content-type'] as string, type);
+    const assets = [...page.body.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]!).filter((u) => u !== '/docs');
+    assert.deepEqual(assets.sort(), ['/playground/playground.css', '/playground/playground.js']);
+    // The entry module's imports, too: a browser fetches them without a key as well.
+    const script = (await app.inject({ url: '/playground/playground.js' })).body;
+    const imports = [...script.matchAll(/from '\.\/([^']+)'/g)].map((m) => `/playground/${m[1]}`);
+    assert.deepEqual(imports.sort(), ['/playground/metadata.js', '/playground/snippets.js']);
+    for (const url of [...assets, ...imports]) {
+      const res = await app.inject({ url });
+      assert.equal(res.statusCode, 200, url);
+      assert.match(res.headers['content-type'] as string, url.endsWith('.css') ? /^text\/css/ : /^text\/javascript/, url);
     }
   });
 
@@ -64,14 +79,34 @@ describe('the page as served', () => {
     assert.doesNotMatch(html, /<style|\sstyle\s*=/i, 'inline style');
   });
 
-  it('refuses an unknown asset with the catalogue 404, and guards every other path as before', async () => {
-    for (const asset of ['nope.js', '__proto__', '../package.json']) {
-      const res = await app.inject({ url: `/?asset=${encodeURIComponent(asset)}` });
+  it('refuses an unknown file with the catalogue 404, other methods and paths with 401 (GET under /playground/ only)', async () => {
+    for (const asset of ['nope.js', '__proto__', '..%2Fpackage.json', 'index.html', '']) {
+      const res = await app.inject({ url: `/playground/${asset}` });
       assert.equal(res.statusCode, 404, asset);
       assert.equal(res.json().error.code, 'HT_ERR_NOT_FOUND');
-      assert.match(res.json().error.message, /playground\.js and playground\.css/);
+      assert.match(res.json().error.message, /the files are playground\.js, metadata\.js, snippets\.js, playground\.css$/);
     }
-    assert.equal((await app.inject({ url: '/playground.js' })).statusCode, 401);
+    for (const [method, url] of [['GET', '/playground.js'], ['GET', '/playgroundx/playground.js'], ['GET', '/playground'],
+      ['HEAD', '/playground/playground.js'], ['POST', '/playground/playground.js'], ['GET', '/playground/a/playground.js']] as const) {
+      assert.equal((await app.inject({ method, url })).statusCode, 401, `${method} ${url}`);
+    }
+  });
+
+  it('lists refine metadata and the fit report in words', () => {
+    const adapter: Adapter = {
+      id: 'ad-1', kind: 'lora', model: 'm', num_examples: 3, created_at: 0, cached: false, parent: 'ad-0',
+      refine: { steps: 100, learning_rate: 0.001, augment: 'none', loss_first: 0.27409, loss_last: 0.000116, ms: 1975 },
+      fit: { demos_exact: 1, loo_exact: 2 / 3, mean_logprob: -0.1234 },
+    };
+    const rows = Object.fromEntries(adapterRows(adapter).map((r) => [r.name, r.value]));
+    assert.equal(rows.parent, 'ad-0');
+    assert.equal(rows.refined, '100 steps in 1975 ms · loss 0.274 → 0.000116 · learning rate 0.001, augment none');
+    assert.equal(rows.fit, 'fits its examples 3/3 · predicts a held-out example 2/3 · mean log-prob −0.123');
+    // A share that is not a whole count of the examples reads as a percentage; a missing held-out check is said.
+    assert.equal(fitSummary({ demos_exact: 0.667, loo_exact: 0.5 }, 3), 'fits its examples 2/3 · predicts a held-out example 50%');
+    assert.equal(fitSummary({ demos_exact: 1, loo_exact: null, mean_logprob: -2e-5 }, 1), 'fits its examples 1/1 · no held-out check (it needs two examples) · mean log-prob −2.0e-5');
+    const plain = adapterRows({ ...adapter, parent: null, refine: null, fit: null }).map((r) => r.name);
+    assert.deepEqual(plain, ['id', 'kind', 'model', 'examples', 'created', 'cached']);
   });
 });
 
@@ -162,20 +197,20 @@ describe('the playground in headless Chromium, keyboard only, with an API key', 
   it('Tab visits every control in reading order, each with a visible focus ring', async () => {
     const order: string[] = [];
     const rings: string[] = [];
-    for (let i = 0; i < 18; i++) {
+    for (let i = 0; i < 19; i++) {
       await page.keyboard.press('Tab');
       order.push(await focused(page));
       rings.push(await inPage(page, 'getComputedStyle(document.activeElement).outlineStyle + " " + getComputedStyle(document.activeElement).outlineWidth'));
     }
     const row = (n: number) => [`example-${n}-input`, `example-${n}-output`, `Remove example ${n + 1}`];
     assert.deepEqual(order, [
-      'API docs', ...row(0), ...row(1), ...row(2), 'add-row', 'kind', 'api-key', 'queries',
+      'API docs', ...row(0), ...row(1), ...row(2), 'add-row', 'kind', 'refine-steps', 'api-key', 'queries',
       'Copy the curl commands', 'curl-title', 'Copy the Node code', 'node-title',
     ]);
     assert.deepEqual(new Set(rings), new Set(['solid 3px']), `focus rings: ${rings.join(', ')}`);
-    assert.deepEqual(await Promise.all(['Example 1 input', 'Example 3 output', 'Kind', 'API key', 'One query per line'].map(
+    assert.deepEqual(await Promise.all(['Example 1 input', 'Example 3 output', 'Kind', 'Refine steps', 'API key', 'One query per line'].map(
       (label) => page.getByLabel(label, { exact: true }).count(),
-    )), [1, 1, 1, 1, 1], 'every field has its <label>');
+    )), [1, 1, 1, 1, 1, 1], 'every field has its <label>');
   });
 
   it('types three examples, the key and a query with the keyboard alone, and shows the right answer', async () => {
@@ -199,9 +234,7 @@ describe('the playground in headless Chromium, keyboard only, with an API key', 
     assert.match((await adapterId(page)) ?? '', /^ad-[0-9a-f]{32}$/);
     assert.equal(await page.locator('#kind').inputValue(), 'lora');
     assert.equal(await page.locator('#error').isHidden(), true);
-    mkdirSync(ARTIFACTS, { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    assert.equal(readFileSync(SCREENSHOT).subarray(1, 4).toString(), 'PNG');
+    assert.equal(await page.locator('#adapter-refine').count(), 0, 'refinement is off by default');
   });
 
   it('its curl and openai snippets are exactly its requests: run, they print the same id and answers', async () => {
@@ -232,6 +265,45 @@ describe('the playground in headless Chromium, keyboard only, with an API key', 
     await until(page, `document.querySelector('#copy-status').textContent !== ''`);
     assert.equal(await page.locator('#copy-status').textContent(), 'Copied the curl commands.');
     assert.equal(await inPage(page, 'navigator.clipboard.readText()'), await codeOf(page, 'curl-code'));
+  });
+
+  it('refine steps: the refined adapter answers what the one pass gets wrong, with its parent, losses and snippets', async () => {
+    const p = await open();
+    await p.locator('#api-key').focus();
+    await p.keyboard.type(KEY);
+    await paste(p, 'Example 1 input', STEMS.map((row) => row.join('\t')).join('\n'));
+    await p.locator('#queries').focus();
+    await p.keyboard.type(STEM_QUERY);
+    await settled(p, 1);
+    assert.deepEqual(await answers(p), ['var'], 'the one pass answers the directory');
+    const parent = await adapterId(p);
+    await p.locator('#refine-steps').focus();
+    for (let i = 0; i < 3; i++) await p.keyboard.press('ArrowDown'); // off → 25 → 50 → 100
+    assert.equal(await p.locator('#refine-steps').inputValue(), '100');
+    await until(p, `document.querySelector('#adapter-id')?.textContent !== ${JSON.stringify(parent)} && !!document.querySelector('#adapter-refine')`);
+    await settled(p, 1);
+    assert.deepEqual(await answers(p), ['syslog'], 'refined, it answers the stem');
+    const id = await adapterId(p);
+    assert.match(id ?? '', /^ad-[0-9a-f]{32}$/);
+    assert.equal(await p.locator('#adapter-parent').textContent(), parent);
+    assert.match((await p.locator('#adapter-refine').textContent()) ?? '', /^100 steps in \d+ ms · loss 0\.\d+ → [0-9.e−-]+ · learning rate [0-9.e−-]+, augment none$/);
+    // The fit report, when the API gives one, comes with the hint on when not to trust it.
+    const fit = await p.locator('#adapter-fit').count();
+    assert.equal(await p.locator('#fit-hint').isVisible(), fit === 1);
+    if (fit) assert.match((await p.locator('#adapter-fit').textContent()) ?? '', /^fits its examples \d+\/3/);
+    const curl = await codeOf(p, 'curl-code');
+    const node = await codeOf(p, 'node-code');
+    for (const code of [curl, node]) assert.ok(code.includes('"kind": "lora", "refine": {"steps": 100}}'), code);
+    const env = { ...process.env, API_KEY: KEY };
+    for (const [runner, code] of [['shell', curl], ['js', node]] as const) {
+      const result = await runBlock({ line: 0, section: 'playground', lang: runner, runner, notRun: null, code, expected: [] }, { root: ROOT, env, timeoutMs: 60_000 });
+      assert.equal(result.code, 0, `${runner} snippet exit ${result.code}:\n${code}\n${result.stderr}`);
+      assert.deepEqual(outputLines(result.stdout), [id, 'syslog'], `${runner} snippet:\n${code}\n${result.stderr}`);
+    }
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await p.screenshot({ path: SCREENSHOT, fullPage: true });
+    assert.equal(readFileSync(SCREENSHOT).subarray(1, 4).toString(), 'PNG');
+    await p.close();
   });
 
   it('keeps the key in memory only: nothing stored, and gone after a reload', async () => {

@@ -36,8 +36,14 @@ describe('open routes', () => {
     for (const url of ['/', '/healthz', '/readyz', '/metrics', '/openapi.yaml', '/docs', '/docs/', '/docs/json', '/docs/static/*']) {
       assert.equal(isOpenPath(url, 'GET'), true, url);
     }
-    for (const url of ['/v1/models', '/v1/adapters/:id', '/v2/anything', '/docsx', '/healthz/extra', '/metrics2', '*', '/docs-admin']) {
+    for (const url of ['/v1/models', '/v1/adapters/:id', '/v2/anything', '/docsx', '/healthz/extra', '/metrics2', '*', '/docs-admin',
+      '/playground', '/playgroundx', '/playgroundx/:asset', '/v1/playground/:asset']) {
       assert.equal(isOpenPath(url, 'GET'), false, url);
+    }
+    // The playground's files are open for GET alone.
+    assert.equal(isOpenPath('/playground/:asset', 'GET'), true);
+    for (const method of ['HEAD', 'POST', 'DELETE', 'OPTIONS', ['GET', 'POST'], []]) {
+      assert.equal(isOpenPath('/playground/:asset', method), false, String(method));
     }
     // The CORS preflight route is open for OPTIONS only.
     assert.equal(isOpenPath('*', 'OPTIONS'), true);

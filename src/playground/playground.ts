@@ -4,38 +4,19 @@
  * /v1/completions, model = the adapter id, temperature 0), through the public API alone. The curl and `openai`
  * snippets are built from the same request bodies, so they show exactly what the page sends.
  *
- * One module without imports: it is served as `/?asset=playground.js` (see src/routes/playground.ts), where a
- * relative import would resolve outside the one open route. No innerHTML anywhere: every text from the user or
- * the API goes in through textContent or value.
+ * Served under `/playground/` with the modules it imports (src/routes/playground.ts names each file). No
+ * innerHTML anywhere: every text from the user or the API goes in through textContent or value.
  */
-export {};
+import { adapterRows, kindLabel, type Adapter } from './metadata.js';
+import { curlSnippet, nodeSnippet, type Example, type Requests } from './snippets.js';
 
-interface Example {
-  input: string;
-  output: string;
-}
-interface Adapter {
-  id: string;
-  kind: string;
-  model: string;
-  num_examples: number;
-  created_at: number;
-  cached: boolean;
-}
 interface ModelList {
   data: { id: string; summary?: { adapter_kinds?: string[]; default_adapter_kind?: string } }[];
 }
 interface Completion {
   choices: { index: number; text: string }[];
 }
-/** The two request bodies the page sends (the completion's `model` is the adapter id, known only later). */
-interface Requests {
-  adapter: { examples: Example[]; kind?: string };
-  completion: { prompt: string[]; temperature: 0 };
-}
-
 const DEBOUNCE_MS = 400;
-const KIND_LABELS: Record<string, string> = { lora: 'LoRA', prefix: 'Prefix' };
 
 /** An answer from the API that is not 2xx, with the catalogue's `{"error": {"code", "message"}}` when it sent one. */
 class ApiError extends Error {
@@ -53,6 +34,8 @@ function byId<T extends HTMLElement>(id: string): T {
 const table = byId<HTMLTableElement>('examples');
 const rows = table.tBodies[0]!;
 const kindSelect = byId<HTMLSelectElement>('kind');
+const refineSelect = byId<HTMLSelectElement>('refine-steps');
+const fitHint = byId<HTMLParagraphElement>('fit-hint');
 const keyInput = byId<HTMLInputElement>('api-key');
 const queriesBox = byId<HTMLTextAreaElement>('queries');
 const answersList = byId<HTMLOListElement>('answers');
@@ -195,9 +178,9 @@ byId('add-row').addEventListener('click', () => {
 
 function requests(): Requests {
   const kind = kindSelect.value;
+  const steps = Number(refineSelect.value); // "" (off) is 0
   return {
-    // Refine steps join this body when the service can refine an adapter on its examples.
-    adapter: { examples: examples(), ...(kind ? { kind } : {}) },
+    adapter: { examples: examples(), ...(kind ? { kind } : {}), ...(steps > 0 ? { refine: { steps } } : {}) },
     completion: { prompt: queriesBox.value.split(/\r?\n/).filter((q) => q !== ''), temperature: 0 },
   };
 }
@@ -245,21 +228,14 @@ function showError(error: unknown): void {
 
 function showAdapter(adapter: Adapter | null): void {
   adapterList.replaceChildren();
+  fitHint.hidden = !adapter?.fit;
   if (!adapter) return;
-  const fields: [string, string][] = [
-    ['id', adapter.id],
-    ['kind', KIND_LABELS[adapter.kind] ?? adapter.kind],
-    ['model', adapter.model],
-    ['examples', String(adapter.num_examples)],
-    ['created', new Date(adapter.created_at * 1000).toISOString()],
-    ['cached', adapter.cached ? 'yes (these examples were seen before)' : 'no (generated now)'],
-  ];
-  for (const [name, value] of fields) {
+  for (const { name, value, id } of adapterRows(adapter)) {
     const dt = document.createElement('dt');
     const dd = document.createElement('dd');
     dt.textContent = name;
     dd.textContent = value;
-    if (name === 'id') dd.id = 'adapter-id';
+    if (id) dd.id = id;
     adapterList.append(dt, dd);
   }
 }
@@ -281,58 +257,6 @@ function showAnswers(prompts: string[], texts: string[]): void {
 }
 
 // ---- snippets -------------------------------------------------------------------------------------------------
-
-/** A shell word in single quotes: `'` becomes `'\''`. */
-const shellQuote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
-const list = (items: string[]): string => `[${items.map((q) => JSON.stringify(q)).join(', ')}]`;
-
-/** The adapter body as JSON, one example a line (what JSON.stringify gives, laid out to be read). */
-function adapterJson(body: Requests['adapter'], indent: string): string {
-  const rows = body.examples.map((e) => `\n${indent}  {"input": ${JSON.stringify(e.input)}, "output": ${JSON.stringify(e.output)}}`);
-  return `{"examples": [${rows.join(',')}${rows.length ? `\n${indent}` : ''}]${body.kind ? `, "kind": ${JSON.stringify(body.kind)}` : ''}}`;
-}
-
-function curlSnippet(req: Requests, origin: string, withKey: boolean): string {
-  const auth = withKey ? ` \\\n  -H "authorization: Bearer $API_KEY"` : '';
-  const post = (path: string) => `curl -s "$BASE${path}" -H 'content-type: application/json'${auth} \\\n  -d `;
-  const lines = [`BASE=${origin}`, `ID=$(${post('/v1/adapters')}${shellQuote(adapterJson(req.adapter, '  '))} | jq -r .id)`, 'echo "$ID"'];
-  if (req.completion.prompt.length) {
-    // '"$ID"' closes the single quotes, splices in the id, and reopens them.
-    const { prompt, temperature } = req.completion;
-    const body = `{"model": "'"$ID"'", "prompt": ${list(prompt).replaceAll("'", `'\\''`)}, "temperature": ${temperature}}`;
-    lines.push(`${post('/v1/completions')}'${body}' | jq -r '.choices[].text'`);
-  }
-  return lines.join('\n');
-}
-
-function nodeSnippet(req: Requests, origin: string, withKey: boolean): string {
-  const lines = [
-    "import OpenAI from 'openai';",
-    '',
-    `const baseURL = '${origin}/v1';`,
-    withKey ? 'const apiKey = process.env.API_KEY;' : "const apiKey = 'unused'; // the service has no API keys",
-    'const client = new OpenAI({ baseURL, apiKey });',
-    '',
-    '// Adapters are not an OpenAI resource: create one with a plain POST, then use its id as the model.',
-    'const adapter = await (await fetch(`${baseURL}/adapters`, {',
-    "  method: 'POST',",
-    `  headers: { 'content-type': 'application/json'${withKey ? ', authorization: `Bearer ${apiKey}`' : ''} },`,
-    `  body: JSON.stringify(${adapterJson(req.adapter, '  ')}),`,
-    '})).json();',
-    'if (!adapter.id) throw new Error(JSON.stringify(adapter));',
-    'console.log(adapter.id);',
-  ];
-  if (req.completion.prompt.length) {
-    const { prompt, temperature } = req.completion;
-    lines.push(
-      'const completion = await client.completions.create({',
-      `  model: adapter.id, prompt: ${list(prompt)}, temperature: ${temperature},`,
-      '});',
-      'for (const choice of completion.choices) console.log(choice.text);',
-    );
-  }
-  return lines.join('\n');
-}
 
 function showSnippets(req: Requests): void {
   const withKey = keyInput.value !== '';
@@ -370,7 +294,7 @@ async function loadKinds(signal: AbortSignal): Promise<void> {
   const summary = list.data[0]?.summary;
   const kinds = summary?.adapter_kinds ?? [];
   kindSelect.replaceChildren(
-    ...kinds.map((kind) => new Option(KIND_LABELS[kind] ?? kind, kind, false, kind === summary?.default_adapter_kind)),
+    ...kinds.map((kind) => new Option(kindLabel(kind), kind, false, kind === summary?.default_adapter_kind)),
   );
   kindsLoaded = true;
 }
@@ -396,7 +320,7 @@ async function refresh(): Promise<void> {
       statusLine.textContent = 'Add an example with both an input and an output.';
       return;
     }
-    statusLine.textContent = 'Generating the adapter…';
+    statusLine.textContent = req.adapter.refine ? `Generating the adapter and refining it (${req.adapter.refine.steps} steps)…` : 'Generating the adapter…';
     const adapter = await api<Adapter>('POST', '/v1/adapters', req.adapter, signal);
     showAdapter(adapter);
     showError(null);
@@ -429,6 +353,7 @@ function changed(): void {
 
 queriesBox.addEventListener('input', changed);
 kindSelect.addEventListener('change', changed);
+refineSelect.addEventListener('change', changed);
 keyInput.addEventListener('input', changed);
 
 for (let i = 0; i < 3; i++) addRow();

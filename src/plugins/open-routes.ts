@@ -11,13 +11,17 @@ import type { FastifyRequest } from 'fastify';
 const OPEN_PATHS: readonly string[] = ['/', '/healthz', '/readyz', '/metrics', '/openapi.yaml'];
 /** @fastify/swagger-ui registers its page, assets and JSON/YAML copies of the document under this prefix. */
 const OPEN_PREFIX = '/docs';
+/** The playground page's scripts and stylesheet (a browser sends no key for them), for GET alone. */
+const OPEN_GET_PREFIX = '/playground/';
 
 /** True when a route registered at `url` for `method` is open. Only ever given registered paths, never input. */
 export function isOpenPath(url: string, method: string | string[]): boolean {
   if (OPEN_PATHS.includes(url) || url === OPEN_PREFIX || url.startsWith(`${OPEN_PREFIX}/`)) return true;
-  // @fastify/cors answers preflights on `OPTIONS *` (only when CORS_ORIGINS is set): a browser sends no key there.
   const methods = ([] as string[]).concat(method);
-  return url === '*' && methods.length > 0 && methods.every((m) => m === 'OPTIONS');
+  const only = (allowed: string) => methods.length > 0 && methods.every((m) => m === allowed);
+  if (url.startsWith(OPEN_GET_PREFIX)) return only('GET');
+  // @fastify/cors answers preflights on `OPTIONS *` (only when CORS_ORIGINS is set): a browser sends no key there.
+  return url === '*' && only('OPTIONS');
 }
 
 /** True when the request was routed to an open route; false for guarded routes and for unmatched requests. */
