@@ -18,7 +18,6 @@ const PLAIN = { model: BASE, prompt: 'Katherine Johnson', max_tokens: 4, tempera
 
 /** Field -> a value that would change the answer, which this server does not implement. */
 const REFUSED: Record<string, unknown> = {
-  logprobs: 1,
   echo: true,
   suffix: ' the end',
   best_of: 2,
@@ -29,6 +28,7 @@ const REFUSED: Record<string, unknown> = {
 
 /** Field -> the neutral values accepted. */
 const NEUTRAL: Record<string, unknown[]> = {
+  // logprobs itself is implemented (test/logprobs.test.ts): null asks for nothing.
   logprobs: [null],
   echo: [false],
   suffix: [null, ''],

@@ -17,6 +17,14 @@ export interface AdapterMeta {
   parent?: string;
   /** Refined adapters: how refinement made it. */
   refine?: RefineMeta;
+  /** Adapters made from demonstrations: how well it reproduces them (src/services/fit.ts). */
+  fit?: FitMeta;
+}
+
+interface FitMeta {
+  demos_exact: number;
+  loo_exact: number | null;
+  mean_logprob: number | null;
 }
 
 interface RefineMeta {

@@ -1,6 +1,7 @@
 import type { EncodedInput } from '../inference/encoder.js';
 import type { RowAdapter } from '../inference/feeds.js';
 import { EMPTY_CACHE, type CacheRef } from '../inference/self-cache.js';
+import type { TokenLogprobs } from './token-logprobs.js';
 
 export type FinishReason = 'stop' | 'length';
 
@@ -20,6 +21,8 @@ export interface GenerationJob {
   /** Choices to return. */
   n: number;
   stream: boolean;
+  /** OpenAI `logprobs`: record each token's log probability and this many alternatives (greedy and sampled only). */
+  logprobs?: number;
 }
 
 export interface ChoiceResult {
@@ -27,6 +30,8 @@ export interface ChoiceResult {
   text: string;
   finishReason: FinishReason;
   tokenIds: number[];
+  /** When the job asked for `logprobs`. */
+  logprobs?: TokenLogprobs;
 }
 
 export interface GenerationEvents {

@@ -6,6 +6,7 @@ import fp from 'fastify-plugin';
 import type { Config } from '../config/index.js';
 import { AdapterService } from '../services/adapters.js';
 import { CompletionService } from '../services/completions.js';
+import { fitPlan } from '../services/fit.js';
 import { Validator } from '../validation/validator.js';
 
 declare module 'fastify' {
@@ -30,6 +31,7 @@ export default fp<{ config: Config }>(
       retryAfterS: config.RETRY_AFTER_S,
       created: (kind, source) => m.adaptersCreated.inc({ kind, source }),
       refineLimits: { deadlineMs: config.REQUEST_DEADLINE_MS, retryAfterS: config.RETRY_AFTER_S },
+      fitPlan: (kind, examples, loo) => fitPlan(bundle, tokenizer, kind, examples, loo),
       refined: (kind, steps, ms) => {
         m.refineSteps.inc({ kind }, steps);
         m.refineDuration.observe({ kind }, ms / 1000);

@@ -18,6 +18,7 @@ const view = (r: AdapterRecord, cached: boolean): Adapter => ({
   cached,
   ...(r.meta.parent !== undefined ? { parent: r.meta.parent } : {}),
   ...(r.meta.refine !== undefined ? { refine: r.meta.refine } : {}),
+  ...(r.meta.fit !== undefined ? { fit: r.meta.fit } : {}),
 });
 
 /** Aborted when the client hangs up before its answer is written: a refinement then stops between two steps. */

@@ -46,7 +46,7 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     // Gone already, while the request was validated or its adapter generated.
     if (req.raw.socket?.destroyed) onClose();
     const { choices, usage } = await run.result.finally(() => reply.raw.off('close', onClose));
-    return { ...head, choices: choices.map((c) => ({ index: c.index, text: c.text, finish_reason: c.finish_reason, logprobs: null })), usage };
+    return { ...head, choices: choices.map((c) => ({ index: c.index, text: c.text, finish_reason: c.finish_reason, logprobs: c.logprobs })), usage };
   });
 };
 

@@ -49,6 +49,9 @@ export const CreateAdapterBodySchema = Type.Object(
     examples: Examples,
     kind: Type.Optional(AdapterKind),
     refine: Type.Optional(Refine),
+    fit: Type.Optional(Type.Boolean({
+      description: 'extension: false skips the fit report (the adapter then has no `fit`); default true. The report is computed once, when the adapter is first stored',
+    })),
   },
   { $id: 'CreateAdapterBody', title: 'CreateAdapterBody', additionalProperties: false },
 );
@@ -74,6 +77,15 @@ export const AdapterSchema = Type.Object(
       loss_last: Type.Number({ description: 'the same at the last step (before its update)' }),
       ms: Type.Number({ description: 'time the Adam steps took in the worker, ms' }),
     }, { description: 'refined adapters: how refinement made it' })),
+    fit: Type.Optional(Type.Object({
+      demos_exact: Type.Number({ minimum: 0, maximum: 1, description: 'share of its examples whose greedy output equals the expected output exactly' }),
+      loo_exact: Type.Union([Type.Number({ minimum: 0, maximum: 1 }), Type.Null()], {
+        description: 'k ≥ 2: share of examples the hypermodel gets exactly right from the other k − 1 (refined adapters: the parent\'s); null for k = 1',
+      }),
+      mean_logprob: Type.Union([Type.Number({ maximum: 0 }), Type.Null()], {
+        description: 'mean token log-likelihood of the expected outputs (eos included); null when the bundle has no training-step graph for the kind',
+      }),
+    }, { description: 'adapters made from examples: how well it fits them (docs/api.md, "Fit report"). Absent for imported adapters and with `fit: false`' })),
   },
   { $id: 'Adapter', title: 'Adapter' },
 );

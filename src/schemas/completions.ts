@@ -40,7 +40,9 @@ export const CompletionBodySchema = Type.Object(
     ),
     user: Type.Optional(Type.String({ description: 'accepted and ignored (OpenAI compatibility)' })),
     logprobs: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 5 }), Type.Null()], {
-      description: `log probabilities of the tokens: only null, ${UNSUPPORTED}; choices always have \`logprobs: null\``,
+      description: 'log probabilities: each choice gets `logprobs` (CompletionLogprobs) with every generated token\'s log probability and ' +
+        'the N most likely tokens at each position (plus the chosen one). Greedy and sampled decoding; with `stream: true` or beam search 422 ' +
+        '(HT_ERR_INCOMPATIBLE_PARAMETERS). null or absent: choices have `logprobs: null`',
     })),
     echo: Type.Optional(Type.Boolean({ description: `return the prompt before the completion: only false, ${UNSUPPORTED}` })),
     suffix: Type.Optional(Type.Union([Type.String(), Type.Null()], {
@@ -83,12 +85,26 @@ export const UsageSchema = Type.Object(
 );
 const Usage = ref(UsageSchema);
 
+export const CompletionLogprobsSchema = Type.Object(
+  {
+    tokens: Type.Array(Type.String(), { description: 'the generated tokens as text; joined, they are the choice\'s text' }),
+    token_logprobs: Type.Array(Type.Number({ maximum: 0 }), {
+      description: 'log probability of each token under the model (log-softmax of its logits, before temperature and top_p)',
+    }),
+    top_logprobs: Type.Array(Type.Record(Type.String(), Type.Number({ maximum: 0 })), {
+      description: 'at each position, the `logprobs` most likely tokens and the chosen one, token text -> log probability',
+    }),
+    text_offset: Type.Array(Type.Integer({ minimum: 0 }), { description: 'where each token starts in the choice\'s text (characters; the prompt is not echoed)' }),
+  },
+  { $id: 'CompletionLogprobs', title: 'CompletionLogprobs', description: 'OpenAI\'s legacy completions log probabilities, one entry per generated token' },
+);
+
 export const CompletionChoiceSchema = Type.Object(
   {
     index: Type.Integer({ minimum: 0, description: 'prompt index * n + choice' }),
     text: Type.String(),
     finish_reason: FinishReason,
-    logprobs: Type.Null(),
+    logprobs: Type.Union([ref(CompletionLogprobsSchema), Type.Null()], { description: 'null unless the request set `logprobs`' }),
   },
   { $id: 'CompletionChoice', title: 'CompletionChoice' },
 );

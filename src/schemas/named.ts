@@ -5,7 +5,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { AdapterSchema, CreateAdapterBodySchema, DeletedAdapterSchema, ExampleSchema, RefineAdapterBodySchema } from './adapters.js';
 import { ErrorResponse } from './common.js';
-import { CompletionBodySchema, CompletionChoiceSchema, CompletionChunkSchema, CompletionSchema, UsageSchema } from './completions.js';
+import { CompletionBodySchema, CompletionChoiceSchema, CompletionChunkSchema, CompletionLogprobsSchema, CompletionSchema, UsageSchema } from './completions.js';
 import { HealthSchema } from './health.js';
 import { ModelListSchema, ModelSchema, ModelSummarySchema } from './models.js';
 
@@ -18,6 +18,7 @@ export const NAMED_SCHEMAS: readonly TSchema[] = [
   DeletedAdapterSchema,
   CompletionBodySchema,
   UsageSchema,
+  CompletionLogprobsSchema,
   CompletionChoiceSchema,
   CompletionSchema,
   CompletionChunkSchema,

@@ -12,6 +12,7 @@ import { HtError } from '../errors/domain-error.js';
 import type { AdapterTensors } from '../inference/feeds.js';
 import type { AdapterKindName, Manifest } from '../inference/manifest.js';
 import type { ValidExamples, ValidImport, ValidRefine, ValidRefineStored } from '../validation/valid.js';
+import { fitCost, looAdapters, scoreFit, type FitEngine, type FitMeta, type FitPlan } from './fit.js';
 import { runRefinement, type RefineEngine, type RefineLimits } from './refine.js';
 
 interface Obtained {
@@ -19,8 +20,8 @@ interface Obtained {
   created: boolean;
 }
 
-/** What adapter creation needs of the engine: admission, then a hypermodel run (or a refinement). */
-interface HyperEngine extends RefineEngine {
+/** What adapter creation needs of the engine: admission, then a hypermodel run (or a refinement), then the fit report. */
+interface HyperEngine extends RefineEngine, FitEngine {
   admit(jobs: number, cost?: number): void;
   hyper(kind: AdapterKindName, ids: number[]): Promise<AdapterTensors>;
 }
@@ -39,7 +40,15 @@ interface AdapterServiceDeps {
   refineLimits?: RefineLimits;
   /** A refinement finished its steps (metrics). */
   refined?(kind: AdapterKindName, steps: number, ms: number): void;
+  /** Tokenizes what the fit report needs (services/fit.ts); without it adapters carry no report. `loo`: plan the leave-one-out adapters. */
+  fitPlan?(kind: AdapterKindName, examples: readonly { input: string; output: string }[], loo: boolean): FitPlan;
 }
+
+/**
+ * The report is measured, not needed: when its decodes are shed (REQUEST_DEADLINE_MS under load) or fail, the
+ * adapter is stored without it rather than thrown away (after a refinement, that would waste the steps).
+ */
+const bestEffort = (fit: Promise<FitMeta>): Promise<FitMeta | undefined> => fit.catch(() => undefined);
 
 export class AdapterService {
   private readonly inflight = new Map<string, Promise<Obtained>>();
@@ -61,6 +70,21 @@ export class AdapterService {
       source,
       ...(owner !== undefined ? { owner } : {}),
     };
+  }
+
+  /**
+   * What the fit report needs, if admission takes its cost on top of the work ahead (it is priced like other
+   * work): refused (overload, or past REQUEST_DEADLINE_MS), the adapter is made all the same, without a report.
+   */
+  private fitPlan(kind: AdapterKindName, examples: readonly { input: string; output: string }[], loo: boolean): FitPlan | undefined {
+    const plan = this.deps.fitPlan?.(kind, examples, loo);
+    if (!plan) return undefined;
+    try {
+      this.deps.engine.admit(0, fitCost(plan));
+      return plan;
+    } catch {
+      return undefined;
+    }
   }
 
   private visible(meta: AdapterMeta, owner: string | undefined): boolean {
@@ -92,11 +116,18 @@ export class AdapterService {
     if (running) return running.then((o) => ({ record: o.record, created: false }));
     const { engine } = this.deps;
     const { kind, examples } = valid;
+    // A regeneration keeps the recorded report (the same examples give the same adapter, hence the same fit).
     engine.admit(1);
+    const plan = meta || valid.fit === false ? undefined : this.fitPlan(kind, examples, true);
     const work = (async () => {
+      // The leave-one-out adapters go with the adapter's own run: the hypermodel batcher runs them together.
+      const loo = plan ? looAdapters(engine, kind, plan) : null;
+      // Handled where it is awaited; this keeps a failure while the adapter's own run is awaited from going unhandled.
+      loo?.catch(() => {});
       const tensors = await engine.hyper(kind, valid.tokenIds);
+      const fit = plan ? await bestEffort(scoreFit(engine, kind, tensors, examples, plan, loo)) : undefined;
       const record: AdapterRecord = {
-        meta: meta ?? this.newMeta(id, kind, examples.length, 'hypermodel', owner),
+        meta: meta ?? { ...this.newMeta(id, kind, examples.length, 'hypermodel', owner), ...(fit ? { fit } : {}) },
         tensors,
         examples: examples.map((e) => ({ input: e.input, output: e.output })),
       };
@@ -117,12 +148,12 @@ export class AdapterService {
     const id = examplesId(this.manifest.fingerprint, valid.kind, valid.examples, owner);
     const existing = await this.get(id, owner);
     const parent = existing ? { record: existing, created: false } : await this.generate(id, valid, undefined, owner);
-    return valid.refine ? this.refined(parent.record, valid.examples, valid.refine, owner, signal) : parent;
+    return valid.refine ? this.refined(parent.record, valid.examples, valid.refine, owner, signal, valid.fit !== false) : parent;
   }
 
   /** POST /v1/adapters/{id}/refine: a stored adapter (say, imported) refined on the request's examples. */
   refineStored(valid: ValidRefineStored, owner?: string, signal?: AbortSignal): Promise<Obtained> {
-    return this.refined(valid.parent, valid.examples, valid.refine, owner, signal);
+    return this.refined(valid.parent, valid.examples, valid.refine, owner, signal, true);
   }
 
   /**
@@ -130,7 +161,14 @@ export class AdapterService {
    * stored with its recipe. A cancelled or late refinement rejects before anything is stored. Concurrent identical
    * requests each run (their bytes are equal, and the store keeps the first): one client leaving must not fail another.
    */
-  private async refined(parent: AdapterRecord, examples: ValidRefineStored['examples'], r: ValidRefine, owner: string | undefined, signal?: AbortSignal): Promise<Obtained> {
+  private async refined(
+    parent: AdapterRecord,
+    examples: ValidRefineStored['examples'],
+    r: ValidRefine,
+    owner: string | undefined,
+    signal: AbortSignal | undefined,
+    withFit: boolean,
+  ): Promise<Obtained> {
     const { kind } = parent.meta;
     const id = refinedId(this.manifest.fingerprint, kind, {
       parent: parent.meta.id,
@@ -143,10 +181,14 @@ export class AdapterService {
     }, owner);
     const existing = await this.get(id, owner);
     if (existing) return { record: existing, created: false };
+    const plan = withFit ? this.fitPlan(kind, examples, false) : undefined;
     const outcome = await runRefinement(this.deps.engine, this.deps.refineLimits ?? { deadlineMs: 0, retryAfterS: this.deps.retryAfterS }, kind, parent.tensors, r, signal);
     this.deps.refined?.(kind, outcome.steps, outcome.ms);
+    // Leave-one-out measures the hypermodel on these examples: a refined adapter reports its parent's.
+    const fit = plan ? await bestEffort(scoreFit(this.deps.engine, kind, outcome.tensors, examples, plan, parent.meta.fit?.loo_exact ?? null)) : undefined;
     const meta: AdapterMeta = {
       ...this.newMeta(id, kind, examples.length, 'refine', owner),
+      ...(fit ? { fit } : {}),
       parent: parent.meta.id,
       refine: { steps: r.steps, learning_rate: r.learningRate, augment: r.augment, loss_first: outcome.lossFirst, loss_last: outcome.lossLast, ms: Math.round(outcome.ms) },
     };

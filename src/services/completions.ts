@@ -42,10 +42,20 @@ interface PreparedCompletion {
   cost: number;
 }
 
+/** OpenAI's legacy completions `logprobs` object. */
+interface ChoiceLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  /** Character offsets in the choice's text (the prompt is not echoed, so the first token is at 0). */
+  text_offset: number[];
+}
+
 interface FinalChoice {
   index: number;
   text: string;
   finish_reason: FinishReason;
+  logprobs: ChoiceLogprobs | null;
 }
 
 interface Usage {
@@ -102,6 +112,7 @@ export class CompletionService {
         strategy: strategies[i]!,
         n,
         stream: valid.stream,
+        ...(valid.logprobs !== undefined ? { logprobs: valid.logprobs } : {}),
       })),
     };
   }
@@ -145,7 +156,9 @@ export class CompletionService {
               delta: (choice, text) => sink?.delta(base + choice, text),
               done: (choices: ChoiceResult[]) => {
                 for (const ch of choices) {
-                  out.push({ index: base + ch.choice, text: ch.text, finish_reason: ch.finishReason });
+                  const lp = ch.logprobs;
+                  const logprobs = lp ? { tokens: lp.tokens, token_logprobs: lp.tokenLogprobs, top_logprobs: lp.topLogprobs, text_offset: lp.textOffset } : null;
+                  out.push({ index: base + ch.choice, text: ch.text, finish_reason: ch.finishReason, logprobs });
                   tokens += ch.tokenIds.length;
                   this.deps.generated(ch.tokenIds.length);
                 }

@@ -3,6 +3,7 @@
  * built on them) often send them with their neutral value (`echo: false`, `presence_penalty: 0`,
  * `logit_bias: {}`), so that value is accepted; any other is refused by name rather than silently ignored,
  * since ignoring it would return something other than what was asked. `user` is accepted and ignored.
+ * `logprobs` is implemented, except with streaming (refused by name here) and beam search (validator.ts).
  */
 import { HtError } from '../errors/domain-error.js';
 import { summarise } from '../errors/summarise.js';
@@ -15,7 +16,10 @@ function refuse(field: string, value: unknown, what: string, accepted: string): 
 
 /** Throws HT_ERR_UNSUPPORTED_PARAMETER for the first field sent with a value that would change the answer. */
 export function checkOpenAiFields(body: CompletionBody): void {
-  if (body.logprobs != null) refuse('logprobs', body.logprobs, 'returning log probabilities', 'null');
+  if (body.logprobs != null && body.stream === true) {
+    throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS',
+      `body.logprobs is ${body.logprobs} and body.stream is true; log probabilities are returned only without streaming: omit body.logprobs or body.stream`);
+  }
   if (body.echo === true) refuse('echo', body.echo, 'echoing the prompt', 'false');
   if (body.suffix != null && body.suffix !== '') refuse('suffix', body.suffix, 'a suffix (text after the completion)', 'null');
   const n = body.n ?? 1;

@@ -17,6 +17,8 @@ export interface ValidExamples {
   tokenIds: number[];
   /** Asked for: the one-pass adapter is then refined on these examples, and the refined one is the answer. */
   refine?: ValidRefine;
+  /** false: store the adapter without its fit report (default: with it). */
+  fit?: boolean;
 }
 
 /** Refinement settings, defaults filled from the manifest, and the batch it trains on. */
@@ -60,4 +62,6 @@ export interface ValidCompletion {
   maxNewTokens: number;
   stop: string[];
   stream: boolean;
+  /** OpenAI `logprobs` (0..5 alternatives per token); undefined = not asked. */
+  logprobs?: number;
 }

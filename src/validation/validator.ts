@@ -40,7 +40,8 @@ export class Validator {
 
   /** POST /v1/adapters. */
   newAdapter(body: CreateAdapterBody): ValidExamples {
-    return this.examples(body.examples, body.kind, 'body.examples', 'body.kind', body.refine);
+    const valid = this.examples(body.examples, body.kind, 'body.examples', 'body.kind', body.refine);
+    return body.fit === false ? { ...valid, fit: false } : valid;
   }
 
   /**
@@ -94,7 +95,11 @@ export class Validator {
     if (s0.type === 'beam' && n > s0.numBeams) {
       throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', `body.n is ${n}; beam search returns at most num_beams (${s0.numBeams}) choices`);
     }
-    return { model: await this.model(body, owner), prompts: ids, strategies, n, maxNewTokens, stop, stream: body.stream === true };
+    if (s0.type === 'beam' && body.logprobs != null) {
+      throw new HtError('HT_ERR_INCOMPATIBLE_PARAMETERS', `body.logprobs is ${body.logprobs} with beam search (num_beams ${s0.numBeams}); log probabilities are returned for greedy and sampled decoding: omit body.logprobs or set body.num_beams to 1`);
+    }
+    const logprobs = body.logprobs ?? undefined;
+    return { model: await this.model(body, owner), prompts: ids, strategies, n, maxNewTokens, stop, stream: body.stream === true, ...(logprobs !== undefined ? { logprobs } : {}) };
   }
 
   private examples(examples: readonly Example[], kindIn: AdapterKindName | undefined, param: string, kindParam: string, refine?: RefineRequest): ValidExamples {
