@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,20 @@ GRAPH_FILES = {"encoder": "encoder.onnx", "decoder": "decoder.onnx",
 # tied aliases left out as save_pretrained does). For PEFT interop (hypert5.peft_interop); the service
 # verifies its sha256 like every file but never reads it.
 DOWNSTREAM_FILE = "downstream.safetensors"
+# The largest |value| the service accepts in an imported adapter tensor (models/README.md, "Adapter kinds"),
+# by the last part of the tensor's name. Measured on models/default (228 example sets through the
+# hypermodels; adapters tuned 300 Adam steps from random and hypermodel initialisation): LoRA reaches
+# 0.56, prefix keys/values 5.7 and gates 3.2, so these sit about 100 times above; activations only overflow
+# float32 from about 1e18. A mask holds 0 or 1.
+MAX_ABS = {"a": 100.0, "b": 100.0, "key": 1000.0, "value": 1000.0, "gate": 1000.0, "mask": 1.0}
+# Optional (older bundles lack them): one Adam step of an adapter as a graph per kind, and the frozen
+# weights both hold, stored once beside them (hypert5.export_refine; models/README.md, "Refinement graphs").
+REFINE_GRAPH_FILES = {"train_step_lora": "train_step_lora.onnx", "train_step_prefix": "train_step_prefix.onnx"}
+REFINE_WEIGHTS_FILE = "train_step_weights.bin"
+# Per kind: the Adam learning rate (the sweep of hypert5.train.evaluate's TUNE_LR) and the steps and
+# augmentation the evaluation's refine rows chose.
+REFINE_DEFAULTS = {"lora": {"steps": 100, "learning_rate": 1e-3, "augment": "none"},
+                   "prefix": {"steps": 100, "learning_rate": 3e-2, "augment": "none"}}
 
 
 class BundleError(ValueError):
@@ -42,13 +57,31 @@ def write_downstream(models: Models, path: Path) -> None:
     path.chmod(0o644)  # safetensors creates it private; it is a bundle file like the others
 
 
+REFINE_FILE_PREFIX = "train_step_"
+
+
 def fingerprint(files: dict[str, str]) -> str:
-    lines = "".join(f"{name}:{files[name]}\n" for name in sorted(files))
+    """The model's identity, from which adapter ids derive: every file but the optional refinement graphs,
+    which change no one-pass adapter or completion (so adding them keeps every stored adapter's id)."""
+    served = sorted(name for name in files if not name.startswith(REFINE_FILE_PREFIX))
+    lines = "".join(f"{name}:{files[name]}\n" for name in served)
     return hashlib.sha256(lines.encode()).hexdigest()[:16]
 
 
 def _io(entries: list[tuple[str, str, list]]) -> list[dict[str, Any]]:
     return [{"name": n, "dtype": t, "shape": s} for n, t, s in entries]
+
+
+def max_abs(name: str) -> float:
+    """The import bound of an adapter tensor; a new tensor role must be given one here."""
+    role = name.rsplit(".", 1)[-1]
+    if role not in MAX_ABS:
+        raise BundleError(f"adapter tensor {name}: no import bound for role {role!r} in bundle.MAX_ABS")
+    return MAX_ABS[role]
+
+
+def _tensors(specs) -> list[dict[str, Any]]:
+    return [{"name": t.name, "dtype": "float32", "shape": list(t.shape), "max_abs": max_abs(t.name)} for t in specs]
 
 
 def build_manifest(models: Models, graphs: dict[str, Any], bundle_dir: Path) -> dict[str, Any]:
@@ -71,9 +104,9 @@ def build_manifest(models: Models, graphs: dict[str, Any], bundle_dir: Path) -> 
             "default_kind": s.default_kind,
             "kinds": {
                 "lora": {"rank": s.lora.rank, "alpha": s.lora.alpha, "targets": ["q", "v"],
-                         "tensors": [{"name": t.name, "dtype": "float32", "shape": list(t.shape)} for t in lora_specs(d, s.lora)]},
+                         "tensors": _tensors(lora_specs(d, s.lora))},
                 "prefix": {"num_positions": s.prefix.num_positions, "attention": s.prefix.attention,
-                           "tensors": [{"name": t.name, "dtype": "float32", "shape": list(t.shape)} for t in prefix_specs(d, s.prefix)]},
+                           "tensors": _tensors(prefix_specs(d, s.prefix))},
             },
         },
         "graphs": {name: {"file": GRAPH_FILES[name], "inputs": _io(g.inputs), "outputs": _io(g.outputs)}
@@ -90,6 +123,19 @@ def dims_from_manifest(manifest: dict[str, Any]) -> T5Dims:
 
 
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64"}
+
+
+def _check_max_abs(path: Path, kind: str, tensor: dict[str, Any]) -> None:
+    """``max_abs`` is optional (older bundles: the service's default); when present, a positive finite number,
+    at least 1 on a mask (whose values are 0 and 1)."""
+    if "max_abs" not in tensor:
+        return
+    bound = tensor["max_abs"]
+    floor = 1.0 if tensor["name"].endswith(".mask") else 0.0
+    ok = isinstance(bound, (int, float)) and not isinstance(bound, bool) and math.isfinite(bound)
+    if not ok or bound < floor or bound <= 0:
+        raise BundleError(f"{path}: adapters.kinds.{kind} tensor {tensor['name']}: max_abs is {bound!r}; expected a "
+                          f"finite number " + ("of at least 1 (a mask holds 1)" if floor else "above 0"))
 
 
 def validate(bundle_dir: Path) -> dict[str, Any]:
@@ -112,8 +158,18 @@ def validate(bundle_dir: Path) -> dict[str, Any]:
     if fingerprint(manifest["files"]) != manifest["fingerprint"]:
         raise BundleError(f"{path}: fingerprint does not match manifest.files")
     kinds = manifest["adapters"]["kinds"]
-    adapter_shapes = {t["name"]: ["batch", *t["shape"]] for k in kinds.values() for t in k["tensors"]}
+    for kind, spec in kinds.items():
+        for t in spec["tensors"]:
+            _check_max_abs(path, kind, t)
+    batched = {t["name"]: ["batch", *t["shape"]] for k in kinds.values() for t in k["tensors"]}
+    single = {t["name"]: t["shape"] for k in kinds.values() for t in k["tensors"]}
+    for name, spec in manifest.get("refine", {}).get("kinds", {}).items():
+        if name not in kinds or spec.get("graph") not in manifest["graphs"]:
+            raise BundleError(f"{path}: refine.kinds.{name} names graph {spec.get('graph')!r}; graphs has "
+                              f"{sorted(manifest['graphs'])} and adapters.kinds {sorted(kinds)}")
     for graph_name, graph in manifest["graphs"].items():
+        # A step graph refines one adapter: its tensors have no batch dimension.
+        adapter_shapes = single if graph_name in REFINE_GRAPH_FILES else batched
         f = bundle_dir / graph["file"]
         session = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"])
         for side, declared, actual in (("inputs", graph["inputs"], session.get_inputs()),

@@ -4,7 +4,8 @@
     python -m hypert5.export --random tiny --out ../test/fixtures/tiny
 
 The check: every graph in ONNX Runtime against PyTorch (max abs diff <= 1e-4) and ONNX Runtime
-greedy decodes against the golden ones, alone and as one mixed-adapter batch.
+greedy decodes against the golden ones, alone and as one mixed-adapter batch. Then the training-step
+graphs are added and checked (hypert5.export_refine; ``--no-refine`` leaves them out).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from . import checkpoint
 from .bundle import DOWNSTREAM_FILE, GRAPH_FILES, build_manifest, validate, write_downstream
 from .checkpoint import Models
+from .export_refine import add_refine_graphs
 from .golden import golden_cases, write_golden
 from .onnx_graphs import build_graphs, example_inputs, export_graph
 from .ort_runtime import OrtBundle
@@ -76,6 +78,7 @@ def check_bundle(models: Models, out: Path, log=print) -> None:
     cases = json.loads((out / "golden.json").read_text())["cases"]
     adapters = [runtime.hyper(c["adapter"]["kind"], [(e["input"], e["output"]) for e in c["adapter"]["examples"]])
                 if c["adapter"] else None for c in cases]
+    check_adapter_bounds(runtime.manifest, [(c["name"], c["adapter"]["kind"], a) for c, a in zip(cases, adapters) if a])
     budget = max(c["max_new_tokens"] for c in cases)
     alone = [runtime.greedy([c["input"]], [a], c["max_new_tokens"])[0] for c, a in zip(cases, adapters)]
     mixed = runtime.greedy([c["input"] for c in cases], adapters, budget)
@@ -88,6 +91,18 @@ def check_bundle(models: Models, out: Path, log=print) -> None:
     log(f"{DOWNSTREAM_FILE} as transformers T5ForConditionalGeneration: max |logits - PyTorch| {diff:.2e}")
     if diff > TOLERANCE:
         raise AssertionError(f"{DOWNSTREAM_FILE} in transformers differs from PyTorch by {diff} > {TOLERANCE}")
+
+
+def check_adapter_bounds(manifest: dict, adapters: list[tuple[str, str, dict]]) -> None:
+    """The hypermodel's own adapters stay within the manifest's ``max_abs``: else the service would refuse
+    to re-import the parameters it hands out. (A bundle older than ``max_abs`` has no bound to check.)"""
+    bounds = {t["name"]: t.get("max_abs", float("inf")) for k in manifest["adapters"]["kinds"].values() for t in k["tensors"]}
+    for case, kind, adapter in adapters:
+        for name, value in adapter.items():
+            top = float(np.abs(value).max())
+            if top > bounds[name]:
+                raise AssertionError(f"golden case {case}: the {kind} hypermodel gives {name} values up to {top:.3g}, "
+                                     f"above its max_abs {bounds[name]} (hypert5.bundle.MAX_ABS)")
 
 
 def downstream_hf_diff(models: Models, out: Path) -> float:
@@ -115,11 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--no-check", action="store_true", help="skip the PyTorch/ONNX Runtime parity check")
+    parser.add_argument("--no-refine", action="store_true",
+                        help="leave out the training-step graphs (hypert5.export_refine adds them later)")
     args = parser.parse_args(argv)
     models = random_models(args.random, args.seed) if args.random else checkpoint.load(args.checkpoint)
     manifest = export_bundle(models, args.out, source=args.checkpoint)
     if not args.no_check:
         check_bundle(models, args.out)
+    if not args.no_refine:
+        manifest = add_refine_graphs(args.out, check=not args.no_check)
     size = sum(p.stat().st_size for p in args.out.iterdir()) / 1e6
     print(f"wrote {args.out} ({size:.1f} MB), fingerprint {manifest['fingerprint']}")
     return 0

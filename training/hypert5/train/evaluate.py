@@ -17,7 +17,8 @@ match is about 50 % by guessing one of its two labels). The checkpoint's provena
 generalisation gap; eval_train.json); ``--split programs`` on fresh random programs of
 ``--program-language`` (new compositions inside the space stage 2 draws its programs from;
 eval_programs.json; ``--tasks-per-family`` programs); ``--tune-shots 0`` skips the gradient-tuning
-comparisons.
+comparisons. ``--refine-bundle <bundle>`` adds the refine rows (hypert5.train.refine_eval: refinement
+through the bundle's training-step graphs in ONNX Runtime, at every k of --shots) in eval_refine.json.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from safetensors.torch import load_file
 
 from ..adapters import kind_specs
 from ..generate import greedy, pad_batch
+from ..refine import AUGMENTS
 from ..t5 import T5
 from ..tasks import Episode, list_families, sample_episode_for_family
 from ..tasks.mixture import PROGRAM_LANGUAGES
+from .refine_eval import INITS, run_grid, summary_for_provenance
 from .settings import load_downstream, load_hyper, read_settings, record
 from .text import TOKENIZER, encode, hyper_context, in_context_prompt, targets
 
@@ -168,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--tune-lr-{kind}", type=float, default=lr, help=f"Adam lr of {kind} tuning")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--refine-bundle", type=Path, default=None,
+                        help="also the refine rows through this bundle's training-step graphs (eval_refine.json)")
+    parser.add_argument("--refine-steps", type=int, nargs="+", default=[25, 50, 100, 200])
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = read_settings(args.run)
@@ -234,6 +240,11 @@ def main(argv: list[str] | None = None) -> None:
               "seconds": round(time.time() - t0)}
     suffix = "" if args.split == "val" else f"_{args.split}"
     save_result(args.run, f"eval{suffix}", f"evaluation{suffix}", result)
+    if args.refine_bundle is not None and args.split == "val":
+        refined = run_grid(args.refine_bundle, args.shots, args.refine_steps, ["lora", "prefix"], list(AUGMENTS),
+                           list(INITS), args.tasks_per_family, args.queries, args.seed, args.threads)
+        (args.run / "eval_refine.json").write_text(json.dumps(refined, indent=1))
+        record(args.run, "evaluation_refine", summary_for_provenance(refined))
 
 
 if __name__ == "__main__":
