@@ -28,7 +28,7 @@ const Examples = Type.Array(Example, {
 export const Refine = Type.Object(
   {
     steps: Type.Integer({ minimum: 1, description: 'Adam steps on the examples, 1 to MAX_REFINE_STEPS (default 200)' }),
-    learning_rate: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Adam learning rate (default: the manifest\'s, per kind: refine.kinds.<kind>.learning_rate)' })),
+    learning_rate: Type.Optional(Type.Number({ minimum: 1e-8, maximum: 1, description: 'Adam learning rate, 1e-8 to 1 (default: the manifest\'s, per kind: refine.kinds.<kind>.learning_rate)' })),
     augment: Type.Optional(Type.Union(REFINE_AUGMENTS.map((a) => Type.Literal(a)), {
       description: '`leave-one-out` also trains on each example predicted from the others in context (2k rows; default: the manifest\'s)',
     })),
