@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run test:training`, the Python half of `npm test`. Creates .venv from training/requirements.txt
 # when it is missing or the requirements changed (so a fresh clone needs nothing by hand), then runs
-# pytest.
+# ruff (lint, then a format check; settings in training/ruff.toml) and pytest.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$root/.venv"
@@ -14,4 +14,6 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "$want" > "$stamp"
 fi
 cd "$root/training"
+"$venv/bin/ruff" check .
+"$venv/bin/ruff" format --check .
 exec "$venv/bin/python" -m pytest "$@"

@@ -56,8 +56,7 @@ def zeros(specs: list[TensorSpec], batch: int) -> dict[str, torch.Tensor]:
 def stack(adapters: list[dict[str, torch.Tensor] | None], specs: list[TensorSpec]) -> dict[str, torch.Tensor]:
     """Batch per-row adapters (``None`` = no adapter of this kind: zeros)."""
     return {
-        s.name: torch.stack([a[s.name] if a is not None else torch.zeros(s.shape) for a in adapters])
-        for s in specs
+        s.name: torch.stack([a[s.name] if a is not None else torch.zeros(s.shape) for a in adapters]) for s in specs
     }
 
 

@@ -15,8 +15,12 @@ from .checkpoint import Models
 from .config import T5Dims, to_dict
 
 FORMAT, FORMAT_VERSION = "hypert5-bundle", 1
-GRAPH_FILES = {"encoder": "encoder.onnx", "decoder": "decoder.onnx",
-               "hyper_lora": "hyper_lora.onnx", "hyper_prefix": "hyper_prefix.onnx"}
+GRAPH_FILES = {
+    "encoder": "encoder.onnx",
+    "decoder": "decoder.onnx",
+    "hyper_lora": "hyper_lora.onnx",
+    "hyper_prefix": "hyper_prefix.onnx",
+}
 # The frozen downstream T5 as transformers' T5ForConditionalGeneration weights (F32, HF parameter names,
 # tied aliases left out as save_pretrained does). For PEFT interop (hypert5.peft_interop); the service
 # verifies its sha256 like every file but never reads it.
@@ -33,8 +37,10 @@ REFINE_GRAPH_FILES = {"train_step_lora": "train_step_lora.onnx", "train_step_pre
 REFINE_WEIGHTS_FILE = "train_step_weights.bin"
 # Per kind: the Adam learning rate (the sweep of hypert5.train.evaluate's TUNE_LR) and the steps and
 # augmentation the evaluation's refine rows chose.
-REFINE_DEFAULTS = {"lora": {"steps": 100, "learning_rate": 1e-3, "augment": "none"},
-                   "prefix": {"steps": 100, "learning_rate": 3e-2, "augment": "none"}}
+REFINE_DEFAULTS = {
+    "lora": {"steps": 100, "learning_rate": 1e-3, "augment": "none"},
+    "prefix": {"steps": 100, "learning_rate": 3e-2, "augment": "none"},
+}
 
 
 class BundleError(ValueError):
@@ -94,23 +100,39 @@ def build_manifest(models: Models, graphs: dict[str, Any], bundle_dir: Path) -> 
         "name": s.name,
         "fingerprint": fingerprint(files),
         "files": files,
-        "dims": {k: v for k, v in to_dict(d).items() if k not in ("pad_token_id", "eos_token_id", "decoder_start_token_id")},
+        "dims": {
+            k: v for k, v in to_dict(d).items() if k not in ("pad_token_id", "eos_token_id", "decoder_start_token_id")
+        },
         "tokenizer": s.tokenizer,
-        "special_ids": {"pad": d.pad_token_id, "eos": d.eos_token_id, "unk": 2, "decoder_start": d.decoder_start_token_id},
+        "special_ids": {
+            "pad": d.pad_token_id,
+            "eos": d.eos_token_id,
+            "unk": 2,
+            "decoder_start": d.decoder_start_token_id,
+        },
         "encoder_input": {"append_eos": True, "max_tokens": s.encoder_max_tokens},
         "hyper_input": to_dict(s.hyper_input),
         "generation": s.generation,
         "adapters": {
             "default_kind": s.default_kind,
             "kinds": {
-                "lora": {"rank": s.lora.rank, "alpha": s.lora.alpha, "targets": ["q", "v"],
-                         "tensors": _tensors(lora_specs(d, s.lora))},
-                "prefix": {"num_positions": s.prefix.num_positions, "attention": s.prefix.attention,
-                           "tensors": _tensors(prefix_specs(d, s.prefix))},
+                "lora": {
+                    "rank": s.lora.rank,
+                    "alpha": s.lora.alpha,
+                    "targets": ["q", "v"],
+                    "tensors": _tensors(lora_specs(d, s.lora)),
+                },
+                "prefix": {
+                    "num_positions": s.prefix.num_positions,
+                    "attention": s.prefix.attention,
+                    "tensors": _tensors(prefix_specs(d, s.prefix)),
+                },
             },
         },
-        "graphs": {name: {"file": GRAPH_FILES[name], "inputs": _io(g.inputs), "outputs": _io(g.outputs)}
-                   for name, g in graphs.items()},
+        "graphs": {
+            name: {"file": GRAPH_FILES[name], "inputs": _io(g.inputs), "outputs": _io(g.outputs)}
+            for name, g in graphs.items()
+        },
         "provenance": s.provenance,
     }
 
@@ -118,8 +140,12 @@ def build_manifest(models: Models, graphs: dict[str, Any], bundle_dir: Path) -> 
 def dims_from_manifest(manifest: dict[str, Any]) -> T5Dims:
     """The inverse of ``build_manifest``'s dims and special_ids."""
     special = manifest["special_ids"]
-    return T5Dims(**manifest["dims"], pad_token_id=special["pad"], eos_token_id=special["eos"],
-                  decoder_start_token_id=special["decoder_start"])
+    return T5Dims(
+        **manifest["dims"],
+        pad_token_id=special["pad"],
+        eos_token_id=special["eos"],
+        decoder_start_token_id=special["decoder_start"],
+    )
 
 
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64"}
@@ -134,8 +160,10 @@ def _check_max_abs(path: Path, kind: str, tensor: dict[str, Any]) -> None:
     floor = 1.0 if tensor["name"].endswith(".mask") else 0.0
     ok = isinstance(bound, (int, float)) and not isinstance(bound, bool) and math.isfinite(bound)
     if not ok or bound < floor or bound <= 0:
-        raise BundleError(f"{path}: adapters.kinds.{kind} tensor {tensor['name']}: max_abs is {bound!r}; expected a "
-                          f"finite number " + ("of at least 1 (a mask holds 1)" if floor else "above 0"))
+        raise BundleError(
+            f"{path}: adapters.kinds.{kind} tensor {tensor['name']}: max_abs is {bound!r}; expected a "
+            f"finite number " + ("of at least 1 (a mask holds 1)" if floor else "above 0")
+        )
 
 
 def validate(bundle_dir: Path) -> dict[str, Any]:
@@ -147,8 +175,10 @@ def validate(bundle_dir: Path) -> dict[str, Any]:
         raise BundleError(f"{path}: missing")
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(f"{path}: format/format_version must be {FORMAT!r}/{FORMAT_VERSION}, got "
-                          f"{manifest.get('format')!r}/{manifest.get('format_version')!r}")
+        raise BundleError(
+            f"{path}: format/format_version must be {FORMAT!r}/{FORMAT_VERSION}, got "
+            f"{manifest.get('format')!r}/{manifest.get('format_version')!r}"
+        )
     for name, digest in manifest["files"].items():
         f = bundle_dir / name
         if not f.exists():
@@ -165,24 +195,31 @@ def validate(bundle_dir: Path) -> dict[str, Any]:
     single = {t["name"]: t["shape"] for k in kinds.values() for t in k["tensors"]}
     for name, spec in manifest.get("refine", {}).get("kinds", {}).items():
         if name not in kinds or spec.get("graph") not in manifest["graphs"]:
-            raise BundleError(f"{path}: refine.kinds.{name} names graph {spec.get('graph')!r}; graphs has "
-                              f"{sorted(manifest['graphs'])} and adapters.kinds {sorted(kinds)}")
+            raise BundleError(
+                f"{path}: refine.kinds.{name} names graph {spec.get('graph')!r}; graphs has "
+                f"{sorted(manifest['graphs'])} and adapters.kinds {sorted(kinds)}"
+            )
     for graph_name, graph in manifest["graphs"].items():
         # A step graph refines one adapter: its tensors have no batch dimension.
         adapter_shapes = single if graph_name in REFINE_GRAPH_FILES else batched
         f = bundle_dir / graph["file"]
         session = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"])
-        for side, declared, actual in (("inputs", graph["inputs"], session.get_inputs()),
-                                       ("outputs", graph["outputs"], session.get_outputs())):
+        for side, declared, actual in (
+            ("inputs", graph["inputs"], session.get_inputs()),
+            ("outputs", graph["outputs"], session.get_outputs()),
+        ):
             got = [{"name": a.name, "dtype": _ORT_DTYPES.get(a.type, a.type), "shape": list(a.shape)} for a in actual]
             if got != declared:
-                raise BundleError(f"{f}: graphs.{graph_name}.{side} in the manifest do not match the ONNX graph: "
-                                  f"declared {[d['name'] for d in declared]}, graph has {[g['name'] for g in got]} "
-                                  f"(or dtypes/shapes differ)")
+                raise BundleError(
+                    f"{f}: graphs.{graph_name}.{side} in the manifest do not match the ONNX graph: "
+                    f"declared {[d['name'] for d in declared]}, graph has {[g['name'] for g in got]} "
+                    f"(or dtypes/shapes differ)"
+                )
             for io in declared:
                 if io["name"] in adapter_shapes and io["shape"] != adapter_shapes[io["name"]]:
-                    raise BundleError(f"{f}: {io['name']} has shape {io['shape']}, adapters.kinds says "
-                                      f"{adapter_shapes[io['name']]}")
+                    raise BundleError(
+                        f"{f}: {io['name']} has shape {io['shape']}, adapters.kinds says {adapter_shapes[io['name']]}"
+                    )
     tok = manifest["tokenizer"]
     if tok["type"] == "tokenizers" and not (bundle_dir / tok["file"]).exists():
         raise BundleError(f"{bundle_dir / tok['file']}: required by manifest.tokenizer but missing")

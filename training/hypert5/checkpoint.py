@@ -83,8 +83,11 @@ def load(dirpath: Path) -> Models:
     elif (dirpath / "config.json").exists():
         state = load_hf_weights(dirpath)
         config = json.loads((dirpath / "config.json").read_text())
-        settings = BundleSettings(dims=hf_dims(dirpath, config, state),
-                                  name=dirpath.name, tokenizer={"type": "tokenizers", "file": "tokenizer.json"})
+        settings = BundleSettings(
+            dims=hf_dims(dirpath, config, state),
+            name=dirpath.name,
+            tokenizer={"type": "tokenizers", "file": "tokenizer.json"},
+        )
         if settings.dims.vocab_size <= 384 and not (dirpath / "tokenizer.json").exists():
             settings.tokenizer = {"type": "byte", "offset": 3}  # ByT5
     else:

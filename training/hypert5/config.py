@@ -25,8 +25,12 @@ def _require(cond: bool, name: str, value: Any, why: str) -> None:
 def _positive(obj: Any, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
-        _require(isinstance(value, int) and not isinstance(value, bool) and value > 0, name, value,
-                 "must be a positive integer")
+        _require(
+            isinstance(value, int) and not isinstance(value, bool) and value > 0,
+            name,
+            value,
+            "must be a positive integer",
+        )
 
 
 @dataclass
@@ -50,10 +54,24 @@ class T5Dims:
     decoder_start_token_id: int = 0
 
     def __post_init__(self) -> None:
-        _positive(self, "vocab_size", "d_model", "d_kv", "num_heads", "d_ff", "num_layers",
-                  "num_decoder_layers", "relative_attention_num_buckets", "relative_attention_max_distance")
-        _require(self.feed_forward_proj in FEED_FORWARD_KINDS, "feed_forward_proj", self.feed_forward_proj,
-                 f"must be one of {FEED_FORWARD_KINDS}")
+        _positive(
+            self,
+            "vocab_size",
+            "d_model",
+            "d_kv",
+            "num_heads",
+            "d_ff",
+            "num_layers",
+            "num_decoder_layers",
+            "relative_attention_num_buckets",
+            "relative_attention_max_distance",
+        )
+        _require(
+            self.feed_forward_proj in FEED_FORWARD_KINDS,
+            "feed_forward_proj",
+            self.feed_forward_proj,
+            f"must be one of {FEED_FORWARD_KINDS}",
+        )
         _require(self.layer_norm_epsilon > 0, "layer_norm_epsilon", self.layer_norm_epsilon, "must be > 0")
         for name in ("pad_token_id", "eos_token_id", "decoder_start_token_id"):
             value = getattr(self, name)
@@ -73,27 +91,44 @@ class T5Dims:
         proj = getattr(hf, "feed_forward_proj", "relu")
         proj = "gated-gelu" if proj in ("gated-gelu", "gated-gelu_new") else proj
         return cls(
-            vocab_size=hf.vocab_size, d_model=hf.d_model, d_kv=hf.d_kv, num_heads=hf.num_heads, d_ff=hf.d_ff,
-            num_layers=hf.num_layers, num_decoder_layers=hf.num_decoder_layers or hf.num_layers,
+            vocab_size=hf.vocab_size,
+            d_model=hf.d_model,
+            d_kv=hf.d_kv,
+            num_heads=hf.num_heads,
+            d_ff=hf.d_ff,
+            num_layers=hf.num_layers,
+            num_decoder_layers=hf.num_decoder_layers or hf.num_layers,
             relative_attention_num_buckets=hf.relative_attention_num_buckets,
             relative_attention_max_distance=getattr(hf, "relative_attention_max_distance", 128),
-            feed_forward_proj=proj, tie_word_embeddings=bool(hf.tie_word_embeddings),
-            layer_norm_epsilon=hf.layer_norm_epsilon, pad_token_id=hf.pad_token_id,
-            eos_token_id=hf.eos_token_id, decoder_start_token_id=hf.decoder_start_token_id,
+            feed_forward_proj=proj,
+            tie_word_embeddings=bool(hf.tie_word_embeddings),
+            layer_norm_epsilon=hf.layer_norm_epsilon,
+            pad_token_id=hf.pad_token_id,
+            eos_token_id=hf.eos_token_id,
+            decoder_start_token_id=hf.decoder_start_token_id,
         )
 
     def to_hf(self) -> Any:
         from transformers import T5Config
 
         return T5Config(
-            vocab_size=self.vocab_size, d_model=self.d_model, d_kv=self.d_kv, num_heads=self.num_heads,
-            d_ff=self.d_ff, num_layers=self.num_layers, num_decoder_layers=self.num_decoder_layers,
+            vocab_size=self.vocab_size,
+            d_model=self.d_model,
+            d_kv=self.d_kv,
+            num_heads=self.num_heads,
+            d_ff=self.d_ff,
+            num_layers=self.num_layers,
+            num_decoder_layers=self.num_decoder_layers,
             relative_attention_num_buckets=self.relative_attention_num_buckets,
             relative_attention_max_distance=self.relative_attention_max_distance,
-            feed_forward_proj=self.feed_forward_proj, tie_word_embeddings=self.tie_word_embeddings,
-            layer_norm_epsilon=self.layer_norm_epsilon, pad_token_id=self.pad_token_id,
-            eos_token_id=self.eos_token_id, decoder_start_token_id=self.decoder_start_token_id,
-            dropout_rate=0.0, is_encoder_decoder=True,
+            feed_forward_proj=self.feed_forward_proj,
+            tie_word_embeddings=self.tie_word_embeddings,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            pad_token_id=self.pad_token_id,
+            eos_token_id=self.eos_token_id,
+            decoder_start_token_id=self.decoder_start_token_id,
+            dropout_rate=0.0,
+            is_encoder_decoder=True,
         )
 
 
@@ -130,7 +165,9 @@ class PrefixSpec:
 
     def __post_init__(self) -> None:
         _positive(self, "num_positions")
-        _require(self.attention in PREFIX_ATTENTIONS, "attention", self.attention, f"must be one of {PREFIX_ATTENTIONS}")
+        _require(
+            self.attention in PREFIX_ATTENTIONS, "attention", self.attention, f"must be one of {PREFIX_ATTENTIONS}"
+        )
 
     @property
     def sites(self) -> tuple[str, ...]:

@@ -32,8 +32,9 @@ from .presets import PRESETS, random_models
 TOLERANCE = 1e-4
 
 
-def export_bundle(models: Models, out: Path, golden_inputs: list[dict] | None = None, log=print,
-                  source: Path | None = None) -> dict:
+def export_bundle(
+    models: Models, out: Path, golden_inputs: list[dict] | None = None, log=print, source: Path | None = None
+) -> dict:
     """Write the bundle into ``out`` (replaced); ``source`` is the checkpoint folder holding
     ``tokenizer.json`` when the tokenizer is not the byte one."""
     if out.exists():
@@ -47,7 +48,9 @@ def export_bundle(models: Models, out: Path, golden_inputs: list[dict] | None = 
     tok = models.settings.tokenizer
     if tok["type"] == "tokenizers":
         if source is None or not (source / tok["file"]).exists():
-            raise FileNotFoundError(f"the model's tokenizer is {tok['file']}, which is not in the checkpoint folder {source}")
+            raise FileNotFoundError(
+                f"the model's tokenizer is {tok['file']}, which is not in the checkpoint folder {source}"
+            )
         shutil.copyfile(source / tok["file"], out / tok["file"])
     write_golden(models, out / "golden.json", golden_cases() if golden_inputs is None else golden_inputs)
     manifest = build_manifest(models, graphs, out)
@@ -76,16 +79,22 @@ def check_bundle(models: Models, out: Path, log=print) -> None:
         raise AssertionError(f"graphs differ from PyTorch by more than {TOLERANCE}: {bad}")
     runtime = OrtBundle(out)
     cases = json.loads((out / "golden.json").read_text())["cases"]
-    adapters = [runtime.hyper(c["adapter"]["kind"], [(e["input"], e["output"]) for e in c["adapter"]["examples"]])
-                if c["adapter"] else None for c in cases]
+    adapters = [
+        runtime.hyper(c["adapter"]["kind"], [(e["input"], e["output"]) for e in c["adapter"]["examples"]])
+        if c["adapter"]
+        else None
+        for c in cases
+    ]
     check_adapter_bounds(runtime.manifest, [(c["name"], c["adapter"]["kind"], a) for c, a in zip(cases, adapters) if a])
     budget = max(c["max_new_tokens"] for c in cases)
     alone = [runtime.greedy([c["input"]], [a], c["max_new_tokens"])[0] for c, a in zip(cases, adapters)]
     mixed = runtime.greedy([c["input"] for c in cases], adapters, budget)
     for case, one, many in zip(cases, alone, mixed):
-        if one != case["token_ids"] or many[:case["max_new_tokens"]] != case["token_ids"]:
-            raise AssertionError(f"golden case {case['name']}: onnxruntime decoded {one} alone and {many} in a "
-                                 f"mixed batch, PyTorch {case['token_ids']}")
+        if one != case["token_ids"] or many[: case["max_new_tokens"]] != case["token_ids"]:
+            raise AssertionError(
+                f"golden case {case['name']}: onnxruntime decoded {one} alone and {many} in a "
+                f"mixed batch, PyTorch {case['token_ids']}"
+            )
     log(f"golden decodes: {len(cases)} cases identical in onnxruntime, alone and in one mixed batch")
     diff = downstream_hf_diff(models, out)
     log(f"{DOWNSTREAM_FILE} as transformers T5ForConditionalGeneration: max |logits - PyTorch| {diff:.2e}")
@@ -96,13 +105,17 @@ def check_bundle(models: Models, out: Path, log=print) -> None:
 def check_adapter_bounds(manifest: dict, adapters: list[tuple[str, str, dict]]) -> None:
     """The hypermodel's own adapters stay within the manifest's ``max_abs``: else the service would refuse
     to re-import the parameters it hands out. (A bundle older than ``max_abs`` has no bound to check.)"""
-    bounds = {t["name"]: t.get("max_abs", float("inf")) for k in manifest["adapters"]["kinds"].values() for t in k["tensors"]}
+    bounds = {
+        t["name"]: t.get("max_abs", float("inf")) for k in manifest["adapters"]["kinds"].values() for t in k["tensors"]
+    }
     for case, kind, adapter in adapters:
         for name, value in adapter.items():
             top = float(np.abs(value).max())
             if top > bounds[name]:
-                raise AssertionError(f"golden case {case}: the {kind} hypermodel gives {name} values up to {top:.3g}, "
-                                     f"above its max_abs {bounds[name]} (hypert5.bundle.MAX_ABS)")
+                raise AssertionError(
+                    f"golden case {case}: the {kind} hypermodel gives {name} values up to {top:.3g}, "
+                    f"above its max_abs {bounds[name]} (hypert5.bundle.MAX_ABS)"
+                )
 
 
 def downstream_hf_diff(models: Models, out: Path) -> float:
@@ -130,8 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--no-check", action="store_true", help="skip the PyTorch/ONNX Runtime parity check")
-    parser.add_argument("--no-refine", action="store_true",
-                        help="leave out the training-step graphs (hypert5.export_refine adds them later)")
+    parser.add_argument(
+        "--no-refine",
+        action="store_true",
+        help="leave out the training-step graphs (hypert5.export_refine adds them later)",
+    )
     args = parser.parse_args(argv)
     models = random_models(args.random, args.seed) if args.random else checkpoint.load(args.checkpoint)
     manifest = export_bundle(models, args.out, source=args.checkpoint)

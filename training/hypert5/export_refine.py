@@ -23,8 +23,17 @@ import onnxruntime as ort
 from safetensors.torch import load_file
 
 from .adapters import TensorSpec
-from .bundle import (DOWNSTREAM_FILE, REFINE_DEFAULTS, REFINE_GRAPH_FILES, REFINE_WEIGHTS_FILE, BundleError,
-                     dims_from_manifest, fingerprint, sha256_file, validate)
+from .bundle import (
+    DOWNSTREAM_FILE,
+    REFINE_DEFAULTS,
+    REFINE_GRAPH_FILES,
+    REFINE_WEIGHTS_FILE,
+    BundleError,
+    dims_from_manifest,
+    fingerprint,
+    sha256_file,
+    validate,
+)
 from .refine import ADAM_BETA1, ADAM_BETA2, ADAM_EPS
 from .refine_check import check_step_graph
 from .refine_graph import TrainStep, export_step, share_weights
@@ -53,9 +62,11 @@ def refine_manifest(manifest: dict, steps: dict[str, TrainStep]) -> dict:
     for kind, step in steps.items():
         name = f"train_step_{kind}"
         graphs[name] = {"file": REFINE_GRAPH_FILES[name], "inputs": _io(step.inputs), "outputs": _io(step.outputs)}
-    refine = {"optimizer": {"name": "adam", "beta1": ADAM_BETA1, "beta2": ADAM_BETA2, "eps": ADAM_EPS},
-              "weights_file": REFINE_WEIGHTS_FILE,
-              "kinds": {kind: {"graph": f"train_step_{kind}", **REFINE_DEFAULTS[kind]} for kind in steps}}
+    refine = {
+        "optimizer": {"name": "adam", "beta1": ADAM_BETA1, "beta2": ADAM_BETA2, "eps": ADAM_EPS},
+        "weights_file": REFINE_WEIGHTS_FILE,
+        "kinds": {kind: {"graph": f"train_step_{kind}", **REFINE_DEFAULTS[kind]} for kind in steps},
+    }
     out = {}
     for key, value in manifest.items():  # keep the manifest's key order; refine goes before provenance
         if key == "refine":
@@ -84,8 +95,9 @@ def add_refine_graphs(bundle_dir: Path, log=print, check: bool = True) -> dict:
         log("sizes: " + ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in sizes.items()))
         if check:
             for kind, step in steps.items():
-                session = ort.InferenceSession(str(ready / REFINE_GRAPH_FILES[f"train_step_{kind}"]),
-                                               providers=["CPUExecutionProvider"])
+                session = ort.InferenceSession(
+                    str(ready / REFINE_GRAPH_FILES[f"train_step_{kind}"]), providers=["CPUExecutionProvider"]
+                )
                 worst = check_step_graph(session, step, kind)
                 log(f"train_step_{kind} vs PyTorch: " + ", ".join(f"{k} {v:.2e}" for k, v in worst.items()))
         for f in ready.iterdir():

@@ -14,14 +14,15 @@ def pad_batch(sequences: list[list[int]], pad: int = 0) -> tuple[Tensor, Tensor]
     ids = torch.full((len(sequences), width), pad, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):
-        ids[row, :len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, :len(seq)] = 1
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
     return ids, mask
 
 
 @torch.no_grad()
-def greedy(model: T5, input_ids: Tensor, attention_mask: Tensor, adapters: Adapters | None,
-           max_new_tokens: int) -> list[list[int]]:
+def greedy(
+    model: T5, input_ids: Tensor, attention_mask: Tensor, adapters: Adapters | None, max_new_tokens: int
+) -> list[list[int]]:
     """Token ids generated for each row, stopping at eos (not included) or after max_new_tokens."""
     dims = model.dims
     batch = input_ids.shape[0]
@@ -33,8 +34,9 @@ def greedy(model: T5, input_ids: Tensor, attention_mask: Tensor, adapters: Adapt
     done = [False] * batch
     for step in range(max_new_tokens):
         self_mask = torch.ones((batch, step + 1), dtype=torch.long)
-        logits, new_key, new_value = model.decoder_step(token, self_mask, attention_mask, past_key, past_value,
-                                                        cross_key, cross_value, adapters)
+        logits, new_key, new_value = model.decoder_step(
+            token, self_mask, attention_mask, past_key, past_value, cross_key, cross_value, adapters
+        )
         past_key = torch.cat([past_key, new_key], 3)
         past_value = torch.cat([past_value, new_value], 3)
         token = logits.argmax(-1, keepdim=True)

@@ -22,14 +22,30 @@ def golden_cases(max_new_tokens: int = 12) -> list[dict]:
     """Inputs only; write_golden fills in token_ids and text."""
     return [
         {"name": "plain", "input": "Katherine Johnson", "adapter": None, "max_new_tokens": max_new_tokens},
-        {"name": "plain-unicode", "input": "Zoë Ångström | 2024-03-07", "adapter": None, "max_new_tokens": max_new_tokens},
-        {"name": "lora", "input": "Katherine Johnson", "adapter": {"kind": "lora", "examples": _EXAMPLES},
-         "max_new_tokens": max_new_tokens},
-        {"name": "prefix", "input": "Katherine Johnson", "adapter": {"kind": "prefix", "examples": _EXAMPLES},
-         "max_new_tokens": max_new_tokens},
-        {"name": "prefix-one-shot", "input": "2024-03-07",
-         "adapter": {"kind": "prefix", "examples": [{"input": "2023-12-25", "output": "25/12/2023"}]},
-         "max_new_tokens": max_new_tokens},
+        {
+            "name": "plain-unicode",
+            "input": "Zoë Ångström | 2024-03-07",
+            "adapter": None,
+            "max_new_tokens": max_new_tokens,
+        },
+        {
+            "name": "lora",
+            "input": "Katherine Johnson",
+            "adapter": {"kind": "lora", "examples": _EXAMPLES},
+            "max_new_tokens": max_new_tokens,
+        },
+        {
+            "name": "prefix",
+            "input": "Katherine Johnson",
+            "adapter": {"kind": "prefix", "examples": _EXAMPLES},
+            "max_new_tokens": max_new_tokens,
+        },
+        {
+            "name": "prefix-one-shot",
+            "input": "2024-03-07",
+            "adapter": {"kind": "prefix", "examples": [{"input": "2023-12-25", "output": "25/12/2023"}]},
+            "max_new_tokens": max_new_tokens,
+        },
     ]
 
 

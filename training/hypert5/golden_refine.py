@@ -29,7 +29,10 @@ CASES = [("lora", 12, None, "none"), ("prefix", 12, None, "leave-one-out"), ("lo
 
 
 def digests(adapter: Adapter) -> dict[str, str]:
-    return {name: hashlib.sha256(np.ascontiguousarray(t, "<f4").tobytes()).hexdigest() for name, t in sorted(adapter.items())}
+    return {
+        name: hashlib.sha256(np.ascontiguousarray(t, "<f4").tobytes()).hexdigest()
+        for name, t in sorted(adapter.items())
+    }
 
 
 def golden(bundle_dir: Path) -> dict:
@@ -46,9 +49,17 @@ def golden(bundle_dir: Path) -> dict:
             losses.append(checkpoint.loss)
             adapter = checkpoint.adapter
         refine = {"steps": steps, "augment": augment, **({"learning_rate": lr} if lr is not None else {})}
-        cases.append({"kind": kind, "examples": _EXAMPLES, "refine": refine,
-                      "parent_sha256": digests(parent), "refined_sha256": digests(adapter),
-                      "loss_first": losses[0], "loss_last": losses[-1]})
+        cases.append(
+            {
+                "kind": kind,
+                "examples": _EXAMPLES,
+                "refine": refine,
+                "parent_sha256": digests(parent),
+                "refined_sha256": digests(adapter),
+                "loss_first": losses[0],
+                "loss_last": losses[-1],
+            }
+        )
     return {"bundle_fingerprint": runtime.manifest["fingerprint"], "cases": cases}
 
 

@@ -91,14 +91,21 @@ class HyperT5(nn.Module):
         n = queries.shape[1]
         positions = torch.arange(n, device=input_ids.device)
         self_bias = body.decoder.position_bias(positions[None, :] - positions[:, None])  # no causal mask
-        out, _, _ = body.decode(queries, self_bias, None, None, cross_key, cross_value,
-                                (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min,
-                                None)  # (B, Q, d)
+        out, _, _ = body.decode(
+            queries,
+            self_bias,
+            None,
+            None,
+            cross_key,
+            cross_value,
+            (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min,
+            None,
+        )  # (B, Q, d)
         adapters: Adapters = {}
         start = 0
         for site in self.sites:
             count = self.queries_per_site[site]
-            flat = self.heads[site.replace(".", "_")](out[:, start:start + count])  # (B, count, out)
+            flat = self.heads[site.replace(".", "_")](out[:, start : start + count])  # (B, count, out)
             start += count
             adapters.update(self._unflatten(site, flat))
         return adapters
@@ -108,7 +115,7 @@ class HyperT5(nn.Module):
         layers = dims.layers(site)
         parts, offset = {}, 0
         for name, width in self.out_layout:
-            parts[name] = flat[..., offset:offset + width]
+            parts[name] = flat[..., offset : offset + width]
             offset += width
         if self.config.kind == "lora":
             d, r, inner = dims.d_model, self.config.lora.rank, dims.inner_dim

@@ -32,8 +32,11 @@ class EncoderGraph(nn.Module):
         d = t5.dims
         self.vocab_size = d.vocab_size
         cache = ["batch", d.num_decoder_layers, d.num_heads, "src_len", d.d_kv]
-        self.inputs: list[IO] = [("input_ids", "int64", ["batch", "src_len"]),
-                                 ("attention_mask", "int64", ["batch", "src_len"]), *_adapter_io(adapter_specs)]
+        self.inputs: list[IO] = [
+            ("input_ids", "int64", ["batch", "src_len"]),
+            ("attention_mask", "int64", ["batch", "src_len"]),
+            *_adapter_io(adapter_specs),
+        ]
         self.outputs: list[IO] = [("cross_key", "float32", cache), ("cross_value", "float32", cache)]
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, *adapter_tensors: Tensor) -> tuple[Tensor, Tensor]:
@@ -50,20 +53,44 @@ class DecoderGraph(nn.Module):
         past = ["batch", d.num_decoder_layers, d.num_heads, "past_len", d.d_kv]
         cross = ["batch", d.num_decoder_layers, d.num_heads, "src_len", d.d_kv]
         new = ["batch", d.num_decoder_layers, d.num_heads, 1, d.d_kv]
-        self.inputs = [("input_ids", "int64", ["batch", 1]),
-                       ("self_attention_mask", "int64", ["batch", "past_len_plus_1"]),
-                       ("encoder_attention_mask", "int64", ["batch", "src_len"]),
-                       ("past_key", "float32", past), ("past_value", "float32", past),
-                       ("cross_key", "float32", cross), ("cross_value", "float32", cross),
-                       *_adapter_io(adapter_specs)]
-        self.outputs = [("logits", "float32", ["batch", d.vocab_size]),
-                        ("new_key", "float32", new), ("new_value", "float32", new)]
+        self.inputs = [
+            ("input_ids", "int64", ["batch", 1]),
+            ("self_attention_mask", "int64", ["batch", "past_len_plus_1"]),
+            ("encoder_attention_mask", "int64", ["batch", "src_len"]),
+            ("past_key", "float32", past),
+            ("past_value", "float32", past),
+            ("cross_key", "float32", cross),
+            ("cross_value", "float32", cross),
+            *_adapter_io(adapter_specs),
+        ]
+        self.outputs = [
+            ("logits", "float32", ["batch", d.vocab_size]),
+            ("new_key", "float32", new),
+            ("new_value", "float32", new),
+        ]
 
-    def forward(self, input_ids, self_attention_mask, encoder_attention_mask, past_key, past_value,
-                cross_key, cross_value, *adapter_tensors):
+    def forward(
+        self,
+        input_ids,
+        self_attention_mask,
+        encoder_attention_mask,
+        past_key,
+        past_value,
+        cross_key,
+        cross_value,
+        *adapter_tensors,
+    ):
         adapters = dict(zip(self.adapter_names, adapter_tensors))
-        return self.t5.decoder_step(input_ids, self_attention_mask, encoder_attention_mask, past_key, past_value,
-                                    cross_key, cross_value, adapters)
+        return self.t5.decoder_step(
+            input_ids,
+            self_attention_mask,
+            encoder_attention_mask,
+            past_key,
+            past_value,
+            cross_key,
+            cross_value,
+            adapters,
+        )
 
 
 class HyperGraph(nn.Module):
@@ -98,8 +125,11 @@ def example_inputs(graph: nn.Module, batch: int = 2, length: int = 5, past: int 
     for name, dtype, shape in graph.inputs:
         concrete = [sizes[d] if isinstance(d, str) else d for d in shape]
         if dtype == "int64":
-            t = (torch.ones(concrete, dtype=torch.long) if "mask" in name
-                 else torch.randint(3, graph.vocab_size, concrete, generator=generator))
+            t = (
+                torch.ones(concrete, dtype=torch.long)
+                if "mask" in name
+                else torch.randint(3, graph.vocab_size, concrete, generator=generator)
+            )
         elif name.endswith(".mask"):  # a "peft" prefix mask: row 0 attends to all but its first position
             t = torch.ones(concrete)
             t[0, 0] = 0.0
@@ -111,10 +141,20 @@ def example_inputs(graph: nn.Module, batch: int = 2, length: int = 5, past: int 
 
 def export_graph(graph: nn.Module, path: Path) -> None:
     graph.eval()
-    dynamic = {name: {i: d for i, d in enumerate(shape) if isinstance(d, str)}
-               for name, _, shape in graph.inputs + graph.outputs}
+    dynamic = {
+        name: {i: d for i, d in enumerate(shape) if isinstance(d, str)}
+        for name, _, shape in graph.inputs + graph.outputs
+    }
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-        torch.onnx.export(graph, example_inputs(graph), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=[n for n, _, _ in graph.inputs], output_names=[n for n, _, _ in graph.outputs],
-                          dynamic_axes=dynamic, do_constant_folding=True)
+        torch.onnx.export(
+            graph,
+            example_inputs(graph),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[n for n, _, _ in graph.inputs],
+            output_names=[n for n, _, _ in graph.outputs],
+            dynamic_axes=dynamic,
+            do_constant_folding=True,
+        )

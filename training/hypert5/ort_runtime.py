@@ -25,13 +25,16 @@ class OrtBundle:
         self.manifest: dict[str, Any] = validate(self.dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        self.sessions = {name: ort.InferenceSession(str(self.dir / g["file"]), options, providers=["CPUExecutionProvider"])
-                         for name, g in self.manifest["graphs"].items()}
+        self.sessions = {
+            name: ort.InferenceSession(str(self.dir / g["file"]), options, providers=["CPUExecutionProvider"])
+            for name, g in self.manifest["graphs"].items()
+        }
         self.tokenizer = from_spec(self.manifest["tokenizer"], self.dir)
         self.special = self.manifest["special_ids"]
         self.hyper_format = HyperInputFormat(**self.manifest["hyper_input"])
-        self.adapter_shapes = {t["name"]: t["shape"] for k in self.manifest["adapters"]["kinds"].values()
-                               for t in k["tensors"]}
+        self.adapter_shapes = {
+            t["name"]: t["shape"] for k in self.manifest["adapters"]["kinds"].values() for t in k["tensors"]
+        }
 
     def encode_text(self, text: str, max_tokens: int | None = None) -> list[int]:
         ids = self.tokenizer.encode(text) + [self.special["eos"]]
@@ -46,7 +49,7 @@ class OrtBundle:
         ids = np.full((len(rows), width), pad, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
         for i, r in enumerate(rows):
-            ids[i, :len(r)], mask[i, :len(r)] = r, 1
+            ids[i, : len(r)], mask[i, : len(r)] = r, 1
         return ids, mask
 
     def hyper(self, kind: str, examples: list[tuple[str, str]]) -> Adapter:
@@ -61,9 +64,12 @@ class OrtBundle:
         for io in self.manifest["graphs"][graph]["inputs"]:
             if io["name"] in self.adapter_shapes:
                 shape = self.adapter_shapes[io["name"]]
-                feeds[io["name"]] = np.stack([
-                    a[io["name"]] if a is not None and io["name"] in a else np.zeros(shape, np.float32)
-                    for a in adapters]).astype(np.float32)
+                feeds[io["name"]] = np.stack(
+                    [
+                        a[io["name"]] if a is not None and io["name"] in a else np.zeros(shape, np.float32)
+                        for a in adapters
+                    ]
+                ).astype(np.float32)
         return feeds
 
     def greedy(self, texts: list[str], adapters: list[Adapter | None], max_new_tokens: int) -> list[list[int]]:
@@ -71,7 +77,9 @@ class OrtBundle:
         dims = self.manifest["dims"]
         ids, mask = self._pad([self.encode_text(t) for t in texts], self.special["pad"])
         cross_key, cross_value = self.sessions["encoder"].run(
-            ["cross_key", "cross_value"], {"input_ids": ids, "attention_mask": mask, **self._adapter_feeds("encoder", adapters)})
+            ["cross_key", "cross_value"],
+            {"input_ids": ids, "attention_mask": mask, **self._adapter_feeds("encoder", adapters)},
+        )
         batch = len(texts)
         past = np.zeros((batch, dims["num_decoder_layers"], dims["num_heads"], 0, dims["d_kv"]), np.float32)
         past_key, past_value = past, past.copy()
@@ -80,10 +88,19 @@ class OrtBundle:
         out: list[list[int]] = [[] for _ in range(batch)]
         done = [False] * batch
         for step in range(max_new_tokens):
-            logits, new_key, new_value = self.sessions["decoder"].run(None, {
-                "input_ids": token, "self_attention_mask": np.ones((batch, step + 1), np.int64),
-                "encoder_attention_mask": mask, "past_key": past_key, "past_value": past_value,
-                "cross_key": cross_key, "cross_value": cross_value, **decoder_adapters})
+            logits, new_key, new_value = self.sessions["decoder"].run(
+                None,
+                {
+                    "input_ids": token,
+                    "self_attention_mask": np.ones((batch, step + 1), np.int64),
+                    "encoder_attention_mask": mask,
+                    "past_key": past_key,
+                    "past_value": past_value,
+                    "cross_key": cross_key,
+                    "cross_value": cross_value,
+                    **decoder_adapters,
+                },
+            )
             past_key = np.concatenate([past_key, new_key], 3)
             past_value = np.concatenate([past_value, new_value], 3)
             token = logits.argmax(-1)[:, None].astype(np.int64)

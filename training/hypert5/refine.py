@@ -46,7 +46,7 @@ def augment_pairs(demos: list[tuple[str, str]], augment: str, fmt: HyperInputFor
     rows = list(demos)
     if augment == "leave-one-out" and len(demos) > 1:
         for i, (x, y) in enumerate(demos):
-            others = demos[:i] + demos[i + 1:]
+            others = demos[:i] + demos[i + 1 :]
             rows.append((fmt.serialize(others) + fmt.example_separator + fmt.input_prefix + x + fmt.output_prefix, y))
     return rows
 
@@ -62,7 +62,7 @@ def encode_batch(pairs: list[tuple[str, str]], encode, limits: TextLimits) -> di
         ids = np.full((len(rows), width), limits.pad, np.int64)
         mask = np.zeros((len(rows), width), np.int64)
         for i, r in enumerate(rows):
-            ids[i, :len(r)], mask[i, :len(r)] = r, 1
+            ids[i, : len(r)], mask[i, : len(r)] = r, 1
         out[ids_name], out[mask_name] = ids, mask
     return out
 
@@ -86,7 +86,9 @@ def masked_mean_nll(logits: Tensor, target_ids: Tensor, target_mask: Tensor) -> 
     return -(picked * weight).sum() / weight.sum()
 
 
-def adam_update(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, step: Tensor, lr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def adam_update(
+    param: Tensor, grad: Tensor, m: Tensor, v: Tensor, step: Tensor, lr: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
     """torch.optim.Adam's update (no weight decay, no amsgrad); ``step`` counts the updates already done.
 
     eps is added as a tensor of its own: the dynamo ONNX exporter (torch 2.13, onnxscript 0.7) drops a
@@ -95,5 +97,5 @@ def adam_update(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, step: Tensor,
     t = step + 1.0
     m = ADAM_BETA1 * m + (1.0 - ADAM_BETA1) * grad
     v = ADAM_BETA2 * v + (1.0 - ADAM_BETA2) * grad * grad
-    denom = torch.sqrt(v) / torch.sqrt(1.0 - ADAM_BETA2 ** t) + torch.full_like(v, ADAM_EPS)
-    return param - (lr / (1.0 - ADAM_BETA1 ** t)) * m / denom, m, v
+    denom = torch.sqrt(v) / torch.sqrt(1.0 - ADAM_BETA2**t) + torch.full_like(v, ADAM_EPS)
+    return param - (lr / (1.0 - ADAM_BETA1**t)) * m / denom, m, v

@@ -28,6 +28,7 @@ LOSS_TOLERANCE = 1e-4
 GRAD_TOLERANCE = 1e-3  # relative to the largest gradient
 PARAM_TOLERANCE = 5e-2  # relative to the distance moved
 
+
 def torch_reference(step: TrainStep, feeds: dict[str, np.ndarray], steps: int, lr: float) -> dict:
     """PyTorch eager: loss and gradients at the start, the trained tensors after ``steps`` Adam steps
     and their loss."""
@@ -53,11 +54,15 @@ def torch_reference(step: TrainStep, feeds: dict[str, np.ndarray], steps: int, l
     with torch.no_grad():
         batched = {k: v.unsqueeze(0).expand(rows, *v.shape) for k, v in {**params, **fixed}.items()}
         logits = step.t5(t["input_ids"], t["attention_mask"], decoder_in, batched)
-        out["loss_after"] = float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100))
+        out["loss_after"] = float(
+            F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        )
     return out
 
 
-def ort_run(session: ort.InferenceSession, step: TrainStep, feeds: dict[str, np.ndarray], steps: int, lr: float) -> dict:
+def ort_run(
+    session: ort.InferenceSession, step: TrainStep, feeds: dict[str, np.ndarray], steps: int, lr: float
+) -> dict:
     """The graph from zero moments: loss and gradients (from m') at the start, the trained tensors
     after ``steps`` steps and their loss."""
     names = [s.name for s in step.trained]
@@ -65,9 +70,21 @@ def ort_run(session: ort.InferenceSession, step: TrainStep, feeds: dict[str, np.
     moments = {f"{m}.{n}": np.zeros_like(feeds[n]) for m in ("adam_m", "adam_v") for n in names}
     out = {}
     for i in range(steps + 1):
-        got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {
-            **feeds, **state, **moments, "step": np.array(float(i), np.float32),
-            "learning_rate": np.array(lr, np.float32)})))
+        got = dict(
+            zip(
+                [o.name for o in session.get_outputs()],
+                session.run(
+                    None,
+                    {
+                        **feeds,
+                        **state,
+                        **moments,
+                        "step": np.array(float(i), np.float32),
+                        "learning_rate": np.array(lr, np.float32),
+                    },
+                ),
+            )
+        )
         if i == steps:  # the loss of the trained tensors (this run's update is not used)
             out["loss_after"] = float(got["loss"])
             break
@@ -85,16 +102,20 @@ def _finite(result: dict) -> bool:
     return all(bool(np.isfinite(v).all()) for v in values)
 
 
-def step_differences(session: ort.InferenceSession, step: TrainStep, steps: int = STEPS, lr: float = LEARNING_RATE,
-                     shapes=SHAPES) -> dict[str, float]:
+def step_differences(
+    session: ort.InferenceSession, step: TrainStep, steps: int = STEPS, lr: float = LEARNING_RATE, shapes=SHAPES
+) -> dict[str, float]:
     """Worst |ONNX Runtime - PyTorch| over ``shapes``: loss, gradients relative to their scale, parameters
     (inf where ONNX Runtime gives a non-finite value). The last shape starts as a PEFT-style random init
     does, LoRA ``b`` and prefix gates zero, so some gradients are exactly zero."""
     worst = {"loss": 0.0, "grad_relative": 0.0, "params_relative": 0.0, "loss_after": 0.0}
     for seed, shape in enumerate(shapes):
         args = example_args(step, *shape, seed=seed + 1)
-        feeds = {name: a.numpy() for (name, _, _), a in zip(step.inputs, args)
-                 if name not in ("step", "learning_rate") and not name.startswith(("adam_m.", "adam_v."))}
+        feeds = {
+            name: a.numpy()
+            for (name, _, _), a in zip(step.inputs, args)
+            if name not in ("step", "learning_rate") and not name.startswith(("adam_m.", "adam_v."))
+        }
         if seed == len(shapes) - 1:
             feeds = {n: np.zeros_like(v) if n.endswith((".b", ".gate")) else v for n, v in feeds.items()}
         want, got = torch_reference(step, feeds, steps, lr), ort_run(session, step, feeds, steps, lr)
@@ -102,8 +123,10 @@ def step_differences(session: ort.InferenceSession, step: TrainStep, steps: int 
             return {k: float("inf") for k in worst}
         scale = max(float(np.abs(g).max()) for g in want["grads"].values())
         worst["loss"] = max(worst["loss"], abs(want["loss"] - got["loss"]))
-        worst["grad_relative"] = max(worst["grad_relative"], max(
-            float(np.abs(want["grads"][n] - got["grads"][n]).max()) for n in want["grads"]) / scale)
+        worst["grad_relative"] = max(
+            worst["grad_relative"],
+            max(float(np.abs(want["grads"][n] - got["grads"][n]).max()) for n in want["grads"]) / scale,
+        )
         start = {n: feeds[n] for n in want["params"]}
         apart = sum(float(((want["params"][n] - got["params"][n]) ** 2).sum()) for n in start) ** 0.5
         moved = sum(float(((want["params"][n] - start[n]) ** 2).sum()) for n in start) ** 0.5
@@ -115,10 +138,13 @@ def step_differences(session: ort.InferenceSession, step: TrainStep, steps: int 
 def check_step_graph(session: ort.InferenceSession, step: TrainStep, kind: str) -> dict[str, float]:
     """Raise AssertionError naming the kind and the numbers when the graph is off; else the differences."""
     worst = step_differences(session, step)
-    limits = {"loss": LOSS_TOLERANCE, "grad_relative": GRAD_TOLERANCE, "params_relative": PARAM_TOLERANCE,
-              "loss_after": LOSS_TOLERANCE}
+    limits = {
+        "loss": LOSS_TOLERANCE,
+        "grad_relative": GRAD_TOLERANCE,
+        "params_relative": PARAM_TOLERANCE,
+        "loss_after": LOSS_TOLERANCE,
+    }
     bad = {k: v for k, v in worst.items() if v > limits[k]}
     if bad:
         raise AssertionError(f"train_step_{kind}: ONNX Runtime differs from PyTorch: {bad} (limits {limits})")
     return worst
-

@@ -31,9 +31,14 @@ from .refine import adam_update, masked_mean_nll, teacher_forcing
 from .t5 import T5
 
 IO = tuple[str, str, list]
-BATCH_IO: list[IO] = [("input_ids", "int64", ["rows", "src_len"]), ("attention_mask", "int64", ["rows", "src_len"]),
-                      ("target_ids", "int64", ["rows", "tgt_len"]), ("target_mask", "int64", ["rows", "tgt_len"]),
-                      ("step", "float32", []), ("learning_rate", "float32", [])]
+BATCH_IO: list[IO] = [
+    ("input_ids", "int64", ["rows", "src_len"]),
+    ("attention_mask", "int64", ["rows", "src_len"]),
+    ("target_ids", "int64", ["rows", "tgt_len"]),
+    ("target_mask", "int64", ["rows", "tgt_len"]),
+    ("step", "float32", []),
+    ("learning_rate", "float32", []),
+]
 MOMENTS = ("adam_m", "adam_v")
 UPDATED = "updated"
 
@@ -56,15 +61,26 @@ class TrainStep:
         self.fixed = [s for s in specs if s not in self.trained]
         names = [s.name for s in self.trained]
         shapes = {s.name: list(s.shape) for s in specs}
-        self.inputs: list[IO] = [*BATCH_IO, *[(n, "float32", shapes[n]) for n in names],
-                                 *[(f"{m}.{n}", "float32", shapes[n]) for m in MOMENTS for n in names],
-                                 *[(s.name, "float32", list(s.shape)) for s in self.fixed]]
-        self.outputs: list[IO] = [("loss", "float32", []),
-                                  *[(f"{UPDATED}.{n}", "float32", shapes[n]) for n in names],
-                                  *[(f"{UPDATED}.{m}.{n}", "float32", shapes[n]) for m in MOMENTS for n in names]]
+        self.inputs: list[IO] = [
+            *BATCH_IO,
+            *[(n, "float32", shapes[n]) for n in names],
+            *[(f"{m}.{n}", "float32", shapes[n]) for m in MOMENTS for n in names],
+            *[(s.name, "float32", list(s.shape)) for s in self.fixed],
+        ]
+        self.outputs: list[IO] = [
+            ("loss", "float32", []),
+            *[(f"{UPDATED}.{n}", "float32", shapes[n]) for n in names],
+            *[(f"{UPDATED}.{m}.{n}", "float32", shapes[n]) for m in MOMENTS for n in names],
+        ]
 
-    def loss(self, input_ids: Tensor, attention_mask: Tensor, target_ids: Tensor, target_mask: Tensor,
-             adapter: dict[str, Tensor]) -> Tensor:
+    def loss(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        target_ids: Tensor,
+        target_mask: Tensor,
+        adapter: dict[str, Tensor],
+    ) -> Tensor:
         d = self.t5.dims
         decoder_in, _ = teacher_forcing(target_ids, target_mask, d.decoder_start_token_id, d.pad_token_id)
         rows = input_ids.shape[0]
@@ -74,7 +90,7 @@ class TrainStep:
 
     def __call__(self, input_ids, attention_mask, target_ids, target_mask, step, learning_rate, *state):
         n = len(self.trained)
-        params, m, v, fixed = state[:n], state[n:2 * n], state[2 * n:3 * n], state[3 * n:]
+        params, m, v, fixed = state[:n], state[n : 2 * n], state[2 * n : 3 * n], state[3 * n :]
         params = [p.detach().requires_grad_(True) for p in params]
         with torch.enable_grad():
             adapter = {s.name: p for s, p in zip(self.trained, params)}
@@ -85,20 +101,22 @@ class TrainStep:
         return (loss.detach(), *[u[0] for u in updates], *[u[1] for u in updates], *[u[2] for u in updates])
 
 
-def example_args(step: TrainStep, rows: int = 3, src_len: int = 7, tgt_len: int = 5, seed: int = 0) -> tuple[Tensor, ...]:
+def example_args(
+    step: TrainStep, rows: int = 3, src_len: int = 7, tgt_len: int = 5, seed: int = 0
+) -> tuple[Tensor, ...]:
     """Distinct example tensors for every input (see the module docstring), source and target lengths
     different, the last row padded on both sides."""
     g = torch.Generator().manual_seed(seed)
     vocab = step.t5.dims.vocab_size
     ids = torch.randint(3, vocab, (rows, src_len), generator=g)
     mask = torch.ones(rows, src_len, dtype=torch.long)
-    mask[-1, src_len - 2:] = 0
+    mask[-1, src_len - 2 :] = 0
     targets = torch.randint(3, vocab, (rows, tgt_len), generator=g)
     target_mask = torch.ones(rows, tgt_len, dtype=torch.long)
-    target_mask[-1, tgt_len - 2:] = 0
+    target_mask[-1, tgt_len - 2 :] = 0
     targets = targets * target_mask
     state = []
-    for name, _, shape in step.inputs[len(BATCH_IO):]:
+    for name, _, shape in step.inputs[len(BATCH_IO) :]:
         if name.startswith("adam_v."):
             state.append(torch.rand(shape, generator=g) * 1e-6)
         elif name.startswith("adam_m."):
@@ -116,8 +134,9 @@ def trace(step: TrainStep) -> torch.fx.GraphModule:
 
     args = example_args(step)
     assert len({id(a) for a in args}) == len(args), "every example input must be its own tensor"
-    return make_fx(step, tracing_mode="symbolic", decomposition_table=core_aten_decompositions(),
-                   _allow_non_fake_inputs=True)(*args)
+    return make_fx(
+        step, tracing_mode="symbolic", decomposition_table=core_aten_decompositions(), _allow_non_fake_inputs=True
+    )(*args)
 
 
 def _module(gm: torch.fx.GraphModule, count: int) -> nn.Module:
@@ -140,13 +159,24 @@ def export_step(step: TrainStep, path: Path) -> None:
     args = example_args(step)
     rows, src, tgt = (torch.export.Dim(n, min=1, max=4096) for n in ("rows", "src_len", "tgt_len"))
     dims = {"rows": rows, "src_len": src, "tgt_len": tgt}
-    dynamic = tuple({i: dims[d] for i, d in enumerate(shape)} if any(isinstance(d, str) for d in shape) else None
-                    for _, _, shape in step.inputs)
+    dynamic = tuple(
+        {i: dims[d] for i, d in enumerate(shape)} if any(isinstance(d, str) for d in shape) else None
+        for _, _, shape in step.inputs
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_module(gm, len(args)), args, str(path), dynamo=True, external_data=False, optimize=True,
-                          input_names=[n for n, _, _ in step.inputs], output_names=[n for n, _, _ in step.outputs],
-                          dynamic_shapes=dynamic, verbose=False)
+        torch.onnx.export(
+            _module(gm, len(args)),
+            args,
+            str(path),
+            dynamo=True,
+            external_data=False,
+            optimize=True,
+            input_names=[n for n, _, _ in step.inputs],
+            output_names=[n for n, _, _ in step.outputs],
+            dynamic_shapes=dynamic,
+            verbose=False,
+        )
     model = onnx.load(str(path))
     _name_dims(model, step)
     onnx.save(model, str(path))

@@ -29,13 +29,18 @@ class OrtRefiner:
         self.runtime = runtime
         manifest = runtime.manifest
         if "refine" not in manifest:
-            raise ValueError(f"{runtime.dir}: the bundle has no training-step graphs (manifest field refine); "
-                             f"add them with python -m hypert5.export_refine")
+            raise ValueError(
+                f"{runtime.dir}: the bundle has no training-step graphs (manifest field refine); "
+                f"add them with python -m hypert5.export_refine"
+            )
         self.settings = manifest["refine"]["kinds"]
         special = manifest["special_ids"]
-        self.limits = TextLimits(eos=special["eos"], pad=special["pad"],
-                                 source_max_tokens=manifest["encoder_input"]["max_tokens"],
-                                 target_max_tokens=manifest["generation"]["max_new_tokens"])
+        self.limits = TextLimits(
+            eos=special["eos"],
+            pad=special["pad"],
+            source_max_tokens=manifest["encoder_input"]["max_tokens"],
+            target_max_tokens=manifest["generation"]["max_new_tokens"],
+        )
 
     def batch(self, demos: list[tuple[str, str]], augment: str) -> dict[str, np.ndarray]:
         pairs = augment_pairs(demos, augment, self.runtime.hyper_format)
@@ -44,12 +49,17 @@ class OrtRefiner:
     def _graph(self, kind: str):
         name = self.settings[kind]["graph"]
         session = self.runtime.sessions[name]
-        trained = [o.name[len(UPDATED) + 1:] for o in session.get_outputs()
-                   if o.name.startswith(f"{UPDATED}.{kind}.")]
+        trained = [o.name[len(UPDATED) + 1 :] for o in session.get_outputs() if o.name.startswith(f"{UPDATED}.{kind}.")]
         return session, trained
 
-    def run(self, kind: str, start: Adapter, batch: dict[str, np.ndarray], checkpoints: list[int],
-            learning_rate: float | None = None) -> Iterator[Checkpoint]:
+    def run(
+        self,
+        kind: str,
+        start: Adapter,
+        batch: dict[str, np.ndarray],
+        checkpoints: list[int],
+        learning_rate: float | None = None,
+    ) -> Iterator[Checkpoint]:
         """Adam from ``start`` (zero moments); yields the adapter after each count in ``checkpoints``."""
         session, trained = self._graph(kind)
         lr = np.array(self.settings[kind]["learning_rate"] if learning_rate is None else learning_rate, np.float32)
@@ -60,8 +70,22 @@ class OrtRefiner:
         done, loss = 0, float("nan")
         for target in sorted(checkpoints):
             while done < target:
-                got = dict(zip(outputs, session.run(None, {**batch, **params, **moments, **fixed, "learning_rate": lr,
-                                                          "step": np.array(float(done), np.float32)})))
+                got = dict(
+                    zip(
+                        outputs,
+                        session.run(
+                            None,
+                            {
+                                **batch,
+                                **params,
+                                **moments,
+                                **fixed,
+                                "learning_rate": lr,
+                                "step": np.array(float(done), np.float32),
+                            },
+                        ),
+                    )
+                )
                 loss = float(got["loss"])
                 params = {n: got[f"{UPDATED}.{n}"] for n in trained}
                 moments = {k: got[f"{UPDATED}.{k}"] for k in moments}

@@ -37,8 +37,9 @@ class T5LayerNorm(nn.Module):
         return self.weight * (x * torch.rsqrt(variance + self.eps))
 
 
-def relative_position_bucket(relative_position: Tensor, bidirectional: bool, num_buckets: int,
-                             max_distance: int) -> Tensor:
+def relative_position_bucket(
+    relative_position: Tensor, bidirectional: bool, num_buckets: int, max_distance: int
+) -> Tensor:
     buckets = torch.zeros_like(relative_position)
     if bidirectional:
         num_buckets //= 2
@@ -51,7 +52,8 @@ def relative_position_bucket(relative_position: Tensor, bidirectional: bool, num
     # Clamp before log so no -inf reaches the integer cast (the value is discarded by is_small anyway).
     large = max_exact + (
         torch.log(relative_position.float().clamp(min=1.0) / max_exact)
-        / math.log(max_distance / max_exact) * (num_buckets - max_exact)
+        / math.log(max_distance / max_exact)
+        * (num_buckets - max_exact)
     ).to(torch.long)
     large = torch.min(large, torch.full_like(large, num_buckets - 1))
     return buckets + torch.where(is_small, relative_position, large)
@@ -95,8 +97,15 @@ class T5Attention(nn.Module):
         v = split_heads(lora_project(self.v, x, lora_v), self.heads, self.d_kv)
         return k, v  # (B, H, T, d_kv) each
 
-    def attend(self, x: Tensor, k: Tensor, v: Tensor, bias: Tensor, lora_q: tuple | None,
-               prefix: tuple[Tensor, Tensor, Tensor] | None) -> Tensor:
+    def attend(
+        self,
+        x: Tensor,
+        k: Tensor,
+        v: Tensor,
+        bias: Tensor,
+        lora_q: tuple | None,
+        prefix: tuple[Tensor, Tensor, Tensor] | None,
+    ) -> Tensor:
         """Unscaled T5 attention of queries from x over (k, v), plus an optional gated prefix."""
         q = split_heads(lora_project(self.q, x, lora_q), self.heads, self.d_kv)  # (B, H, Tq, d_kv)
         scores = torch.matmul(q, k.transpose(-1, -2)) + bias  # (B, H, Tq, Tk)
@@ -177,9 +186,12 @@ class T5Stack(nn.Module):
     def position_bias(self, relative_position: Tensor) -> Tensor:
         """(Tq, Tk) key-minus-query positions -> (1, H, Tq, Tk) bias from layer 0's table."""
         table = self.block[0].layer[0].SelfAttention.relative_attention_bias
-        buckets = relative_position_bucket(relative_position, not self.is_decoder,
-                                           self.dims.relative_attention_num_buckets,
-                                           self.dims.relative_attention_max_distance)
+        buckets = relative_position_bucket(
+            relative_position,
+            not self.is_decoder,
+            self.dims.relative_attention_num_buckets,
+            self.dims.relative_attention_max_distance,
+        )
         return table(buckets).permute(2, 0, 1).unsqueeze(0)
 
 
@@ -226,8 +238,13 @@ class T5(nn.Module):
             self.lm_head = nn.Linear(dims.d_model, dims.vocab_size, bias=False)
 
     # ---- encoder -------------------------------------------------------------------------------
-    def encode(self, input_ids: Tensor, attention_mask: Tensor, adapters: Adapters | None = None,
-               inputs_embeds: Tensor | None = None) -> Tensor:
+    def encode(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        adapters: Adapters | None = None,
+        inputs_embeds: Tensor | None = None,
+    ) -> Tensor:
         """(B, S) ids and 1/0 mask -> (B, S, d_model) final encoder states."""
         x = self.shared(input_ids) if inputs_embeds is None else inputs_embeds
         x = self.encoder.dropout(x)
@@ -244,9 +261,16 @@ class T5(nn.Module):
         sa = block.layer[0]
         h = sa.layer_norm(x)
         k, v = sa.SelfAttention.project_kv(h, _lora(adapters, "encoder.self", "v", i, self.lora_scale))
-        x = x + block.dropout(sa.SelfAttention.attend(
-            h, k, v, bias, _lora(adapters, "encoder.self", "q", i, self.lora_scale),
-            _prefix(adapters, "encoder.self", i)))
+        x = x + block.dropout(
+            sa.SelfAttention.attend(
+                h,
+                k,
+                v,
+                bias,
+                _lora(adapters, "encoder.self", "q", i, self.lora_scale),
+                _prefix(adapters, "encoder.self", i),
+            )
+        )
         return block.layer[1](x)
 
     def _run_block(self, fn, *args):
@@ -263,7 +287,8 @@ class T5(nn.Module):
         keys, values = [], []
         for i, block in enumerate(self.decoder.block):
             k, v = block.layer[1].EncDecAttention.project_kv(
-                encoder_states, _lora(adapters, "decoder.cross", "v", i, self.lora_scale))
+                encoder_states, _lora(adapters, "decoder.cross", "v", i, self.lora_scale)
+            )
             keys.append(k)
             values.append(v)
         return torch.stack(keys, 1), torch.stack(values, 1)
@@ -277,15 +302,25 @@ class T5(nn.Module):
         """
         p = mask.shape[-1]
         relative = torch.arange(p, device=mask.device)[None, None, :] - p - query_positions[..., None]
-        buckets = relative_position_bucket(relative, False, self.dims.relative_attention_num_buckets,
-                                           self.dims.relative_attention_max_distance)
+        buckets = relative_position_bucket(
+            relative, False, self.dims.relative_attention_num_buckets, self.dims.relative_attention_max_distance
+        )
         table = self.decoder.block[0].layer[0].SelfAttention.relative_attention_bias
         bias = table(buckets).permute(0, 3, 1, 2)  # (B or 1, H, T, P)
         return bias + additive_mask(mask, bias.dtype)
 
-    def decode(self, x: Tensor, self_bias: Tensor, past_key: Tensor | None, past_value: Tensor | None,
-               cross_key: Tensor, cross_value: Tensor, cross_bias: Tensor,
-               adapters: Adapters | None, query_positions: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def decode(
+        self,
+        x: Tensor,
+        self_bias: Tensor,
+        past_key: Tensor | None,
+        past_value: Tensor | None,
+        cross_key: Tensor,
+        cross_value: Tensor,
+        cross_bias: Tensor,
+        adapters: Adapters | None,
+        query_positions: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Decoder stack over new embeddings x (B, T, d).
 
         Self-attention sees the cache (B, L, H, Tp, d_kv) followed by the T new positions;
@@ -297,20 +332,41 @@ class T5(nn.Module):
         prefix_bias = None
         if adapters is not None and PEFT_PREFIX_MASK in adapters:
             if query_positions is None:
-                raise ValueError("a \"peft\" prefix needs the query positions")
+                raise ValueError('a "peft" prefix needs the query positions')
             prefix_bias = self.joint_prefix_bias(query_positions, adapters[PEFT_PREFIX_MASK])
         new_keys, new_values = [], []
         for i in range(len(self.decoder.block)):
-            x, k, v = self._run_block(self._decoder_block, i, x, self_bias, past_key, past_value, cross_key,
-                                      cross_value, cross_bias, adapters, prefix_bias)
+            x, k, v = self._run_block(
+                self._decoder_block,
+                i,
+                x,
+                self_bias,
+                past_key,
+                past_value,
+                cross_key,
+                cross_value,
+                cross_bias,
+                adapters,
+                prefix_bias,
+            )
             new_keys.append(k)
             new_values.append(v)
         x = self.decoder.dropout(self.decoder.final_layer_norm(x))
         return x, torch.stack(new_keys, 1), torch.stack(new_values, 1)
 
-    def _decoder_block(self, i: int, x: Tensor, self_bias: Tensor, past_key: Tensor | None,
-                       past_value: Tensor | None, cross_key: Tensor, cross_value: Tensor, cross_bias: Tensor,
-                       adapters: Adapters | None, prefix_bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _decoder_block(
+        self,
+        i: int,
+        x: Tensor,
+        self_bias: Tensor,
+        past_key: Tensor | None,
+        past_value: Tensor | None,
+        cross_key: Tensor,
+        cross_value: Tensor,
+        cross_bias: Tensor,
+        adapters: Adapters | None,
+        prefix_bias: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Decoder block i (shapes as in ``decode``) -> x (B, T, d) and the new keys/values (B, H, T, d_kv)."""
         block = self.decoder.block[i]
         sa = block.layer[0]
@@ -326,18 +382,32 @@ class T5(nn.Module):
             k, v = torch.cat([joint[0], k], dim=2), torch.cat([joint[1], v], dim=2)
             batch = h.shape[0]
             bias = torch.cat([prefix_bias.expand(batch, -1, -1, -1), self_bias.expand(batch, -1, -1, -1)], dim=-1)
-        x = x + block.dropout(sa.SelfAttention.attend(
-            h, k, v, bias, _lora(adapters, "decoder.self", "q", i, self.lora_scale),
-            _prefix(adapters, "decoder.self", i)))
+        x = x + block.dropout(
+            sa.SelfAttention.attend(
+                h,
+                k,
+                v,
+                bias,
+                _lora(adapters, "decoder.self", "q", i, self.lora_scale),
+                _prefix(adapters, "decoder.self", i),
+            )
+        )
         ca = block.layer[1]
-        x = x + block.dropout(ca.EncDecAttention.attend(
-            ca.layer_norm(x), cross_key[:, i], cross_value[:, i], cross_bias,
-            _lora(adapters, "decoder.cross", "q", i, self.lora_scale), _prefix(adapters, "decoder.cross", i)))
+        x = x + block.dropout(
+            ca.EncDecAttention.attend(
+                ca.layer_norm(x),
+                cross_key[:, i],
+                cross_value[:, i],
+                cross_bias,
+                _lora(adapters, "decoder.cross", "q", i, self.lora_scale),
+                _prefix(adapters, "decoder.cross", i),
+            )
+        )
         return block.layer[2](x), new_k, new_v
 
     def logits(self, states: Tensor) -> Tensor:
         if self.dims.tie_word_embeddings:
-            return torch.matmul(states * self.dims.d_model ** -0.5, self.shared.weight.t())
+            return torch.matmul(states * self.dims.d_model**-0.5, self.shared.weight.t())
         return self.lm_head(states)
 
     def causal_bias(self, length: int, device: torch.device) -> Tensor:
@@ -346,20 +416,37 @@ class T5(nn.Module):
         causal = positions[None, :] <= positions[:, None]
         return bias + (~causal).float()[None, None] * torch.finfo(bias.dtype).min
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, decoder_input_ids: Tensor,
-                adapters: Adapters | None = None) -> Tensor:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, decoder_input_ids: Tensor, adapters: Adapters | None = None
+    ) -> Tensor:
         """Teacher-forced logits (B, T, V), the training path."""
         states = self.encode(input_ids, attention_mask, adapters)
         cross_key, cross_value = self.cross_kv(states, adapters)
         x = self.shared(decoder_input_ids)
-        out, _, _ = self.decode(x, self.causal_bias(x.shape[1], x.device), None, None, cross_key, cross_value,
-                                additive_mask(attention_mask, x.dtype), adapters,
-                                torch.arange(x.shape[1], device=x.device)[None, :])
+        out, _, _ = self.decode(
+            x,
+            self.causal_bias(x.shape[1], x.device),
+            None,
+            None,
+            cross_key,
+            cross_value,
+            additive_mask(attention_mask, x.dtype),
+            adapters,
+            torch.arange(x.shape[1], device=x.device)[None, :],
+        )
         return self.logits(out)
 
-    def decoder_step(self, input_ids: Tensor, self_attention_mask: Tensor, encoder_attention_mask: Tensor,
-                     past_key: Tensor, past_value: Tensor, cross_key: Tensor, cross_value: Tensor,
-                     adapters: Adapters | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def decoder_step(
+        self,
+        input_ids: Tensor,
+        self_attention_mask: Tensor,
+        encoder_attention_mask: Tensor,
+        past_key: Tensor,
+        past_value: Tensor,
+        cross_key: Tensor,
+        cross_value: Tensor,
+        adapters: Adapters | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """One decode step over a left-padded cache (models/README.md, "decoder").
 
         input_ids (B, 1); self_attention_mask (B, Tp + 1); past (B, L, H, Tp, d_kv).
@@ -370,10 +457,18 @@ class T5(nn.Module):
         relative = torch.arange(total, device=input_ids.device)[None, :] - (total - 1)  # (1, Tp + 1)
         self_bias = self.decoder.position_bias(relative) + additive_mask(self_attention_mask, torch.float32)
         # The cache is left-padded, so a row's target position is its count of valid slots minus one.
-        position = (self_attention_mask.sum(-1, keepdim=True) - 1)  # (B, 1)
-        out, new_key, new_value = self.decode(self.shared(input_ids), self_bias, past_key, past_value, cross_key,
-                                              cross_value, additive_mask(encoder_attention_mask, torch.float32),
-                                              adapters, position)
+        position = self_attention_mask.sum(-1, keepdim=True) - 1  # (B, 1)
+        out, new_key, new_value = self.decode(
+            self.shared(input_ids),
+            self_bias,
+            past_key,
+            past_value,
+            cross_key,
+            cross_value,
+            additive_mask(encoder_attention_mask, torch.float32),
+            adapters,
+            position,
+        )
         return self.logits(out[:, -1]), new_key, new_value
 
 
@@ -400,6 +495,7 @@ def load_hf_state_dict(model: T5, state_dict: dict[str, Tensor]) -> None:
         raise ValueError(f"checkpoint does not match the T5 config: missing {missing[:5]}, unexpected {unexpected[:5]}")
     for name, tensor in wanted.items():
         if tuple(tensor.shape) != tuple(own[name].shape):
-            raise ValueError(f"checkpoint tensor {name} has shape {tuple(tensor.shape)}, config expects "
-                             f"{tuple(own[name].shape)}")
+            raise ValueError(
+                f"checkpoint tensor {name} has shape {tuple(tensor.shape)}, config expects {tuple(own[name].shape)}"
+            )
     model.load_state_dict(wanted)

@@ -48,10 +48,13 @@ def settings_from_manifest(manifest: dict, head_hidden: int) -> BundleSettings:
         dims=dims_from_manifest(manifest),
         lora=LoraSpec(rank=kinds["lora"]["rank"], alpha=kinds["lora"]["alpha"]),
         prefix=PrefixSpec(num_positions=kinds["prefix"]["num_positions"], attention=kinds["prefix"]["attention"]),
-        head_hidden=head_hidden, tokenizer=manifest["tokenizer"],
+        head_hidden=head_hidden,
+        tokenizer=manifest["tokenizer"],
         hyper_input=HyperInputFormat(**manifest["hyper_input"]),
-        encoder_max_tokens=manifest["encoder_input"]["max_tokens"], generation=manifest["generation"],
-        default_kind=manifest["adapters"]["default_kind"], name=manifest["name"],
+        encoder_max_tokens=manifest["encoder_input"]["max_tokens"],
+        generation=manifest["generation"],
+        default_kind=manifest["adapters"]["default_kind"],
+        name=manifest["name"],
         provenance={**manifest["provenance"], "rebuilt_from_bundle": manifest["fingerprint"]},
     )
 
@@ -75,8 +78,9 @@ def initializer_slots(path: Path) -> tuple[list[str], dict[tuple[int, int], np.n
         else:
             nodes.append(node)
     ops = [node.op_type for node in nodes]
-    slots = {(n, i): arrays[name] for n, node in enumerate(nodes) for i, name in enumerate(node.input)
-             if name in arrays}
+    slots = {
+        (n, i): arrays[name] for n, node in enumerate(nodes) for i, name in enumerate(node.input) if name in arrays
+    }
     return ops, slots
 
 
@@ -108,15 +112,17 @@ def parameter_slots(hyper: HyperT5, workdir: Path) -> tuple[list[str], dict[str,
                 found.setdefault(name, (slot, True))
                 break
         else:
-            raise ValueError(f"initializer at node {slot[0]} input {slot[1]} {array.shape} of the marker export "
-                             "matches no parameter")
+            raise ValueError(
+                f"initializer at node {slot[0]} input {slot[1]} {array.shape} of the marker export matches no parameter"
+            )
     return ops, found
 
 
 def rebuild_hyper(downstream: T5, settings: BundleSettings, kind: str, graph_path: Path) -> HyperT5:
     with tempfile.TemporaryDirectory() as tmp:
-        marker_ops, sources = parameter_slots(HyperT5.from_downstream(downstream, settings.hyper_config(kind)),
-                                              Path(tmp))
+        marker_ops, sources = parameter_slots(
+            HyperT5.from_downstream(downstream, settings.hyper_config(kind)), Path(tmp)
+        )
     ops, slots = initializer_slots(graph_path)
     if ops != marker_ops:
         raise ValueError(f"{graph_path}: its graph is not the one this code exports for these settings")
@@ -167,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         models = unbundle(args.bundle, args.out)
     except (BundleError, FileNotFoundError, ValueError) as e:
         parser.error(str(e))
-    print(f"wrote {args.out} ({', '.join(sorted(p.name for p in args.out.iterdir()))}), "
-          f"rebuilt_from_bundle {models.settings.provenance['rebuilt_from_bundle']}")
+    print(
+        f"wrote {args.out} ({', '.join(sorted(p.name for p in args.out.iterdir()))}), "
+        f"rebuilt_from_bundle {models.settings.provenance['rebuilt_from_bundle']}"
+    )
     return 0
 
 

@@ -17,12 +17,17 @@ def dims() -> T5Dims:
     return T5Dims(vocab_size=100, d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=2, num_decoder_layers=3)
 
 
-def random_adapter(kind: str, dims: T5Dims, seed: int, scale: float = 0.2, attention: str = "gated") -> dict[str, torch.Tensor]:
+def random_adapter(
+    kind: str, dims: T5Dims, seed: int, scale: float = 0.2, attention: str = "gated"
+) -> dict[str, torch.Tensor]:
     """One non-trivial adapter (no batch dim); prefixes of ``attention`` "gated" or "peft" (mask: the
     first position off, so masking is exercised too)."""
     g = torch.Generator().manual_seed(seed)
-    specs = (lora_specs(dims, LoraSpec(rank=4)) if kind == "lora"
-             else prefix_specs(dims, PrefixSpec(num_positions=3, attention=attention)))
+    specs = (
+        lora_specs(dims, LoraSpec(rank=4))
+        if kind == "lora"
+        else prefix_specs(dims, PrefixSpec(num_positions=3, attention=attention))
+    )
     out = {s.name: torch.randn(s.shape, generator=g) * scale + (0.5 if s.name.endswith("gate") else 0.0) for s in specs}
     for name in out:
         if name.endswith(".mask"):

@@ -30,7 +30,9 @@ from hypert5.train.settings import step_rng  # noqa: E402
 
 # Untied embeddings: the HyperT5 body's lm_head never gets a gradient, which DDP must tolerate.
 DIMS = T5Dims(vocab_size=384, d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=1, num_decoder_layers=1)
-CONFIG = HyperConfig(kind="prefix", head_hidden=16, lora=LoraSpec(rank=2, alpha=4.0), prefix=PrefixSpec(num_positions=2))
+CONFIG = HyperConfig(
+    kind="prefix", head_hidden=16, lora=LoraSpec(rank=2, alpha=4.0), prefix=PrefixSpec(num_positions=2)
+)
 TRAIN = dict(lr=3e-3, warmup=1, checkpoint_every=2, log_every=1, desc="ddp smoke")
 
 
@@ -98,9 +100,13 @@ def main() -> None:
     except Interrupted:
         status = "interrupted"
     rank = distributed.rank()
-    report = {"status": status, "world_size": distributed.world_size(), "seen": seen,
-              "checkpointing": [hyper.body.gradient_checkpointing, downstream.gradient_checkpointing],
-              "bypass_error": bypass_error(out) if stop_at else None}
+    report = {
+        "status": status,
+        "world_size": distributed.world_size(),
+        "seen": seen,
+        "checkpointing": [hyper.body.gradient_checkpointing, downstream.gradient_checkpointing],
+        "bypass_error": bypass_error(out) if stop_at else None,
+    }
     (out / f"rank{rank}.json").write_text(json.dumps(report))
     torch.save(hyper.state_dict(), out / f"params{rank}.pt")
     distributed.cleanup()

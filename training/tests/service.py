@@ -47,8 +47,9 @@ class Service:
 
 
 @contextlib.contextmanager
-def running_service(model_dir: Path = TINY_BUNDLE, env: dict[str, str] | None = None,
-                    start_timeout_s: float = 60.0) -> Iterator[Service]:
+def running_service(
+    model_dir: Path = TINY_BUNDLE, env: dict[str, str] | None = None, start_timeout_s: float = 60.0
+) -> Iterator[Service]:
     node = shutil.which("node")
     if node is None or not (ROOT / "node_modules" / "tsx").exists():
         pytest.skip("node and the npm dependencies are needed (npm install)")
@@ -66,8 +67,9 @@ def running_service(model_dir: Path = TINY_BUNDLE, env: dict[str, str] | None = 
     }
     log_path = store / "server.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([node, "--import", "tsx", "src/server.ts"], cwd=ROOT, env=full_env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [node, "--import", "tsx", "src/server.ts"], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT
+        )
     service = Service(f"http://127.0.0.1:{port}", proc, log_path)
     try:
         deadline = time.time() + start_timeout_s

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from hypert5.adapters import lora_specs, prefix_specs
 from hypert5.bundle import MAX_ABS, BundleError, _check_max_abs, build_manifest, max_abs, validate
 from hypert5.config import LoraSpec, PrefixSpec, T5Dims
@@ -22,8 +22,11 @@ SHIPPED = REPO / "models" / "default"
 
 
 def test_every_tensor_role_has_a_bound_and_an_unknown_role_is_refused(dims: T5Dims):
-    specs = [*lora_specs(dims, LoraSpec(rank=4)), *prefix_specs(dims, PrefixSpec(num_positions=3, attention="peft")),
-             *prefix_specs(dims, PrefixSpec(num_positions=3, attention="gated"))]
+    specs = [
+        *lora_specs(dims, LoraSpec(rank=4)),
+        *prefix_specs(dims, PrefixSpec(num_positions=3, attention="peft")),
+        *prefix_specs(dims, PrefixSpec(num_positions=3, attention="gated")),
+    ]
     assert {s.name.rsplit(".", 1)[-1] for s in specs} <= set(MAX_ABS)
     assert max_abs("prefix.decoder.self.mask") == 1.0
     with pytest.raises(BundleError, match="lora.encoder.self.q.c.*'c'"):
@@ -45,8 +48,15 @@ def test_committed_bundles_carry_the_exporters_bounds_and_their_hypermodels_meet
         for t in kind["tensors"]:
             assert t["max_abs"] == max_abs(t["name"]), t["name"]
     cases = json.loads((bundle / "golden.json").read_text())["cases"]
-    adapters = [(c["name"], c["adapter"]["kind"], runtime.hyper(c["adapter"]["kind"], [(e["input"], e["output"])
-                 for e in c["adapter"]["examples"]])) for c in cases if c["adapter"]]
+    adapters = [
+        (
+            c["name"],
+            c["adapter"]["kind"],
+            runtime.hyper(c["adapter"]["kind"], [(e["input"], e["output"]) for e in c["adapter"]["examples"]]),
+        )
+        for c in cases
+        if c["adapter"]
+    ]
     assert adapters
     check_adapter_bounds(runtime.manifest, adapters)
 
@@ -55,7 +65,9 @@ def test_check_adapter_bounds_names_the_tensor_above_its_bound():
     manifest = json.loads((FIXTURE / "manifest.json").read_text())
     spec = manifest["adapters"]["kinds"]["lora"]["tensors"][0]
     adapter = {spec["name"]: np.full(spec["shape"], 3.4e38, np.float32)}
-    with pytest.raises(AssertionError, match=f"case x: the lora hypermodel gives {spec['name']} values up to 3.4e\\+38"):
+    with pytest.raises(
+        AssertionError, match=f"case x: the lora hypermodel gives {spec['name']} values up to 3.4e\\+38"
+    ):
         check_adapter_bounds(manifest, [("x", "lora", adapter)])
     check_adapter_bounds(manifest, [("x", "lora", {spec["name"]: np.full(spec["shape"], spec["max_abs"], np.float32)})])
 

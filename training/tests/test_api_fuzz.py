@@ -21,14 +21,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from service import free_port, ready
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 KEY = "fuzz-key"
 # The conformance checks this run exists for: each must have run, and none may have failed.
-REQUIRED_CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance")
+REQUIRED_CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+)
 
 
 def check_results(ndjson: Path) -> Counter:
@@ -75,7 +79,9 @@ def server():
         "API_KEYS": KEY,
     }
     log = open(Path(store) / "server.log", "w+")
-    proc = subprocess.Popen([node, "--import", "tsx", "src/server.ts"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [node, "--import", "tsx", "src/server.ts"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while not ready(url):
@@ -94,15 +100,25 @@ def server():
 def test_openapi_fuzz_no_5xx_no_spec_violation(server):
     url, proc, log = server
     cmd = [
-        str(SCHEMATHESIS), "run", str(ROOT / "openapi.yaml"),
-        "--url", url,
-        "-H", f"Authorization: Bearer {KEY}",
-        "--checks", "all",
-        "--exclude-checks", "positive_data_acceptance",
-        "--max-examples", os.environ.get("FUZZ_MAX_EXAMPLES", "100"),
-        "--seed", os.environ.get("FUZZ_SEED", "20240307"),
-        "--workers", "1",
-        "--generation-database", "none",
+        str(SCHEMATHESIS),
+        "run",
+        str(ROOT / "openapi.yaml"),
+        "--url",
+        url,
+        "-H",
+        f"Authorization: Bearer {KEY}",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--max-examples",
+        os.environ.get("FUZZ_MAX_EXAMPLES", "100"),
+        "--seed",
+        os.environ.get("FUZZ_SEED", "20240307"),
+        "--workers",
+        "1",
+        "--generation-database",
+        "none",
     ]
     # Run outside the repository: schemathesis keeps a cache folder in its working directory.
     with tempfile.TemporaryDirectory(prefix="hypert5-schemathesis-") as cwd:
@@ -110,7 +126,7 @@ def test_openapi_fuzz_no_5xx_no_spec_violation(server):
         cmd += ["--report", "ndjson", "--report-ndjson-path", str(events)]
         out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
         counts = check_results(events) if events.exists() else Counter()
-    summary = out.stdout[out.stdout.find("SUMMARY"):] if "SUMMARY" in out.stdout else out.stdout[-4000:]
+    summary = out.stdout[out.stdout.find("SUMMARY") :] if "SUMMARY" in out.stdout else out.stdout[-4000:]
     print(summary)
     print("\n".join(f"{name}: {status} {n}" for (name, status), n in sorted(counts.items())))
     assert out.returncode == 0, f"schemathesis found problems:\n{out.stdout[-12000:]}\n{out.stderr[-2000:]}"

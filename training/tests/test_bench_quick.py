@@ -16,10 +16,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_bench_quick_mode_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    env = {**os.environ, "BENCH_QUICK": "1", "BENCH_NO_BUILD": "1", "BENCH_THREADS": "1",
-           "BENCH_MODEL_DIR": str(ROOT / "test/fixtures/tiny"), "BENCH_OUT": str(out)}
-    proc = subprocess.run(["node", "--import", "tsx", "bench/run.ts"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        **os.environ,
+        "BENCH_QUICK": "1",
+        "BENCH_NO_BUILD": "1",
+        "BENCH_THREADS": "1",
+        "BENCH_MODEL_DIR": str(ROOT / "test/fixtures/tiny"),
+        "BENCH_OUT": str(out),
+    }
+    proc = subprocess.run(
+        ["node", "--import", "tsx", "bench/run.ts"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     res = json.loads(out.read_text())
     assert res["meta"]["quick"] is True

@@ -10,11 +10,11 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import ddp_worker
 import pytest
 import torch
 import torch.nn.functional as F
 
-import ddp_worker
 from hypert5.config import HyperConfig, LoraSpec, PrefixSpec, T5Dims
 from hypert5.hypermodel import HyperT5
 from hypert5.t5 import T5, enable_gradient_checkpointing
@@ -26,12 +26,31 @@ STEPS, CUT_AT = 4, 2  # the first launch is cut off before step 2, just after th
 
 
 def launch(out: Path, stop_at: int, *flags: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                             "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env["OMP_NUM_THREADS"] = "1"
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           str(WORKER), str(out), str(STEPS), str(stop_at), *flags],
-                          env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(WORKER),
+            str(out),
+            str(STEPS),
+            str(stop_at),
+            *flags,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -233,8 +252,9 @@ def test_bf16_autocasts_the_forward_with_a_loss_close_to_fp32(tmp_path) -> None:
 def test_every_stage_parser_takes_the_loop_options() -> None:
     parser = stage_parser(None, steps=10, lr=1e-3)
     assert LoopOptions.from_args(parser.parse_args([])) == LoopOptions()
-    assert LoopOptions.from_args(parser.parse_args(["--bf16", "--grad-checkpointing"])) == \
-        LoopOptions(bf16=True, grad_checkpointing=True)
+    assert LoopOptions.from_args(parser.parse_args(["--bf16", "--grad-checkpointing"])) == LoopOptions(
+        bf16=True, grad_checkpointing=True
+    )
 
 
 def test_the_stage_commands_run_under_torchrun(tmp_path) -> None:
@@ -245,13 +265,44 @@ def test_the_stage_commands_run_under_torchrun(tmp_path) -> None:
 
     run = tmp_path / "run"
     checkpoint.save(run, random_models("tiny", 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                             "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "hypert5.train.finetune", "--run-dir", str(run), "--kind", "lora", "--steps", "2",
-                           "--episodes", "2", "--queries", "1", "--k-max", "2", "--threads", "1", "--grad-checkpointing"],
-                          env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "hypert5.train.finetune",
+            "--run-dir",
+            str(run),
+            "--kind",
+            "lora",
+            "--steps",
+            "2",
+            "--episodes",
+            "2",
+            "--queries",
+            "1",
+            "--k-max",
+            "2",
+            "--threads",
+            "1",
+            "--grad-checkpointing",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.count("stage 2 (lora) done") == 1  # rank 0 alone reports and writes
     state = torch.load(run / "stage2_lora" / "state.pt", map_location="cpu", weights_only=False)

@@ -14,17 +14,27 @@ import time
 from pathlib import Path
 
 import pytest
+from service import ROOT, TINY_BUNDLE, running_service
 
 from hypert5 import checkpoint
 from hypert5.data import read_p3, read_sni
-from hypert5.evaluation import (HttpBackend, Limits, ServiceError, TorchBackend, limits_from_path, main, p3_tasks,
-                                run, sni_examples, sni_tasks)
-from hypert5.evaluation import metrics
+from hypert5.evaluation import (
+    HttpBackend,
+    Limits,
+    ServiceError,
+    TorchBackend,
+    limits_from_path,
+    main,
+    metrics,
+    p3_tasks,
+    run,
+    sni_examples,
+    sni_tasks,
+)
 from hypert5.examples import HyperInputFormat
 from hypert5.golden import run_case
 from hypert5.presets import random_models
 from hypert5.tokenizer import ByteTokenizer
-from service import ROOT, TINY_BUNDLE, running_service
 
 SHARED = ROOT.parent / "shared" / "data"
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
@@ -81,8 +91,9 @@ def test_choice_mapping():
 
 
 def limits(hyper_max: int = 40, encoder_max: int = 6, chars: int | None = 4096) -> Limits:
-    return Limits(ByteTokenizer(), HyperInputFormat(max_tokens=hyper_max, max_examples=4), encoder_max, 8,
-                  max_example_chars=chars)
+    return Limits(
+        ByteTokenizer(), HyperInputFormat(max_tokens=hyper_max, max_examples=4), encoder_max, 8, max_example_chars=chars
+    )
 
 
 def test_fit_text_keeps_whole_characters():
@@ -109,7 +120,8 @@ def test_sni_def_2pos_as_examples():
     (x1, y1), (x2, y2) = task.positives[:2]
     fmt = HyperInputFormat()
     assert fmt.serialize(sni_examples(task)) == (
-        f"in: Definition: {task.definition}\n\n{x1} out: {y1}\nin: {x2} out: {y2}")
+        f"in: Definition: {task.definition}\n\n{x1} out: {y1}\nin: {x2} out: {y2}"
+    )
 
 
 # ---- the offline harness -----------------------------------------------------------------------------
@@ -138,8 +150,9 @@ def run_dir(tmp_path_factory, bundle) -> Path:
     """A run folder of the tiny random model: the same weights as the service's test/fixtures/tiny."""
     models = random_models("tiny", 0)
     golden = json.loads((bundle / "golden.json").read_text())["cases"]
-    assert [run_case(models, c, ByteTokenizer(3)) for c in golden] == [c["token_ids"] for c in golden], \
+    assert [run_case(models, c, ByteTokenizer(3)) for c in golden] == [c["token_ids"] for c in golden], (
         "test/fixtures/tiny is no longer random_models('tiny', 0)"
+    )
     folder = tmp_path_factory.mktemp("tiny-run")
     checkpoint.save(folder, models)
     return folder
@@ -152,8 +165,9 @@ def torch_backend(run_dir) -> TorchBackend:
 
 def tasks(backend, k: int = 3, max_instances: int = 4, seed: int = 0):
     templates = [t for f in p3_files() for t in read_p3(f)]
-    return (p3_tasks(templates, k, max_instances, seed, backend.limits.hyper_input)
-            + sni_tasks(read_sni(sni_file()), max_instances))
+    return p3_tasks(templates, k, max_instances, seed, backend.limits.hyper_input) + sni_tasks(
+        read_sni(sni_file()), max_instances
+    )
 
 
 def test_offline_harness(torch_backend):
@@ -189,9 +203,33 @@ def test_offline_harness(torch_backend):
 def test_cli_offline(run_dir, tmp_path, capsys):
     out = tmp_path / "results.json"
     p3, sni = p3_files(), sni_file()
-    assert main(["--p3", str(p3[0]), str(p3[1]), "--sni", str(sni), "--checkpoint", str(run_dir), "--kind", "lora",
-                 "--k", "3", "--max-instances", "2", "--seed", "0", "--max-new-tokens", "4", "--quiet",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--p3",
+                str(p3[0]),
+                str(p3[1]),
+                "--sni",
+                str(sni),
+                "--checkpoint",
+                str(run_dir),
+                "--kind",
+                "lora",
+                "--k",
+                "3",
+                "--max-instances",
+                "2",
+                "--seed",
+                "0",
+                "--max-new-tokens",
+                "4",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["config"]["kind"] == "lora" and len(result["tasks"]) == 3
     assert SNI_NAME in capsys.readouterr().out
@@ -220,8 +258,9 @@ def test_http_backend_matches_offline(torch_backend, bundle, run_dir, tmp_path):
             offline = run(torch_backend, tasks(torch_backend, k=k), kind, 12, progress=False)
             online = run(http, tasks(http, k=k), kind, 12, progress=False)
             assert comparable(online["tasks"]) == comparable(offline["tasks"]), kind
-            assert {c: {m: v for m, v in a.items() if m != "rank_accuracy"} for c, a in offline["averages"].items()} \
-                == online["averages"]
+            assert {
+                c: {m: v for m, v in a.items() if m != "rank_accuracy"} for c, a in offline["averages"].items()
+            } == online["averages"]
             if kind == "prefix":
                 assert online["tasks"][0]["truncated"]["examples"]
         assert http.batch_size == 2
@@ -229,13 +268,28 @@ def test_http_backend_matches_offline(torch_backend, bundle, run_dir, tmp_path):
         with pytest.warns(UserWarning, match="manifest"):
             plain = HttpBackend(service.url, KEY)
         online = run(plain, tasks(plain), "prefix", 6, progress=False)
-        assert comparable(online["tasks"]) == comparable(run(torch_backend, tasks(torch_backend), "prefix", 6,
-                                                             progress=False)["tasks"])
+        assert comparable(online["tasks"]) == comparable(
+            run(torch_backend, tasks(torch_backend), "prefix", 6, progress=False)["tasks"]
+        )
         # The CLI, both ways.
         p3, sni = p3_files(), sni_file()
         common = ["--p3", str(p3[0]), "--sni", str(sni), "--max-instances", "3", "--max-new-tokens", "6", "--quiet"]
-        assert main([*common, "--url", service.url, "--api-key", KEY, "--manifest", str(bundle),
-                     "--out", str(tmp_path / "http.json")]) == 0
+        assert (
+            main(
+                [
+                    *common,
+                    "--url",
+                    service.url,
+                    "--api-key",
+                    KEY,
+                    "--manifest",
+                    str(bundle),
+                    "--out",
+                    str(tmp_path / "http.json"),
+                ]
+            )
+            == 0
+        )
         assert main([*common, "--checkpoint", str(run_dir), "--out", str(tmp_path / "torch.json")]) == 0
         http_rows, torch_rows = (json.loads((tmp_path / f"{b}.json").read_text())["tasks"] for b in ("http", "torch"))
         assert comparable(http_rows) == comparable(torch_rows) and len(http_rows) == 2
@@ -265,9 +319,27 @@ class _Fake(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         manifest = type(self).manifest
-        self._send(200, {"object": "list", "data": [{"id": "fake", "object": "model", "summary": {
-            "fingerprint": manifest["fingerprint"], "tokenizer": "byte", "adapter_kinds": ["lora", "prefix"],
-            "default_adapter_kind": "prefix", "max_input_tokens": 256, "max_examples": 16, "max_new_tokens": 8}}]})
+        self._send(
+            200,
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": "fake",
+                        "object": "model",
+                        "summary": {
+                            "fingerprint": manifest["fingerprint"],
+                            "tokenizer": "byte",
+                            "adapter_kinds": ["lora", "prefix"],
+                            "default_adapter_kind": "prefix",
+                            "max_input_tokens": 256,
+                            "max_examples": 16,
+                            "max_new_tokens": 8,
+                        },
+                    }
+                ],
+            },
+        )
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
@@ -286,8 +358,7 @@ def test_http_retries_429_after_retry_after(bundle):
     thread.start()
     try:
         slept: list[float] = []
-        backend = HttpBackend(f"http://127.0.0.1:{server.server_address[1]}", "k", manifest=bundle,
-                              sleep=slept.append)
+        backend = HttpBackend(f"http://127.0.0.1:{server.server_address[1]}", "k", manifest=bundle, sleep=slept.append)
         assert backend.generate("ad-" + "0" * 32, ["a", "b", "c"], 4) == ["A", "B", "C"]  # in index order
         assert slept == [0.0, 0.0] and backend.retries == 2
         path, body, auth = _Fake.seen[-1]

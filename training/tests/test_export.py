@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 from safetensors.torch import load_file
 
-from conftest import REPO
 from hypert5.bundle import BundleError, validate
 from hypert5.export import check_bundle, downstream_hf_diff, export_bundle, max_graph_diff
 from hypert5.golden import run_case
@@ -27,7 +27,9 @@ def assert_golden_decodes(bundle: Path) -> list[dict]:
     for case in cases:
         adapter = None
         if case["adapter"]:
-            adapter = runtime.hyper(case["adapter"]["kind"], [(e["input"], e["output"]) for e in case["adapter"]["examples"]])
+            adapter = runtime.hyper(
+                case["adapter"]["kind"], [(e["input"], e["output"]) for e in case["adapter"]["examples"]]
+            )
         assert runtime.greedy([case["input"]], [adapter], case["max_new_tokens"])[0] == case["token_ids"], case["name"]
     return cases
 
@@ -126,7 +128,8 @@ def test_t5_small_shaped_random_config_exports(tmp_path) -> None:
 
 def test_transformers_checkpoint_with_its_tokenizer_exports(tmp_path) -> None:
     """A `save_pretrained` T5 folder with a tokenizer.json becomes a bundle that carries the tokenizer."""
-    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers import models as tok_models
     from transformers import T5ForConditionalGeneration
 
     from hypert5 import checkpoint
@@ -135,7 +138,12 @@ def test_transformers_checkpoint_with_its_tokenizer_exports(tmp_path) -> None:
     dims = T5Dims(vocab_size=64, d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=1, num_decoder_layers=1)
     source = tmp_path / "hf-t5"
     T5ForConditionalGeneration(dims.to_hf()).save_pretrained(str(source))
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate("ada lovelace grace hopper , .".split())}}
+    vocab = {
+        "<pad>": 0,
+        "</s>": 1,
+        "<unk>": 2,
+        **{w: i + 3 for i, w in enumerate("ada lovelace grace hopper , .".split())},
+    }
     tokenizer = Tokenizer(tok_models.WordLevel(vocab, unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.save(str(source / "tokenizer.json"))

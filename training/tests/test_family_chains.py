@@ -1,6 +1,6 @@
 """Family chains (tasks/family_chains.py): episodes keep the families' contracts, and no chain computes
-a held-out task (the issue's rule that held-out compositions never appear in training), checked by
-recipe and by behaviour on the held-out families' own inputs."""
+a held-out task (held-out compositions never appear in training, or the held-out score would measure
+recall), checked by recipe and by behaviour on the held-out families' own inputs."""
 
 import random
 
@@ -8,8 +8,17 @@ import pytest
 
 from hypert5.tasks import get_family, list_families, make_task
 from hypert5.tasks.episodes import valid_pair
-from hypert5.tasks.family_chains import (Chain, chain_episode, forbidden, held_out_catalogue, plain_task_fitting,
-                                         refused_by_behaviour, refused_by_recipe, sample_chain, sample_chain_episode)
+from hypert5.tasks.family_chains import (
+    Chain,
+    chain_episode,
+    forbidden,
+    held_out_catalogue,
+    plain_task_fitting,
+    refused_by_behaviour,
+    refused_by_recipe,
+    sample_chain,
+    sample_chain_episode,
+)
 
 
 def test_episodes_keep_the_contracts() -> None:
@@ -31,7 +40,9 @@ def test_episodes_keep_the_contracts() -> None:
 
 
 def test_a_chain_is_one_task_after_another() -> None:
-    chain = Chain(make_task("name_swap_comma", direction="to_last_first", sep=", "), make_task("text_case", mode="upper"))
+    chain = Chain(
+        make_task("name_swap_comma", direction="to_last_first", sep=", "), make_task("text_case", mode="upper")
+    )
     assert chain.run("Ada Lovelace") == "LOVELACE, ADA"
     # another family's procedure off its own inputs gives no output, so no episode uses that input
     assert Chain(make_task("text_case", mode="upper"), make_task("date_reformat", random.Random(0))).run("hello") == ""
@@ -41,12 +52,18 @@ def test_demonstrations_one_family_explains_are_not_a_chain_episode() -> None:
     """The everyday e-mail examples are one family's task, so no chain episode shows them; a chain no
     family computes ('LOVELACE, ADA') keeps its episodes; no drawn episode's demonstrations fit a
     training family's task."""
-    emails = [("grace.hopper@navy.mil", "grace.hopper"), ("alan@turing.org.uk", "alan"), ("k.johnson@nasa.gov", "k.johnson")]
+    emails = [
+        ("grace.hopper@navy.mil", "grace.hopper"),
+        ("alan@turing.org.uk", "alan"),
+        ("k.johnson@nasa.gov", "k.johnson"),
+    ]
     assert plain_task_fitting(emails).startswith("email_user(")
     assert plain_task_fitting([("  Retail banker ", "retailbanker")]).startswith("code_normalize(")
     assert plain_task_fitting([("Ada Lovelace", "LOVELACE, ADA")]) is None
     rng = random.Random(3)
-    swap = Chain(make_task("name_swap_comma", direction="to_last_first", sep=", "), make_task("text_case", mode="upper"))
+    swap = Chain(
+        make_task("name_swap_comma", direction="to_last_first", sep=", "), make_task("text_case", mode="upper")
+    )
     assert all(chain_episode(rng, swap, 3, 2) is not None for _ in range(10))
     for _ in range(100):
         ep = sample_chain_episode(rng, rng.randint(1, 8), 2)
@@ -73,8 +90,9 @@ def test_drawn_chains_obey_every_rule() -> None:
 
 
 # date_reformat then text_case: date_month_code's 'MAR 2024' from '2024-03-07'
-MONTH_CODE = Chain(make_task("date_reformat", in_layout="YYYY-MM-DD", out_layout="MMM D, YYYY"),
-                   make_task("text_case", mode="upper"))
+MONTH_CODE = Chain(
+    make_task("date_reformat", in_layout="YYYY-MM-DD", out_layout="MMM D, YYYY"), make_task("text_case", mode="upper")
+)
 
 
 def test_the_recipe_rule_refuses_a_held_out_composition() -> None:
@@ -82,8 +100,9 @@ def test_the_recipe_rule_refuses_a_held_out_composition() -> None:
     assert refused_by_recipe(get_family("text_count"), get_family("number_threshold")) == "word_count_test"
     assert refused_by_recipe(get_family("cells_arith"), get_family("currency_format")) == "line_total_currency"
     # one constant away ('LOVELACE,Ada' for 'LOVELACE, Ada'): upper-casing the surname is re-casing
-    swap = Chain(make_task("name_fix_case", style="last_upper"), make_task("name_swap_comma", direction="to_last_first",
-                                                                           sep=","))
+    swap = Chain(
+        make_task("name_fix_case", style="last_upper"), make_task("name_swap_comma", direction="to_last_first", sep=",")
+    )
     assert swap.run("Ada Lovelace") == "LOVELACE,Ada" and "name_last_upper_first" in forbidden(swap)
     assert refused_by_recipe(get_family("cells_join"), get_family("text_acronym")) == "sku_from_cells"
     # the same operations on another kind of input are another composition

@@ -11,8 +11,9 @@ from hypert5.t5 import T5
 
 def _models(dims: T5Dims, kind: str, attention: str = "gated") -> tuple[T5, HyperT5]:
     torch.manual_seed(0)
-    config = HyperConfig(kind=kind, head_hidden=16, lora=LoraSpec(rank=4),
-                         prefix=PrefixSpec(num_positions=3, attention=attention))
+    config = HyperConfig(
+        kind=kind, head_hidden=16, lora=LoraSpec(rank=4), prefix=PrefixSpec(num_positions=3, attention=attention)
+    )
     downstream = T5(dims, lora_scale=config.lora.scaling).eval()
     return downstream, HyperT5.from_downstream(downstream, config)
 
@@ -49,7 +50,9 @@ def test_untrained_peft_prefix_hypermodel_starts_with_zero_values_and_a_full_mas
 
 
 @pytest.mark.parametrize("kind, attention", [("lora", "gated"), ("prefix", "gated"), ("prefix", "peft")])
-def test_outputs_match_the_adapter_table_and_gradients_reach_the_zero_side(dims: T5Dims, kind: str, attention: str) -> None:
+def test_outputs_match_the_adapter_table_and_gradients_reach_the_zero_side(
+    dims: T5Dims, kind: str, attention: str
+) -> None:
     downstream, hyper = _models(dims, kind, attention)
     ctx, ctx_mask, ids, mask, dec = _inputs(dims)
     adapters = hyper(ctx, ctx_mask)

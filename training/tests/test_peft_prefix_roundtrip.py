@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from service import running_service
 from test_peft_roundtrip import EXAMPLES, KEY, MAX_TOKENS, PROMPTS, call, parameters, run_cli
 
@@ -59,8 +58,12 @@ def service(bundle):
 
 
 def completion(service, model: str, prompt: str) -> tuple[str, int, str]:
-    res = call(service, "POST", "/v1/completions", {"model": model, "prompt": prompt, "max_tokens": MAX_TOKENS,
-                                                     "temperature": 0})
+    res = call(
+        service,
+        "POST",
+        "/v1/completions",
+        {"model": model, "prompt": prompt, "max_tokens": MAX_TOKENS, "temperature": 0},
+    )
     return res["choices"][0]["text"], res["usage"]["completion_tokens"], res["choices"][0]["finish_reason"]
 
 
@@ -83,22 +86,45 @@ def exported(bundle, service, prefix_id, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("peft-prefix") / "exported"
     from hypert5.peft_interop import cli
 
-    assert cli.main(["export", "--url", service.url, "--api-key", KEY, "--adapter", prefix_id,
-                     "--bundle", str(bundle.path), "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "--url",
+                service.url,
+                "--api-key",
+                KEY,
+                "--adapter",
+                prefix_id,
+                "--bundle",
+                str(bundle.path),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def test_bundle_declares_peft_prefixes_on_the_decoder_self_attention(bundle) -> None:
     kind = bundle.manifest["adapters"]["kinds"]["prefix"]
     assert kind["attention"] == "peft"
-    assert [t["name"] for t in kind["tensors"]] == ["prefix.decoder.self.key", "prefix.decoder.self.value",
-                                                    "prefix.decoder.self.mask"]
+    assert [t["name"] for t in kind["tensors"]] == [
+        "prefix.decoder.self.key",
+        "prefix.decoder.self.value",
+        "prefix.decoder.self.mask",
+    ]
 
 
 def test_exported_prefix_loads_in_peft_and_decodes_like_the_service(bundle, service, prefix_id, exported) -> None:
     config = json.loads((exported / "adapter_config.json").read_text())
     dims, positions = bundle.manifest["dims"], bundle.manifest["adapters"]["kinds"]["prefix"]["num_positions"]
-    assert (config["peft_type"], config["task_type"], config["num_virtual_tokens"]) == ("PREFIX_TUNING", "SEQ_2_SEQ_LM", positions)
+    assert (config["peft_type"], config["task_type"], config["num_virtual_tokens"]) == (
+        "PREFIX_TUNING",
+        "SEQ_2_SEQ_LM",
+        positions,
+    )
     assert config["num_layers"] == 2 * dims["num_decoder_layers"]  # every layer its own prefix (convert's docstring)
     state, _ = convert.load_peft(exported)
     native = parameters(service, prefix_id)
@@ -114,15 +140,32 @@ def test_tune_prefix_with_peft_then_import(bundle, service, exported, tmp_path, 
     examples = tmp_path / "examples.jsonl"
     examples.write_text("".join(json.dumps(e) + "\n" for e in EXAMPLES))
     tuned = tmp_path / "tuned"
-    code, _, err = run_cli(capsys, "tune", "--bundle", bundle.path, "--adapter", exported, "--examples", examples,
-                           "--steps", 6, "--lr", 3e-2, "--batch-size", 3, "--out", tuned)
+    code, _, err = run_cli(
+        capsys,
+        "tune",
+        "--bundle",
+        bundle.path,
+        "--adapter",
+        exported,
+        "--examples",
+        examples,
+        "--steps",
+        6,
+        "--lr",
+        3e-2,
+        "--batch-size",
+        3,
+        "--out",
+        tuned,
+    )
     assert code == 0, err
     before, _ = convert.load_peft(exported)
     after, _ = convert.load_peft(tuned)
     assert not torch.equal(after[convert.PROMPT_EMBEDDINGS], before[convert.PROMPT_EMBEDDINGS])
 
-    code, out, err = run_cli(capsys, "import", "--url", service.url, "--api-key", KEY, "--adapter", tuned,
-                             "--bundle", bundle.path)
+    code, out, err = run_cli(
+        capsys, "import", "--url", service.url, "--api-key", KEY, "--adapter", tuned, "--bundle", bundle.path
+    )
     assert code == 0, err
     new_id = out.strip()
     assert call(service, "GET", f"/v1/adapters/{new_id}")["kind"] == "prefix"
@@ -143,8 +186,9 @@ def test_peft_default_layout_with_fewer_virtual_tokens_imports_exactly(bundle, s
     native = convert.peft_to_native(state, saved, bundle.manifest)
     assert native["prefix.decoder.self.mask"].tolist() == [0.0, 1.0, 1.0, 1.0]
 
-    code, out, err = run_cli(capsys, "import", "--url", service.url, "--api-key", KEY, "--adapter", tmp_path / "p3",
-                             "--bundle", bundle.path)
+    code, out, err = run_cli(
+        capsys, "import", "--url", service.url, "--api-key", KEY, "--adapter", tmp_path / "p3", "--bundle", bundle.path
+    )
     assert code == 0, err
     model.eval()
     ids = assert_same_decodes(bundle, service, out.strip(), model)
@@ -160,17 +204,22 @@ def test_concurrent_prefix_requests_decode_as_alone(bundle, service, prefix_id) 
     assert together == alone
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"num_virtual_tokens": 5}, "1 to 4 positions"),
-    ({"token_dim": 32}, "token_dim"),
-    ({"num_layers": 1}, "at least 2 are needed"),
-    ({"task_type": "CAUSAL_LM"}, "task_type"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"num_virtual_tokens": 5}, "1 to 4 positions"),
+        ({"token_dim": 32}, "token_dim"),
+        ({"num_layers": 1}, "at least 2 are needed"),
+        ({"task_type": "CAUSAL_LM"}, "task_type"),
+    ],
+)
 def test_mismatched_prefix_config_is_refused(bundle, exported, tmp_path, capsys, change, message) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "adapter_model.safetensors").write_bytes((exported / "adapter_model.safetensors").read_bytes())
-    (bad / "adapter_config.json").write_text(json.dumps({**json.loads((exported / "adapter_config.json").read_text()), **change}))
+    (bad / "adapter_config.json").write_text(
+        json.dumps({**json.loads((exported / "adapter_config.json").read_text()), **change})
+    )
     code, out, err = run_cli(capsys, "import", "--url", "http://127.0.0.1:9", "--adapter", bad, "--bundle", bundle.path)
     assert code == 1 and out == "" and message in err
 

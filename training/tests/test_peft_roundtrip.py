@@ -16,21 +16,23 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from service import TINY_BUNDLE, running_service
 
 peft = pytest.importorskip("peft")
 
+from hypert5.ort_runtime import OrtBundle  # noqa: E402
 from hypert5.peft_interop import cli, convert  # noqa: E402
 from hypert5.peft_interop.base_model import greedy_ids, load_base_model, read_manifest  # noqa: E402
-from hypert5.ort_runtime import OrtBundle  # noqa: E402
 from hypert5.tokenizer import from_spec  # noqa: E402
 
 KEY = "peft-key"
 MAX_TOKENS = 12
 PROMPTS = ["Ada Lovelace", "grace hopper", "2024-03-07", "Émilie du Châtelet"]
-EXAMPLES = [{"input": "Ada Lovelace", "output": "Lovelace, A."}, {"input": "Alan Turing", "output": "Turing, A."},
-            {"input": "Grace Hopper", "output": "Hopper, G."}]
+EXAMPLES = [
+    {"input": "Ada Lovelace", "output": "Lovelace, A."},
+    {"input": "Alan Turing", "output": "Turing, A."},
+    {"input": "Grace Hopper", "output": "Hopper, G."},
+]
 MANIFEST = read_manifest(TINY_BUNDLE)
 TOKENIZER = from_spec(MANIFEST["tokenizer"], TINY_BUNDLE)
 ORT = OrtBundle(TINY_BUNDLE)
@@ -43,8 +45,12 @@ def service():
 
 
 def call(service, method: str, path: str, body: dict | None = None) -> dict:
-    req = urllib.request.Request(service.url + path, method=method, data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        service.url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())
 
@@ -53,14 +59,20 @@ def service_decodes(service, model: str) -> list[tuple[str, int, str]]:
     """(text, completion_tokens, finish_reason) per prompt at temperature 0."""
     out = []
     for prompt in PROMPTS:
-        res = call(service, "POST", "/v1/completions",
-                   {"model": model, "prompt": prompt, "max_tokens": MAX_TOKENS, "temperature": 0})
+        res = call(
+            service,
+            "POST",
+            "/v1/completions",
+            {"model": model, "prompt": prompt, "max_tokens": MAX_TOKENS, "temperature": 0},
+        )
         out.append((res["choices"][0]["text"], res["usage"]["completion_tokens"], res["choices"][0]["finish_reason"]))
     return out
 
 
 def parameters(service, adapter_id: str) -> dict[str, torch.Tensor]:
-    req = urllib.request.Request(f"{service.url}/v1/adapters/{adapter_id}/parameters", headers={"Authorization": f"Bearer {KEY}"})
+    req = urllib.request.Request(
+        f"{service.url}/v1/adapters/{adapter_id}/parameters", headers={"Authorization": f"Bearer {KEY}"}
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         return convert.read_safetensors_bytes(r.read())[0]
 
@@ -99,8 +111,24 @@ def lora_id(service) -> str:
 @pytest.fixture(scope="module")
 def exported(service, lora_id, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("peft") / "exported"
-    assert cli.main(["export", "--url", service.url, "--api-key", KEY, "--adapter", lora_id,
-                     "--bundle", str(TINY_BUNDLE), "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "--url",
+                service.url,
+                "--api-key",
+                KEY,
+                "--adapter",
+                lora_id,
+                "--bundle",
+                str(TINY_BUNDLE),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -114,7 +142,11 @@ def test_exported_lora_loads_in_peft_and_decodes_like_the_service(service, lora_
     kind = MANIFEST["adapters"]["kinds"]["lora"]
     assert config["peft_type"] == "LORA" and config["task_type"] == "SEQ_2_SEQ_LM"
     assert (config["r"], config["lora_alpha"], config["target_modules"]) == (kind["rank"], kind["alpha"], ["q", "v"])
-    assert (config["lora_dropout"], config["bias"], config["base_model_name_or_path"]) == (0.0, "none", MANIFEST["name"])
+    assert (config["lora_dropout"], config["bias"], config["base_model_name_or_path"]) == (
+        0.0,
+        "none",
+        MANIFEST["name"],
+    )
     state, _ = convert.load_peft(exported)
     assert "base_model.model.decoder.block.1.layer.1.EncDecAttention.v.lora_B.weight" in state
     assert len(state) == 2 * 2 * (MANIFEST["dims"]["num_layers"] + 2 * MANIFEST["dims"]["num_decoder_layers"])
@@ -131,10 +163,28 @@ def test_exported_lora_loads_in_peft_and_decodes_like_the_service(service, lora_
 
 def test_tune_with_peft_then_import_decodes_like_the_tuned_model(service, exported, tmp_path, capsys) -> None:
     examples = tmp_path / "examples.jsonl"
-    examples.write_text("".join(json.dumps(e) + "\n" for e in EXAMPLES + [{"input": "Marie Curie", "output": "Curie, M."}]))
+    examples.write_text(
+        "".join(json.dumps(e) + "\n" for e in EXAMPLES + [{"input": "Marie Curie", "output": "Curie, M."}])
+    )
     tuned = tmp_path / "tuned"
-    code, _, err = run_cli(capsys, "tune", "--bundle", TINY_BUNDLE, "--adapter", exported, "--examples", examples,
-                           "--steps", 6, "--lr", 1e-2, "--batch-size", 4, "--out", tuned)
+    code, _, err = run_cli(
+        capsys,
+        "tune",
+        "--bundle",
+        TINY_BUNDLE,
+        "--adapter",
+        exported,
+        "--examples",
+        examples,
+        "--steps",
+        6,
+        "--lr",
+        1e-2,
+        "--batch-size",
+        4,
+        "--out",
+        tuned,
+    )
     assert code == 0, err
     before, config = convert.load_peft(exported)
     after, tuned_config = convert.load_peft(tuned)
@@ -142,20 +192,29 @@ def test_tune_with_peft_then_import_decodes_like_the_tuned_model(service, export
     assert all(not torch.equal(after[k], before[k]) for k in after if "lora_A" in k)  # every A moved
     assert (tuned_config["r"], tuned_config["lora_alpha"]) == (config["r"], config["lora_alpha"])
 
-    code, out, err = run_cli(capsys, "import", "--url", service.url, "--api-key", KEY, "--adapter", tuned,
-                             "--bundle", TINY_BUNDLE)
+    code, out, err = run_cli(
+        capsys, "import", "--url", service.url, "--api-key", KEY, "--adapter", tuned, "--bundle", TINY_BUNDLE
+    )
     assert code == 0, err
     new_id = out.strip()
     assert new_id.startswith("ad-") and call(service, "GET", f"/v1/adapters/{new_id}")["kind"] == "lora"
     model = peft.PeftModel.from_pretrained(load_base_model(TINY_BUNDLE), str(tuned))
     ids = assert_same_decodes(service, new_id, model)
-    assert ids != peft_ids(peft.PeftModel.from_pretrained(load_base_model(TINY_BUNDLE), str(exported)))  # tuning mattered
+    assert ids != peft_ids(
+        peft.PeftModel.from_pretrained(load_base_model(TINY_BUNDLE), str(exported))
+    )  # tuning mattered
 
 
 def test_smaller_rank_and_other_alpha_are_padded_and_folded_exactly(service, tmp_path, capsys) -> None:
     torch.manual_seed(3)
-    config = peft.LoraConfig(task_type="SEQ_2_SEQ_LM", r=2, lora_alpha=5, target_modules=["q", "v"], lora_dropout=0.0,
-                             init_lora_weights=False)  # random A and B: a visible, non-trivial adapter
+    config = peft.LoraConfig(
+        task_type="SEQ_2_SEQ_LM",
+        r=2,
+        lora_alpha=5,
+        target_modules=["q", "v"],
+        lora_dropout=0.0,
+        init_lora_weights=False,
+    )  # random A and B: a visible, non-trivial adapter
     model = peft.get_peft_model(load_base_model(TINY_BUNDLE), config)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -167,8 +226,9 @@ def test_smaller_rank_and_other_alpha_are_padded_and_folded_exactly(service, tmp
     rank = MANIFEST["adapters"]["kinds"]["lora"]["rank"]
     assert native["lora.encoder.self.q.a"].shape[-1] == rank and not native["lora.encoder.self.q.a"][..., 2:].any()
 
-    code, out, err = run_cli(capsys, "import", "--url", service.url, "--api-key", KEY, "--adapter", tmp_path / "r2",
-                             "--bundle", TINY_BUNDLE)
+    code, out, err = run_cli(
+        capsys, "import", "--url", service.url, "--api-key", KEY, "--adapter", tmp_path / "r2", "--bundle", TINY_BUNDLE
+    )
     assert code == 0, err
     model.eval()
     ids = assert_same_decodes(service, out.strip(), model)
@@ -177,8 +237,20 @@ def test_smaller_rank_and_other_alpha_are_padded_and_folded_exactly(service, tmp
 
 def test_prefix_adapter_export_is_refused_with_the_reason(service, tmp_path, capsys) -> None:
     prefix_id = call(service, "POST", "/v1/adapters", {"examples": EXAMPLES, "kind": "prefix"})["id"]
-    code, _, err = run_cli(capsys, "export", "--url", service.url, "--api-key", KEY, "--adapter", prefix_id,
-                           "--bundle", TINY_BUNDLE, "--out", tmp_path / "p")
+    code, _, err = run_cli(
+        capsys,
+        "export",
+        "--url",
+        service.url,
+        "--api-key",
+        KEY,
+        "--adapter",
+        prefix_id,
+        "--bundle",
+        TINY_BUNDLE,
+        "--out",
+        tmp_path / "p",
+    )
     assert code == 1 and convert.PREFIX_REFUSAL in err and "gated" in err
     assert not (tmp_path / "p").exists()
     prefix_tensors = {f"prefix.encoder.self.{p}": torch.zeros(1) for p in ("key", "value", "gate")}
@@ -186,13 +258,16 @@ def test_prefix_adapter_export_is_refused_with_the_reason(service, tmp_path, cap
         convert.native_to_peft(prefix_tensors, MANIFEST)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"target_modules": ["q", "k", "v"]}, "target_modules"),
-    ({"r": 8}, "larger rank"),
-    ({"use_dora": True}, "use_dora"),
-    ({"bias": "all"}, "bias"),
-    ({"peft_type": "PREFIX_TUNING"}, "gated"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"target_modules": ["q", "k", "v"]}, "target_modules"),
+        ({"r": 8}, "larger rank"),
+        ({"use_dora": True}, "use_dora"),
+        ({"bias": "all"}, "bias"),
+        ({"peft_type": "PREFIX_TUNING"}, "gated"),
+    ],
+)
 def test_mismatched_peft_config_is_refused(exported, tmp_path, capsys, change, message) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -214,6 +289,7 @@ def test_import_into_a_service_that_serves_another_bundle_is_refused(service, ex
     other = tmp_path / "other"
     other.mkdir()
     (other / "manifest.json").write_text(json.dumps({**MANIFEST, "fingerprint": "0123456789abcdef"}))
-    code, out, err = run_cli(capsys, "import", "--url", service.url, "--api-key", KEY, "--adapter", exported,
-                             "--bundle", other)
+    code, out, err = run_cli(
+        capsys, "import", "--url", service.url, "--api-key", KEY, "--adapter", exported, "--bundle", other
+    )
     assert code == 1 and out == "" and "pass the bundle the service serves" in err

@@ -11,8 +11,8 @@ from hypert5.train import loop
 from hypert5.train.loop import CALIBRATION, finished, train
 from hypert5.train.prefetch import Prefetcher
 
-
 # ---- Prefetcher --------------------------------------------------------------------------------------
+
 
 def make(step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch that is a pure function of the step (module level: the workers run it)."""

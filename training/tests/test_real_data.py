@@ -6,18 +6,18 @@ repository root) as well when they are there.
 """
 
 import json
-import urllib.error
-import urllib.request
 import math
 import random
 import shutil
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 from safetensors.torch import load_file, save_file
 
-from conftest import REPO
 from hypert5.data import def_2pos, read_corpus, read_p3, read_sni
 from hypert5.examples import HyperInputFormat
 from hypert5.tokenizer import ByteTokenizer, HFTokenizer
@@ -35,13 +35,16 @@ if (SHARED / "p3-t0-sample").is_dir() and (SHARED / "sni-sample").is_dir():
 P3_DATA, SNI_DATA = ROOTS[-1].values[0]
 MRPC, COMMON_GEN = "glue_mrpc_equivalent", "common_gen_Given_concepts_type_1"  # in both data sets
 SNI_TASK = "task664_mmmlu_answer_generation_abstract_algebra"
-CORPUS = ("The quick brown fox jumps over the lazy dog while the farmer counts his sheep twice.\n\n"
-          "Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, "
-          "I thought I would sail about a little and see the watery part of the world.\n\n"
-          "It was a bright cold day in April, and the clocks were striking thirteen.\n")
+CORPUS = (
+    "The quick brown fox jumps over the lazy dog while the farmer counts his sheep twice.\n\n"
+    "Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, "
+    "I thought I would sail about a little and see the watery part of the world.\n\n"
+    "It was a bright cold day in April, and the clocks were striking thirteen.\n"
+)
 
 
 # ---- readers ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("root", ROOTS)
 def test_p3_reader_infers_answer_choices_and_cleans_completions(root) -> None:
@@ -66,7 +69,10 @@ def test_sni_reader_and_def_2pos(root) -> None:
     text = def_2pos(task)
     assert text.startswith("Definition: The following are multiple choice questions (with answers) about")
     (x1, y1), (x2, y2) = task.positives[:2]
-    assert f"\n\nPositive Example 1 -\nInput: {x1}\nOutput: {y1}\n\nPositive Example 2 -\nInput: {x2}\nOutput: {y2}" in text
+    assert (
+        f"\n\nPositive Example 1 -\nInput: {x1}\nOutput: {y1}\n\nPositive Example 2 -\nInput: {x2}\nOutput: {y2}"
+        in text
+    )
     assert "Positive Example 3" not in text
 
 
@@ -99,6 +105,7 @@ def test_malformed_input_names_file_and_line(tmp_path) -> None:
 
 
 # ---- data sources of the stages -----------------------------------------------------------------
+
 
 def test_corpus_cuts_are_consecutive_and_fit_the_limits(tmp_path) -> None:
     (tmp_path / "c.txt").write_text(CORPUS)
@@ -165,14 +172,26 @@ def test_sni_episodes_def_2pos_contexts(root) -> None:
 
 # ---- runs from transformers checkpoints ---------------------------------------------------------
 
+
 def _hf_t5(folder: Path, vocab_size: int, style: str = "transformers5") -> Path:
     """A tiny random transformers T5 saved with save_pretrained. style "flan": config.json and weights
     as T5 v1.1 / Flan-T5 ship them (untied lm_head); "v1.0": tied and scaled, relu."""
     from transformers import T5Config, T5ForConditionalGeneration
 
-    config = T5Config(vocab_size=vocab_size, d_model=32, d_kv=8, num_heads=2, d_ff=48, num_layers=1,
-                      num_decoder_layers=1, feed_forward_proj="relu" if style == "v1.0" else "gated-gelu",
-                      dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    config = T5Config(
+        vocab_size=vocab_size,
+        d_model=32,
+        d_kv=8,
+        num_heads=2,
+        d_ff=48,
+        num_layers=1,
+        num_decoder_layers=1,
+        feed_forward_proj="relu" if style == "v1.0" else "gated-gelu",
+        dropout_rate=0.0,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
     torch.manual_seed(0)
     T5ForConditionalGeneration(config).save_pretrained(str(folder))
     if style != "transformers5":
@@ -187,8 +206,9 @@ def _hf_t5(folder: Path, vocab_size: int, style: str = "transformers5") -> Path:
     return folder
 
 
-def _train_tokenizer(path: Path, texts: list[str], vocab_size: int = 400,
-                     specials: tuple[str, ...] = ("<pad>", "</s>", "<unk>")) -> None:
+def _train_tokenizer(
+    path: Path, texts: list[str], vocab_size: int = 400, specials: tuple[str, ...] = ("<pad>", "</s>", "<unk>")
+) -> None:
     """A tiny SentencePiece-style Unigram tokenizer with T5's special ids: pad 0, eos 1, unk 2."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
@@ -196,8 +216,9 @@ def _train_tokenizer(path: Path, texts: list[str], vocab_size: int = 400,
     tok.normalizer = normalizers.Replace("\n", " ")
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=vocab_size, unk_token="<unk>",
-                                                           special_tokens=list(specials)))
+    tok.train_from_iterator(
+        texts, trainers.UnigramTrainer(vocab_size=vocab_size, unk_token="<unk>", special_tokens=list(specials))
+    )
     tok.save(str(path))
 
 
@@ -237,12 +258,16 @@ def test_init_run_downstream_matches_transformers(tmp_path, style) -> None:
 def test_init_run_converts_spiece_model(tmp_path) -> None:
     folder = _hf_t5(tmp_path / "hf", 512, "flan")
     _spiece_model(folder / "spiece.model")
-    settings = init_run.init_run(folder, tmp_path / "run", name="lm-adapt-like", lora_rank=4, prefix_positions=3,
-                                 hyper_max_tokens=300)
+    settings = init_run.init_run(
+        folder, tmp_path / "run", name="lm-adapt-like", lora_rank=4, prefix_positions=3, hyper_max_tokens=300
+    )
     assert settings.tokenizer == {"type": "tokenizers", "file": "tokenizer.json"} and settings.name == "lm-adapt-like"
     assert (settings.lora.rank, settings.lora.alpha, settings.prefix.num_positions) == (4, 8.0, 3)
-    assert (settings.hyper_input.max_tokens, settings.encoder_max_tokens, settings.generation["max_new_tokens"]) \
-        == (300, 512, 128)
+    assert (settings.hyper_input.max_tokens, settings.encoder_max_tokens, settings.generation["max_new_tokens"]) == (
+        300,
+        512,
+        128,
+    )
     tok = HFTokenizer(tmp_path / "run" / "tokenizer.json")
     assert tok.encode("the good movie") == [3, 5, 4] and tok.decode([3, 5, 4, 1]) == "the good movie"
     assert tok.encode("<extra_id_0>") == [16 + 99]  # 16 pieces, then the sentinels counting down
@@ -278,6 +303,7 @@ def losses():
             loss = loss_fn(step)
             seen.append(loss.item())
             return loss
+
         return loop.train(module, wrapped, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -290,8 +316,25 @@ def _stages(run: Path, corpus: Path, p3: Path, sni: Path, losses: list[float]) -
     common = ["--run", str(run), "--threads", "1", "--steps", "2"]
     before = len(losses)
     hyperpretrain.main([*common, "--kind", "lora", "--batch", "2", "--corpus", str(corpus)])
-    finetune.main([*common, "--kind", "prefix", "--episodes", "2", "--queries", "2", "--data", f"p3:{p3}",
-                   "--k-min", "2", "--k-max", "4", "--exclude", COMMON_GEN])
+    finetune.main(
+        [
+            *common,
+            "--kind",
+            "prefix",
+            "--episodes",
+            "2",
+            "--queries",
+            "2",
+            "--data",
+            f"p3:{p3}",
+            "--k-min",
+            "2",
+            "--k-max",
+            "4",
+            "--exclude",
+            COMMON_GEN,
+        ]
+    )
     finetune.main([*common, "--kind", "lora", "--episodes", "2", "--queries", "2", "--data", f"sni:{sni}"])
     new = losses[before:]
     assert len(new) == 6 and all(math.isfinite(x) for x in new), new
@@ -307,9 +350,26 @@ def _stages(run: Path, corpus: Path, p3: Path, sni: Path, losses: list[float]) -
 def test_byte_run_trains_on_real_data(tmp_path_factory, losses) -> None:
     root = tmp_path_factory.mktemp("byte")
     run = root / "run"
-    init_run.main(["--checkpoint", str(_hf_t5(root / "hf", 384)), "--run", str(run), "--lora-rank", "2",
-                   "--prefix-positions", "2", "--head-hidden", "16", "--hyper-max-tokens", "512",
-                   "--encoder-max-tokens", "256", "--max-new-tokens", "32"])
+    init_run.main(
+        [
+            "--checkpoint",
+            str(_hf_t5(root / "hf", 384)),
+            "--run",
+            str(run),
+            "--lora-rank",
+            "2",
+            "--prefix-positions",
+            "2",
+            "--head-hidden",
+            "16",
+            "--hyper-max-tokens",
+            "512",
+            "--encoder-max-tokens",
+            "256",
+            "--max-new-tokens",
+            "32",
+        ]
+    )
     (root / "corpus.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in CORPUS.split("\n\n")))
     _stages(run, root / "corpus.jsonl", FIXTURES / "p3", FIXTURES / "sni", losses)
 
@@ -323,9 +383,28 @@ def test_tokenizers_run_trains_and_exports_a_valid_bundle(tmp_path_factory, loss
     texts += [def_2pos(t) for t in read_sni(SNI_DATA)]
     _train_tokenizer(folder / "tokenizer.json", texts)
     run = root / "run"
-    init_run.main(["--checkpoint", str(folder), "--run", str(run), "--name", "tiny-real", "--lora-rank", "2",
-                   "--prefix-positions", "2", "--head-hidden", "16", "--hyper-max-tokens", "256",
-                   "--encoder-max-tokens", "128", "--max-new-tokens", "16"])
+    init_run.main(
+        [
+            "--checkpoint",
+            str(folder),
+            "--run",
+            str(run),
+            "--name",
+            "tiny-real",
+            "--lora-rank",
+            "2",
+            "--prefix-positions",
+            "2",
+            "--head-hidden",
+            "16",
+            "--hyper-max-tokens",
+            "256",
+            "--encoder-max-tokens",
+            "128",
+            "--max-new-tokens",
+            "16",
+        ]
+    )
     assert (run / "tokenizer.json").read_bytes() == (folder / "tokenizer.json").read_bytes()
     codec = TextCodec.for_run(run, read_settings(run))
     assert isinstance(codec.tokenizer, HFTokenizer) and (codec.context_limit, codec.source_limit) == (256, 128)
@@ -347,9 +426,11 @@ def _serves_the_golden_decodes(bundle: Path, manifest: dict) -> None:
     cases = json.loads((bundle / "golden.json").read_text())["cases"]
     assert sum(len(c["token_ids"]) for c in cases) > 2 * len(cases)  # real decodes, not bare eos
     with running_service(bundle) as service:
+
         def post(path: str, body: dict, name: str) -> dict:
-            request = urllib.request.Request(f"{service.url}{path}", json.dumps(body).encode(),
-                                             {"content-type": "application/json"})
+            request = urllib.request.Request(
+                f"{service.url}{path}", json.dumps(body).encode(), {"content-type": "application/json"}
+            )
             try:
                 with urllib.request.urlopen(request, timeout=60) as response:
                     return json.loads(response.read())
@@ -359,9 +440,15 @@ def _serves_the_golden_decodes(bundle: Path, manifest: dict) -> None:
         for case in cases:
             model = manifest["name"]
             if case["adapter"]:
-                model = post("/v1/adapters", {"examples": case["adapter"]["examples"],
-                                              "kind": case["adapter"]["kind"]}, case["name"])["id"]
-            answer = post("/v1/completions", {"model": model, "prompt": case["input"], "temperature": 0,
-                                              "max_tokens": case["max_new_tokens"]}, case["name"])
+                model = post(
+                    "/v1/adapters",
+                    {"examples": case["adapter"]["examples"], "kind": case["adapter"]["kind"]},
+                    case["name"],
+                )["id"]
+            answer = post(
+                "/v1/completions",
+                {"model": model, "prompt": case["input"], "temperature": 0, "max_tokens": case["max_new_tokens"]},
+                case["name"],
+            )
             assert answer["choices"][0]["text"] == case["text"], (case["name"], service.log()[-2000:])
             assert answer["usage"]["completion_tokens"] == len(case["token_ids"]), case["name"]

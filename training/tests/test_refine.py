@@ -8,8 +8,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-
 from conftest import REPO
+
 from hypert5.bundle import REFINE_GRAPH_FILES, REFINE_WEIGHTS_FILE, BundleError, fingerprint, validate
 from hypert5.examples import HyperInputFormat
 from hypert5.export_refine import kind_specs, load_frozen
@@ -28,8 +28,9 @@ DEMOS = [("Ada Lovelace", "Lovelace, A."), ("Grace Hopper", "Hopper, G."), ("Ala
 def session(kind: str) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(FIXTURE / REFINE_GRAPH_FILES[f"train_step_{kind}"]), options,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(FIXTURE / REFINE_GRAPH_FILES[f"train_step_{kind}"]), options, providers=["CPUExecutionProvider"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,9 @@ def test_batch_follows_the_training_conventions() -> None:
     ids, mask = pad_batch([encode(x, 256) for x, _ in DEMOS])
     want_decoder_in, want_labels = targets([encode(y, 64) for _, y in DEMOS])
     assert np.array_equal(got["input_ids"], ids.numpy()) and np.array_equal(got["attention_mask"], mask.numpy())
-    decoder_in, labels = teacher_forcing(torch.from_numpy(got["target_ids"]), torch.from_numpy(got["target_mask"]), 0, 0)
+    decoder_in, labels = teacher_forcing(
+        torch.from_numpy(got["target_ids"]), torch.from_numpy(got["target_mask"]), 0, 0
+    )
     assert torch.equal(decoder_in, want_decoder_in) and torch.equal(labels, want_labels)
 
 
@@ -102,8 +105,10 @@ def test_leave_one_out_adds_one_row_per_demonstration_with_the_others_in_context
     fmt = HyperInputFormat()
     rows = augment_pairs(DEMOS, "leave-one-out", fmt)
     assert rows[:3] == DEMOS and len(rows) == 6
-    assert rows[4] == ("in: Ada Lovelace out: Lovelace, A.\nin: Alan Turing out: Turing, A.\nin: Grace Hopper out: ",
-                       "Hopper, G.")
+    assert rows[4] == (
+        "in: Ada Lovelace out: Lovelace, A.\nin: Alan Turing out: Turing, A.\nin: Grace Hopper out: ",
+        "Hopper, G.",
+    )
     assert augment_pairs(DEMOS[:1], "leave-one-out", fmt) == DEMOS[:1]
     with pytest.raises(ValueError, match="augment='all'"):
         augment_pairs(DEMOS, "all", fmt)

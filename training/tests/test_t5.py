@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from conftest import random_adapter
 from transformers import T5ForConditionalGeneration
 
-from conftest import random_adapter
 from hypert5.adapters import lora_specs, prefix_specs, stack, zeros
 from hypert5.config import LoraSpec, PrefixSpec, T5Dims
 from hypert5.t5 import T5, load_hf_state_dict
@@ -22,14 +22,23 @@ def _batch(vocab: int, batch: int = 3, src: int = 7, tgt: int = 5):
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(3, vocab, (batch, src), generator=g)
     mask = torch.ones_like(ids)
-    mask[1, src - 2:] = 0  # right padding on one row
+    mask[1, src - 2 :] = 0  # right padding on one row
     return ids, mask, torch.randint(3, vocab, (batch, tgt), generator=g)
 
 
 @pytest.mark.parametrize("proj,tie", [("gated-gelu", False), ("relu", True)])
 def test_logits_match_transformers(proj: str, tie: bool) -> None:
-    dims = T5Dims(vocab_size=100, d_model=32, d_kv=8, num_heads=4, d_ff=64, num_layers=2, num_decoder_layers=3,
-                  feed_forward_proj=proj, tie_word_embeddings=tie)
+    dims = T5Dims(
+        vocab_size=100,
+        d_model=32,
+        d_kv=8,
+        num_heads=4,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=3,
+        feed_forward_proj=proj,
+        tie_word_embeddings=tie,
+    )
     hf, ours = _pair(dims)
     ids, mask, dec = _batch(dims.vocab_size)
     with torch.no_grad():
@@ -52,8 +61,10 @@ def test_zero_adapters_reproduce_frozen_model(dims: T5Dims, attention: str) -> N
     CPU kernel splits that reduction changes the last bits (seen: 6e-6 on one machine, 0 on another)."""
     _, model = _pair(dims)
     ids, mask, dec = _batch(dims.vocab_size)
-    adapters = {**zeros(lora_specs(dims, LoraSpec(rank=4)), 3),
-                **zeros(prefix_specs(dims, PrefixSpec(3, attention=attention)), 3)}
+    adapters = {
+        **zeros(lora_specs(dims, LoraSpec(rank=4)), 3),
+        **zeros(prefix_specs(dims, PrefixSpec(3, attention=attention)), 3),
+    }
     with torch.no_grad():
         plain, adapted = model(ids, mask, dec), model(ids, mask, dec, adapters)
     if attention == "gated":
@@ -67,16 +78,23 @@ def test_mixed_adapter_batch_rows_equal_rows_alone(dims: T5Dims, attention: str)
     _, model = _pair(dims)
     ids, mask, dec = _batch(dims.vocab_size)
     lora = [random_adapter("lora", dims, 1), None, random_adapter("lora", dims, 2)]
-    prefix = [None, random_adapter("prefix", dims, 3, attention=attention),
-              random_adapter("prefix", dims, 4, attention=attention)]
+    prefix = [
+        None,
+        random_adapter("prefix", dims, 3, attention=attention),
+        random_adapter("prefix", dims, 4, attention=attention),
+    ]
     l_specs, p_specs = lora_specs(dims, LoraSpec(rank=4)), prefix_specs(dims, PrefixSpec(3, attention=attention))
     with torch.no_grad():
         mixed = model(ids, mask, dec, {**stack(lora, l_specs), **stack(prefix, p_specs)})
         plain = model(ids, mask, dec)
         for row in range(3):
             n = int(mask[row].sum())  # each row alone, without its padding
-            alone = model(ids[row:row + 1, :n], mask[row:row + 1, :n], dec[row:row + 1],
-                          {**stack(lora[row:row + 1], l_specs), **stack(prefix[row:row + 1], p_specs)})
+            alone = model(
+                ids[row : row + 1, :n],
+                mask[row : row + 1, :n],
+                dec[row : row + 1],
+                {**stack(lora[row : row + 1], l_specs), **stack(prefix[row : row + 1], p_specs)},
+            )
             assert torch.allclose(mixed[row], alone[0], atol=1e-5)
         assert not torch.allclose(mixed[0], plain[0], atol=1e-3)  # the adapters do something
         assert not torch.allclose(mixed[1], plain[1], atol=1e-3)
@@ -89,8 +107,12 @@ def test_cached_steps_equal_full_forward_with_left_padding(dims: T5Dims, attenti
     _, model = _pair(dims)
     ids, mask, dec = _batch(dims.vocab_size, batch=2)
     adapters = stack([random_adapter("lora", dims, 5), None], lora_specs(dims, LoraSpec(rank=4)))
-    adapters.update(stack([None, random_adapter("prefix", dims, 6, attention=attention)],
-                          prefix_specs(dims, PrefixSpec(3, attention=attention))))
+    adapters.update(
+        stack(
+            [None, random_adapter("prefix", dims, 6, attention=attention)],
+            prefix_specs(dims, PrefixSpec(3, attention=attention)),
+        )
+    )
     with torch.no_grad():
         full = model(ids, mask, dec, adapters)  # (2, T, V)
         cross_key, cross_value = model.cross_kv(model.encode(ids, mask, adapters), adapters)
@@ -103,8 +125,9 @@ def test_cached_steps_equal_full_forward_with_left_padding(dims: T5Dims, attenti
             token = torch.stack([dec[0, min(step, dec.shape[1] - 1)], dec[1, max(row1_pos, 0)]])[:, None]
             live = torch.tensor([[1], [1 if row1_pos >= 0 else 0]])
             self_mask = torch.cat([slots, torch.ones(2, 1, dtype=torch.long)], 1)
-            logits, nk, nv = model.decoder_step(token, self_mask, mask, past_key, past_value, cross_key, cross_value,
-                                                adapters)
+            logits, nk, nv = model.decoder_step(
+                token, self_mask, mask, past_key, past_value, cross_key, cross_value, adapters
+            )
             if step < dec.shape[1]:
                 assert torch.allclose(logits[0], full[0, step], atol=1e-5)
             if row1_pos >= 0:
@@ -128,8 +151,11 @@ def test_peft_prefix_matches_hf_peft_prefix_tuning(dims: T5Dims, num_layers: int
     with torch.no_grad():
         model.prompt_encoder["default"].embedding.weight.normal_(0.0, 1.0)
     manifest = {"dims": dims.__dict__, "adapters": {"kinds": {"prefix": {"attention": "peft", "num_positions": 3}}}}
-    native = convert.peft_prefix_to_native({convert.PROMPT_EMBEDDINGS: model.prompt_encoder["default"].embedding.weight},
-                                           {**config.to_dict(), "peft_type": "PREFIX_TUNING"}, manifest)
+    native = convert.peft_prefix_to_native(
+        {convert.PROMPT_EMBEDDINGS: model.prompt_encoder["default"].embedding.weight},
+        {**config.to_dict(), "peft_type": "PREFIX_TUNING"},
+        manifest,
+    )
     ids, mask, dec = _batch(dims.vocab_size, tgt=30)
     with torch.no_grad():
         expected = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits

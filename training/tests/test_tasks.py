@@ -10,8 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from hypert5.tasks import (CELL_SEP, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, get_family, list_families, make_task,
-                           sample_corpus_text, sample_episode, sample_episode_for_family)
+from hypert5.tasks import (
+    CELL_SEP,
+    MAX_INPUT_BYTES,
+    MAX_OUTPUT_BYTES,
+    get_family,
+    list_families,
+    make_task,
+    sample_corpus_text,
+    sample_episode,
+    sample_episode_for_family,
+)
 
 N_TRAIN, N_VAL = 60, 14
 TRAINING_DIR = Path(__file__).resolve().parents[1]
@@ -35,10 +44,21 @@ def test_same_seed_same_corpus():
 
 def test_deterministic_across_processes():
     # Pools come from Faker and must not depend on hash randomisation (str sets) in any process.
-    code = ("import random; from hypert5.tasks import sample_episode, sample_corpus_text as c; r = random.Random(1);"
-            "print([sample_episode(r, s, 3, 2) for s in ('train', 'val') * 60], [c(r) for _ in range(60)])")
-    outs = {subprocess.run([sys.executable, "-c", code], cwd=TRAINING_DIR, capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout for h in (1, 2)}
+    code = (
+        "import random; from hypert5.tasks import sample_episode, sample_corpus_text as c; r = random.Random(1);"
+        "print([sample_episode(r, s, 3, 2) for s in ('train', 'val') * 60], [c(r) for _ in range(60)])"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=TRAINING_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(h)},
+        ).stdout
+        for h in (1, 2)
+    }
     assert len(outs) == 1
 
 
@@ -106,6 +126,7 @@ def test_everyday_examples():
 def test_training_names_include_double_barrelled_surnames_held_out_names_do_not():
     """Training name families see 'Tim Berners-Lee'-like names (the everyday test asks for one); the
     held-out benchmark's inputs stay as they were."""
+
     def surnames(family, seed=6):
         rng = random.Random(seed)
         episodes = [sample_episode_for_family(rng, family, 3, 3) for _ in range(60)]
@@ -138,6 +159,11 @@ def test_corpus_lines_in_range():
 
 
 def test_cli_runs():
-    out = subprocess.run([sys.executable, "-m", "hypert5.tasks", "--split", "val", "--n", "2", "--k", "3",
-                          "--seed", "0"], cwd=TRAINING_DIR, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "hypert5.tasks", "--split", "val", "--n", "2", "--k", "3", "--seed", "0"],
+        cwd=TRAINING_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.count("demo") == 6

@@ -24,7 +24,7 @@ def read_corpus(spec: str | Path, min_chars: int = 1) -> list[str]:
             try:
                 docs.append(str(json.loads(line)["text"]).strip())
             except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{number}: expected a JSON object with a \"text\" field ({e!r})") from e
+                raise ValueError(f'{path}:{number}: expected a JSON object with a "text" field ({e!r})') from e
     docs = [d for d in docs if len(d) >= min_chars]
     if not docs:
         raise ValueError(f"{spec}: no documents of at least {min_chars} characters")

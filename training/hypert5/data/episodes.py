@@ -22,15 +22,22 @@ class RealEpisode:
     examples: list[tuple[str, str]] | None = None
 
 
-def p3_episode(template: P3Template, rng: random.Random, k: int, num_queries: int,
-               fmt: HyperInputFormat) -> RealEpisode:
+def p3_episode(
+    template: P3Template, rng: random.Random, k: int, num_queries: int, fmt: HyperInputFormat
+) -> RealEpisode:
     """k examples of a template -> the hypermodel; other examples of the same template -> queries."""
     if k + num_queries > len(template.examples):
-        raise ValueError(f"template {template.name} has {len(template.examples)} examples; "
-                         f"k={k} + queries={num_queries} do not fit")
+        raise ValueError(
+            f"template {template.name} has {len(template.examples)} examples; k={k} + queries={num_queries} do not fit"
+        )
     picked = rng.sample(template.examples, k + num_queries)
-    return RealEpisode(template.name, fmt.serialize(picked[:k]), [(x, [y]) for x, y in picked[k:]],
-                       template.answer_choices, examples=list(picked[:k]))
+    return RealEpisode(
+        template.name,
+        fmt.serialize(picked[:k]),
+        [(x, [y]) for x, y in picked[k:]],
+        template.answer_choices,
+        examples=list(picked[:k]),
+    )
 
 
 def sni_episode(task: SniTask, instances: list[tuple[str, list[str]]]) -> RealEpisode:

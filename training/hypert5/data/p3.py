@@ -42,14 +42,16 @@ def _read_template(path: Path) -> P3Template:
             row = json.loads(line)
             prompt, completion = row["prompt"], row["completion"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}:{number}: expected a JSON object with \"prompt\" and \"completion\" ({e})") from e
+            raise ValueError(f'{path}:{number}: expected a JSON object with "prompt" and "completion" ({e})') from e
         if not isinstance(prompt, str) or not isinstance(completion, str):
-            raise ValueError(f"{path}:{number}: \"prompt\" and \"completion\" must be strings")
+            raise ValueError(f'{path}:{number}: "prompt" and "completion" must be strings')
         examples.append((prompt.strip(), _clean(completion)))
         if isinstance(row.get("answer_choices"), list):
             choices = [_clean(str(c)) for c in row["answer_choices"]]
     if len(examples) < 2:
-        raise ValueError(f"{path}: a template needs at least 2 examples (demonstrations + a query), has {len(examples)}")
+        raise ValueError(
+            f"{path}: a template needs at least 2 examples (demonstrations + a query), has {len(examples)}"
+        )
     if choices is None:
         distinct = sorted({c for _, c in examples})
         short = all(len(c) <= MAX_INFERRED_CHOICE_CHARS for c in distinct)

@@ -80,8 +80,10 @@ class Limits:
     def fit_examples(self, examples: Sequence[Example]) -> list[Example]:
         """The examples, shortened as the module docstring says, so that their serialization fits."""
         if len(examples) > self.hyper_input.max_examples:
-            raise ValueError(f"{len(examples)} examples; the model takes at most {self.hyper_input.max_examples} "
-                             "(hyper_input.max_examples)")
+            raise ValueError(
+                f"{len(examples)} examples; the model takes at most {self.hyper_input.max_examples} "
+                "(hyper_input.max_examples)"
+            )
         cap = self.max_example_chars
         out = [(x[:cap], y[:cap]) if cap is not None else (x, y) for x, y in examples]
         if self._fits(out):
@@ -111,8 +113,9 @@ class Limits:
 
         n = largest(cut_outputs, max(len(y) for _, y in out))
         if n is None:
-            raise ValueError(f"{len(out)} examples do not fit hyper_input.max_tokens={self.hyper_input.max_tokens} "
-                             "even when empty")
+            raise ValueError(
+                f"{len(out)} examples do not fit hyper_input.max_tokens={self.hyper_input.max_tokens} even when empty"
+            )
         return cut_outputs(n)
 
 
@@ -124,13 +127,25 @@ def limits_from_path(path: Path, max_example_chars: int | None = DEFAULT_MAX_EXA
     manifest = path if path.is_file() else path / "manifest.json"
     if manifest.exists():
         m = json.loads(manifest.read_text())
-        return Limits(from_spec(m["tokenizer"], folder), HyperInputFormat(**m["hyper_input"]),
-                      m["encoder_input"]["max_tokens"], m["generation"]["max_new_tokens"],
-                      m["encoder_input"].get("append_eos", True), max_example_chars, m.get("fingerprint"))
+        return Limits(
+            from_spec(m["tokenizer"], folder),
+            HyperInputFormat(**m["hyper_input"]),
+            m["encoder_input"]["max_tokens"],
+            m["generation"]["max_new_tokens"],
+            m["encoder_input"].get("append_eos", True),
+            max_example_chars,
+            m.get("fingerprint"),
+        )
     if (folder / "hypert5.json").exists():
         s = checkpoint.BundleSettings.from_json(json.loads((folder / "hypert5.json").read_text()))
-        return Limits(from_spec(s.tokenizer, folder), s.hyper_input, s.encoder_max_tokens,
-                      s.generation["max_new_tokens"], True, max_example_chars)
+        return Limits(
+            from_spec(s.tokenizer, folder),
+            s.hyper_input,
+            s.encoder_max_tokens,
+            s.generation["max_new_tokens"],
+            True,
+            max_example_chars,
+        )
     raise FileNotFoundError(f"{path}: neither a bundle (manifest.json) nor a checkpoint folder (hypert5.json)")
 
 
@@ -161,14 +176,25 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, checkpoint_dir: str | Path, *, batch_size: int = 16,
-                 max_example_chars: int | None = DEFAULT_MAX_EXAMPLE_CHARS):
+    def __init__(
+        self,
+        checkpoint_dir: str | Path,
+        *,
+        batch_size: int = 16,
+        max_example_chars: int | None = DEFAULT_MAX_EXAMPLE_CHARS,
+    ):
         folder = Path(checkpoint_dir)
         self.models = checkpoint.load(folder)
         s = self.models.settings
         self.model, self.kinds, self.default_kind = s.name, tuple(self.models.hyper), s.default_kind
-        self.limits = Limits(from_spec(s.tokenizer, folder), s.hyper_input, s.encoder_max_tokens,
-                             s.generation["max_new_tokens"], True, max_example_chars)
+        self.limits = Limits(
+            from_spec(s.tokenizer, folder),
+            s.hyper_input,
+            s.encoder_max_tokens,
+            s.generation["max_new_tokens"],
+            True,
+            max_example_chars,
+        )
         self.batch_size = batch_size
         dims = s.dims
         self._eos, self._pad, self._start = dims.eos_token_id, dims.pad_token_id, dims.decoder_start_token_id
@@ -197,7 +223,7 @@ class TorchBackend:
     def generate(self, handle: TorchAdapter | None, sources: Sequence[str], max_new_tokens: int) -> list[str]:
         out: list[str] = []
         for start in range(0, len(sources), self.batch_size):
-            chunk = [self.limits.fit_text(s) for s in sources[start:start + self.batch_size]]
+            chunk = [self.limits.fit_text(s) for s in sources[start : start + self.batch_size]]
             ids, mask = self._ids(chunk)
             decoded = greedy(self.models.downstream, ids, mask, self._rows(handle, len(chunk)), max_new_tokens)
             out.extend(self.limits.tokenizer.decode(row) for row in decoded)
@@ -210,7 +236,7 @@ class TorchBackend:
         targets = [self.limits.tokenizer.encode(c) + [self._eos] for c in choices]
         scores: list[float] = []
         for start in range(0, len(pairs), self.batch_size):
-            chunk = pairs[start:start + self.batch_size]
+            chunk = pairs[start : start + self.batch_size]
             ids, mask = self._ids([self.limits.fit_text(s) for s, _ in chunk])
             rows = [targets[c] for _, c in chunk]
             labels, label_mask = pad_batch(rows, self._pad)
@@ -218,7 +244,7 @@ class TorchBackend:
             logits = self.models.downstream(ids, mask, decoder_in, self._rows(handle, len(chunk)))
             logp = torch.log_softmax(logits.float(), -1).gather(-1, labels[..., None])[..., 0]
             scores.extend((logp * label_mask).sum(-1).tolist())
-        return [scores[i * len(choices):(i + 1) * len(choices)] for i in range(len(sources))]
+        return [scores[i * len(choices) : (i + 1) * len(choices)] for i in range(len(sources))]
 
 
 # ---- HTTP -------------------------------------------------------------------------------------------
@@ -245,10 +271,18 @@ class HttpBackend:
 
     name = "http"
 
-    def __init__(self, url: str, api_key: str | None = None, *, manifest: str | Path | None = None,
-                 batch_size: int = 16, timeout_s: float = 600.0, max_retries: int = 30,
-                 max_example_chars: int | None = DEFAULT_MAX_EXAMPLE_CHARS,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        manifest: str | Path | None = None,
+        batch_size: int = 16,
+        timeout_s: float = 600.0,
+        max_retries: int = 30,
+        max_example_chars: int | None = DEFAULT_MAX_EXAMPLE_CHARS,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.url, self.api_key = url.rstrip("/"), api_key
         self.batch_size, self.timeout_s, self.max_retries, self._sleep = batch_size, timeout_s, max_retries, sleep
         self.retries = 0  # 429/503 answers waited out
@@ -264,13 +298,24 @@ class HttpBackend:
                 raise ValueError(f"{manifest} has fingerprint {self.limits.fingerprint}; {self.url} serves {served}")
         else:
             if summary.get("tokenizer") != "byte":
-                raise ValueError(f"{self.url} serves a {summary.get('tokenizer')!r} tokenizer: pass the bundle folder "
-                                 "(manifest=..., --manifest) so that inputs can be fitted with it")
-            warnings.warn("no manifest given: assuming the default hyper_input format and max_tokens "
-                          f"({HyperInputFormat().max_tokens}); pass the bundle folder for exact limits", stacklevel=2)
-            self.limits = Limits(ByteTokenizer(), HyperInputFormat(max_examples=summary["max_examples"]),
-                                 summary["max_input_tokens"], summary["max_new_tokens"], True, max_example_chars,
-                                 summary.get("fingerprint"))
+                raise ValueError(
+                    f"{self.url} serves a {summary.get('tokenizer')!r} tokenizer: pass the bundle folder "
+                    "(manifest=..., --manifest) so that inputs can be fitted with it"
+                )
+            warnings.warn(
+                "no manifest given: assuming the default hyper_input format and max_tokens "
+                f"({HyperInputFormat().max_tokens}); pass the bundle folder for exact limits",
+                stacklevel=2,
+            )
+            self.limits = Limits(
+                ByteTokenizer(),
+                HyperInputFormat(max_examples=summary["max_examples"]),
+                summary["max_input_tokens"],
+                summary["max_new_tokens"],
+                True,
+                max_example_chars,
+                summary.get("fingerprint"),
+            )
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode("utf-8")
@@ -307,24 +352,30 @@ class HttpBackend:
             return self._request("POST", "/v1/adapters", body)["id"]
         except ServiceError as e:
             if e.code in ("HT_ERR_EXAMPLES_TOO_LONG", "HT_ERR_EXAMPLE_TOO_LONG"):
-                raise ServiceError(e.status, e.code, e.message + " (the examples were fitted to the limits assumed "
-                                   "here: pass the served bundle folder as manifest / --manifest, and a "
-                                   "max_example_chars no larger than the service's MAX_EXAMPLE_CHARS)") from None
+                raise ServiceError(
+                    e.status,
+                    e.code,
+                    e.message + " (the examples were fitted to the limits assumed "
+                    "here: pass the served bundle folder as manifest / --manifest, and a "
+                    "max_example_chars no larger than the service's MAX_EXAMPLE_CHARS)",
+                ) from None
             raise
 
     def generate(self, handle: str | None, sources: Sequence[str], max_new_tokens: int) -> list[str]:
         prompts = [self.limits.fit_text(s) for s in sources]
         out: list[str] = []
         while len(out) < len(prompts):
-            chunk = prompts[len(out):len(out) + self.batch_size]
+            chunk = prompts[len(out) : len(out) + self.batch_size]
             body = {"model": handle or self.model, "prompt": chunk, "temperature": 0, "max_tokens": max_new_tokens}
             try:
                 answer = self._request("POST", "/v1/completions", body)
             except ServiceError as e:
                 if e.status == 422 and "body.prompt length" in e.message and self.batch_size > 1:
                     self.batch_size //= 2
-                    print(f"the service takes fewer prompts per request; batch size now {self.batch_size}",
-                          file=sys.stderr)
+                    print(
+                        f"the service takes fewer prompts per request; batch size now {self.batch_size}",
+                        file=sys.stderr,
+                    )
                     continue
                 raise
             choices = sorted(answer["choices"], key=lambda c: c["index"])

@@ -72,8 +72,9 @@ class EvalTask:
         return "accuracy" if self.choices else "rougeL"
 
 
-def p3_tasks(templates: Sequence[P3Template], k: int, max_instances: int, seed: int,
-             fmt: HyperInputFormat | None = None) -> list[EvalTask]:
+def p3_tasks(
+    templates: Sequence[P3Template], k: int, max_instances: int, seed: int, fmt: HyperInputFormat | None = None
+) -> list[EvalTask]:
     tasks = []
     for t in templates:
         queries = min(max_instances, len(t.examples) - k)
@@ -93,21 +94,29 @@ def sni_tasks(tasks: Sequence[SniTask], max_instances: int) -> list[EvalTask]:
     return out
 
 
-def evaluate_task(backend: Backend, task: EvalTask, kind: str, max_new_tokens: int, *, rank: bool = True,
-                  raw_context: bool = False) -> dict[str, Any]:
+def evaluate_task(
+    backend: Backend, task: EvalTask, kind: str, max_new_tokens: int, *, rank: bool = True, raw_context: bool = False
+) -> dict[str, Any]:
     context: Any = task.raw_context if raw_context and task.raw_context is not None else task.examples
     handle = backend.adapt(context, kind)
     sources = [s for s, _ in task.queries]
     predictions = backend.generate(handle, sources, max_new_tokens)
     limits = backend.limits
     row: dict[str, Any] = {
-        "collection": task.collection, "task": task.name, "metric": task.metric, "n": len(sources),
+        "collection": task.collection,
+        "task": task.name,
+        "metric": task.metric,
+        "n": len(sources),
         "rougeL": metrics.mean_percent([metrics.rouge_l(p, refs) for p, (_, refs) in zip(predictions, task.queries)]),
-        "exact_match": metrics.mean_percent([metrics.exact_match(p, refs)
-                                             for p, (_, refs) in zip(predictions, task.queries)]),
+        "exact_match": metrics.mean_percent(
+            [metrics.exact_match(p, refs) for p, (_, refs) in zip(predictions, task.queries)]
+        ),
         "truncated": {
-            "examples": (limits.fit_text(context, limits.hyper_input.max_tokens) != context if isinstance(context, str)
-                         else limits.fit_examples(context) != list(context)),
+            "examples": (
+                limits.fit_text(context, limits.hyper_input.max_tokens) != context
+                if isinstance(context, str)
+                else limits.fit_examples(context) != list(context)
+            ),
             "queries": sum(limits.fit_text(s) != s for s in sources),
         },
     }
@@ -120,8 +129,9 @@ def evaluate_task(backend: Backend, task: EvalTask, kind: str, max_new_tokens: i
         score = getattr(backend, "score", None)
         if rank and score is not None:
             ranked = [metrics.rank_choice(ll, task.choices) for ll in score(handle, sources, task.choices)]
-            row["rank_accuracy"] = metrics.mean_percent([float(metrics.same_choice(r, g))
-                                                         for r, g in zip(ranked, golds)])
+            row["rank_accuracy"] = metrics.mean_percent(
+                [float(metrics.same_choice(r, g)) for r, g in zip(ranked, golds)]
+            )
             row["ranked"] = ranked
     row["score"] = row[task.metric]
     row["predictions"] = predictions
@@ -152,9 +162,17 @@ def averages(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def run(backend: Backend, tasks: Sequence[EvalTask], kind: str | None = None, max_new_tokens: int | None = None,
-        *, rank: bool = True, raw_context: bool = False, progress: bool = True,
-        config: dict[str, Any] | None = None) -> dict[str, Any]:
+def run(
+    backend: Backend,
+    tasks: Sequence[EvalTask],
+    kind: str | None = None,
+    max_new_tokens: int | None = None,
+    *,
+    rank: bool = True,
+    raw_context: bool = False,
+    progress: bool = True,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     kind = kind or backend.default_kind
     if kind not in backend.kinds:
         raise ValueError(f"kind={kind!r}: {backend.model} has {list(backend.kinds)}")
@@ -168,8 +186,14 @@ def run(backend: Backend, tasks: Sequence[EvalTask], kind: str | None = None, ma
         bar.set_postfix_str(task.name[:40])
         rows.append(evaluate_task(backend, task, kind, budget, rank=rank, raw_context=raw_context))
     return {
-        "config": {"backend": backend.name, "model": backend.model, "kind": kind, "max_new_tokens": budget,
-                   "fingerprint": backend.limits.fingerprint, **(config or {})},
+        "config": {
+            "backend": backend.name,
+            "model": backend.model,
+            "kind": kind,
+            "max_new_tokens": budget,
+            "fingerprint": backend.limits.fingerprint,
+            **(config or {}),
+        },
         "averages": averages(rows),
         "tasks": rows,
         "seconds": round(time.time() - t0, 1),
@@ -183,11 +207,23 @@ def table(result: dict[str, Any]) -> str:
         return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
 
     head = ("collection", "task", "n", "metric", "score", "rougeL", "EM", "rank acc")
-    lines = [head] + [(r["collection"], r["task"], str(r["n"]), r["metric"], fmt(r["score"]), fmt(r["rougeL"]),
-                       fmt(r["exact_match"]), fmt(r.get("rank_accuracy"))) for r in result["tasks"]]
+    lines = [head] + [
+        (
+            r["collection"],
+            r["task"],
+            str(r["n"]),
+            r["metric"],
+            fmt(r["score"]),
+            fmt(r["rougeL"]),
+            fmt(r["exact_match"]),
+            fmt(r.get("rank_accuracy")),
+        )
+        for r in result["tasks"]
+    ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    out = ["  ".join(c.ljust(w) if j < 4 else c.rjust(w) for j, (c, w) in enumerate(zip(line, widths)))
-           for line in lines]
+    out = [
+        "  ".join(c.ljust(w) if j < 4 else c.rjust(w) for j, (c, w) in enumerate(zip(line, widths))) for line in lines
+    ]
     out.insert(1, "-" * len(out[0]))
     for collection, a in result["averages"].items():
         detail = ", ".join(f"{k} {fmt(v)}" for k, v in a.items() if k not in ("tasks", "score"))
@@ -196,27 +232,38 @@ def table(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hypert5.evaluation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m hypert5.evaluation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--p3", nargs="+", default=[], metavar="DIR_OR_GLOB", help="P3-style template files")
     parser.add_argument("--sni", nargs="+", default=[], metavar="DIR_OR_GLOB", help="SNI task files")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--checkpoint", type=Path, help="offline: a training run or checkpoint folder")
     where.add_argument("--url", help="a running service, e.g. http://localhost:8000")
-    parser.add_argument("--api-key", default=os.environ.get("HYPERT5_API_KEY"),
-                        help="the service's API key (default: $HYPERT5_API_KEY)")
-    parser.add_argument("--manifest", type=Path,
-                        help="with --url: the served bundle folder (or its checkpoint), for exact input limits")
+    parser.add_argument(
+        "--api-key", default=os.environ.get("HYPERT5_API_KEY"), help="the service's API key (default: $HYPERT5_API_KEY)"
+    )
+    parser.add_argument(
+        "--manifest", type=Path, help="with --url: the served bundle folder (or its checkpoint), for exact input limits"
+    )
     parser.add_argument("--kind", choices=["prefix", "lora"], help="adapter kind (default: the model's)")
     parser.add_argument("--k", type=int, default=3, help="P3 demonstrations per template")
     parser.add_argument("--max-instances", type=int, default=100, help="queries per task")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-new-tokens", type=int, help="default: the model's generation.max_new_tokens")
     parser.add_argument("--batch-size", type=int, default=16, help="queries per forward pass / per request")
-    parser.add_argument("--max-example-chars", type=int, default=DEFAULT_MAX_EXAMPLE_CHARS,
-                        help="cap on one example's input/output, as the service's MAX_EXAMPLE_CHARS")
-    parser.add_argument("--sni-context", choices=["examples", "raw"], default="examples",
-                        help="raw: feed def_2pos text to the hypermodel (offline only, not comparable)")
+    parser.add_argument(
+        "--max-example-chars",
+        type=int,
+        default=DEFAULT_MAX_EXAMPLE_CHARS,
+        help="cap on one example's input/output, as the service's MAX_EXAMPLE_CHARS",
+    )
+    parser.add_argument(
+        "--sni-context",
+        choices=["examples", "raw"],
+        default="examples",
+        help="raw: feed def_2pos text to the hypermodel (offline only, not comparable)",
+    )
     parser.add_argument("--no-rank", action="store_true", help="skip rank classification (offline)")
     parser.add_argument("--threads", type=int, help="torch threads (offline)")
     parser.add_argument("--out", type=Path, help="write the results here (JSON)")
@@ -231,20 +278,46 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        backend: Backend = TorchBackend(args.checkpoint, batch_size=args.batch_size,
-                                        max_example_chars=args.max_example_chars)
+        backend: Backend = TorchBackend(
+            args.checkpoint, batch_size=args.batch_size, max_example_chars=args.max_example_chars
+        )
     else:
-        backend = HttpBackend(args.url, args.api_key, manifest=args.manifest, batch_size=args.batch_size,
-                              max_example_chars=args.max_example_chars)
+        backend = HttpBackend(
+            args.url,
+            args.api_key,
+            manifest=args.manifest,
+            batch_size=args.batch_size,
+            max_example_chars=args.max_example_chars,
+        )
     if args.k > backend.limits.hyper_input.max_examples:
         parser.error(f"--k {args.k}: the model takes at most {backend.limits.hyper_input.max_examples} examples")
-    tasks = p3_tasks([t for spec in args.p3 for t in read_p3(spec)], args.k, args.max_instances, args.seed,
-                     backend.limits.hyper_input)
+    tasks = p3_tasks(
+        [t for spec in args.p3 for t in read_p3(spec)],
+        args.k,
+        args.max_instances,
+        args.seed,
+        backend.limits.hyper_input,
+    )
     tasks += sni_tasks([t for spec in args.sni for t in read_sni(spec)], args.max_instances)
-    config = {"p3": args.p3, "sni": args.sni, "k": args.k, "max_instances": args.max_instances, "seed": args.seed,
-              "sni_context": args.sni_context, "source": str(args.checkpoint or args.url)}
-    result = run(backend, tasks, args.kind, args.max_new_tokens, rank=not args.no_rank,
-                 raw_context=args.sni_context == "raw", progress=not args.quiet, config=config)
+    config = {
+        "p3": args.p3,
+        "sni": args.sni,
+        "k": args.k,
+        "max_instances": args.max_instances,
+        "seed": args.seed,
+        "sni_context": args.sni_context,
+        "source": str(args.checkpoint or args.url),
+    }
+    result = run(
+        backend,
+        tasks,
+        args.kind,
+        args.max_new_tokens,
+        rank=not args.no_rank,
+        raw_context=args.sni_context == "raw",
+        progress=not args.quiet,
+        config=config,
+    )
     print(table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

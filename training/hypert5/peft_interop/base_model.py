@@ -52,8 +52,10 @@ def load_base_model(bundle_dir: Path, verify: bool = True):
     manifest = read_manifest(bundle_dir)
     path = bundle_dir / DOWNSTREAM_FILE
     if DOWNSTREAM_FILE not in manifest["files"] or not path.exists():
-        raise InteropError(f"{path}: missing. Bundles exported before PEFT interop lack the downstream T5; "
-                           f"re-export the bundle (python -m hypert5.export) to get it")
+        raise InteropError(
+            f"{path}: missing. Bundles exported before PEFT interop lack the downstream T5; "
+            f"re-export the bundle (python -m hypert5.export) to get it"
+        )
     if verify and sha256_file(path) != manifest["files"][DOWNSTREAM_FILE]:
         raise InteropError(f"{path}: sha256 does not match manifest.files[{DOWNSTREAM_FILE!r}]")
     dims = dims_from_manifest(manifest)
@@ -63,14 +65,17 @@ def load_base_model(bundle_dir: Path, verify: bool = True):
     # from_pretrained (not load_state_dict): transformers 5 always declares lm_head tied to shared and
     # unties it only while loading a checkpoint that holds both with different values (T5 v1.1, Flan).
     with _quiet_transformers():  # no progress bar, no "will NOT tie" warning for an untied lm_head
-        model, info = T5ForConditionalGeneration.from_pretrained(None, config=config, state_dict=state,
-                                                                 dtype=torch.float32, output_loading_info=True)
+        model, info = T5ForConditionalGeneration.from_pretrained(
+            None, config=config, state_dict=state, dtype=torch.float32, output_loading_info=True
+        )
     allowed = set(_TIED) | ({"lm_head.weight"} if dims.tie_word_embeddings else set())
     missing = sorted(set(info["missing_keys"]) - allowed)
     unexpected = sorted(info["unexpected_keys"])
     if missing or unexpected or info.get("mismatched_keys"):
-        raise InteropError(f"{path}: does not match manifest.dims: missing {missing[:5]}, unexpected {unexpected[:5]}, "
-                           f"mismatched {list(info.get('mismatched_keys') or [])[:5]}")
+        raise InteropError(
+            f"{path}: does not match manifest.dims: missing {missing[:5]}, unexpected {unexpected[:5]}, "
+            f"mismatched {list(info.get('mismatched_keys') or [])[:5]}"
+        )
     own = model.state_dict()
     for name, tensor in state.items():  # every weight arrived, none was overwritten by a tie
         if not torch.equal(own[name], tensor):
@@ -79,9 +84,13 @@ def load_base_model(bundle_dir: Path, verify: bool = True):
         if not torch.equal(own[alias], model.shared.weight):
             raise InteropError(f"{path}: {alias} is not tied to shared.weight in this transformers version")
     model.generation_config = GenerationConfig(
-        decoder_start_token_id=dims.decoder_start_token_id, eos_token_id=dims.eos_token_id,
-        pad_token_id=dims.pad_token_id, do_sample=False, num_beams=1,
-        max_new_tokens=manifest["generation"]["max_new_tokens"])
+        decoder_start_token_id=dims.decoder_start_token_id,
+        eos_token_id=dims.eos_token_id,
+        pad_token_id=dims.pad_token_id,
+        do_sample=False,
+        num_beams=1,
+        max_new_tokens=manifest["generation"]["max_new_tokens"],
+    )
     return model.float().eval()
 
 

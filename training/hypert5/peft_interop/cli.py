@@ -27,8 +27,18 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .convert import (InteropError, check_peft_config, load_peft, lora_kind, native_to_bytes, native_to_peft, prefix_kind,
-                      peft_to_native, read_safetensors_bytes, save_peft)
+from .convert import (
+    InteropError,
+    check_peft_config,
+    load_peft,
+    lora_kind,
+    native_to_bytes,
+    native_to_peft,
+    peft_to_native,
+    prefix_kind,
+    read_safetensors_bytes,
+    save_peft,
+)
 
 
 def _log(msg: str) -> None:
@@ -36,8 +46,15 @@ def _log(msg: str) -> None:
 
 
 # ---- HTTP ---------------------------------------------------------------------------------------------
-def request(url: str, method: str, path: str, api_key: str | None = None, body: bytes | None = None,
-            content_type: str | None = None, timeout: float = 60.0) -> bytes:
+def request(
+    url: str,
+    method: str,
+    path: str,
+    api_key: str | None = None,
+    body: bytes | None = None,
+    content_type: str | None = None,
+    timeout: float = 60.0,
+) -> bytes:
     headers = {"Accept": "application/json, application/octet-stream"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
@@ -69,8 +86,10 @@ def _check_service_model(args: argparse.Namespace, manifest: dict[str, Any]) -> 
     base = next((m for m in models.get("data", []) if "summary" in m), None)
     fp = base and base["summary"].get("fingerprint")
     if fp and fp != manifest["fingerprint"]:
-        raise InteropError(f"the service serves model {base['id']!r} (fingerprint {fp}), but --bundle is "
-                           f"{manifest['name']!r} (fingerprint {manifest['fingerprint']}): pass the bundle the service serves")
+        raise InteropError(
+            f"the service serves model {base['id']!r} (fingerprint {fp}), but --bundle is "
+            f"{manifest['name']!r} (fingerprint {manifest['fingerprint']}): pass the bundle the service serves"
+        )
 
 
 # ---- commands -----------------------------------------------------------------------------------------
@@ -87,15 +106,27 @@ def cmd_export(args: argparse.Namespace) -> int:
         lora_kind(manifest)
     else:
         raise InteropError(f"adapter {args.adapter} has kind {kind!r}; only lora and prefix adapters convert")
-    tensors, header = read_safetensors_bytes(request(args.url, "GET", f"/v1/adapters/{adapter_id}/parameters", args.api_key))
+    tensors, header = read_safetensors_bytes(
+        request(args.url, "GET", f"/v1/adapters/{adapter_id}/parameters", args.api_key)
+    )
     fp = header.get("fingerprint")
     if fp and fp != manifest["fingerprint"]:
-        raise InteropError(f"adapter {args.adapter} belongs to the model with fingerprint {fp}, but --bundle "
-                           f"{args.bundle} has fingerprint {manifest['fingerprint']}: pass the bundle the service serves")
+        raise InteropError(
+            f"adapter {args.adapter} belongs to the model with fingerprint {fp}, but --bundle "
+            f"{args.bundle} has fingerprint {manifest['fingerprint']}: pass the bundle the service serves"
+        )
     state, config = native_to_peft(tensors, manifest)
-    save_peft(args.out, state, config, metadata={"hypert5_adapter": args.adapter, "hypert5_fingerprint": manifest["fingerprint"]})
-    what = (f"PEFT LoRA r={config['r']} lora_alpha={config['lora_alpha']} on q,v ({len(state)} tensors)" if kind == "lora" else
-            f"PEFT prefix tuning, {config['num_virtual_tokens']} virtual tokens, num_layers={config['num_layers']}")
+    save_peft(
+        args.out,
+        state,
+        config,
+        metadata={"hypert5_adapter": args.adapter, "hypert5_fingerprint": manifest["fingerprint"]},
+    )
+    what = (
+        f"PEFT LoRA r={config['r']} lora_alpha={config['lora_alpha']} on q,v ({len(state)} tensors)"
+        if kind == "lora"
+        else f"PEFT prefix tuning, {config['num_virtual_tokens']} virtual tokens, num_layers={config['num_layers']}"
+    )
     _log(f"wrote {args.out}: {what} for the T5 in {Path(args.bundle) / 'downstream.safetensors'}")
     return 0
 
@@ -109,13 +140,15 @@ def read_examples(path: Path) -> list[tuple[str, str]]:
             row = json.loads(line)
             examples.append((str(row["input"]), str(row["output"])))
         except (ValueError, KeyError, TypeError):
-            raise InteropError(f"{path}:{number}: expected a JSON object with \"input\" and \"output\"") from None
+            raise InteropError(f'{path}:{number}: expected a JSON object with "input" and "output"') from None
     if not examples:
         raise InteropError(f"{path}: no examples")
     return examples
 
 
-def encode_pairs(examples: list[tuple[str, str]], manifest: dict[str, Any], tokenizer) -> list[tuple[list[int], list[int]]]:
+def encode_pairs(
+    examples: list[tuple[str, str]], manifest: dict[str, Any], tokenizer
+) -> list[tuple[list[int], list[int]]]:
     """Encoder ids as the service builds them (tokens + eos, at most encoder_input.max_tokens) and
     labels = output tokens + eos (generation stops at eos)."""
     eos, limit = manifest["special_ids"]["eos"], manifest["encoder_input"]["max_tokens"]
@@ -153,7 +186,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     for _ in bar:
         while len(order) < args.batch_size:  # epochs of shuffled examples
             order += torch.randperm(len(pairs), generator=generator).tolist()
-        batch, order = [pairs[i] for i in order[: args.batch_size]], order[args.batch_size:]
+        batch, order = [pairs[i] for i in order[: args.batch_size]], order[args.batch_size :]
         src = max(len(s) for s, _ in batch)
         tgt = max(len(t) for _, t in batch)
         input_ids = torch.tensor([s + [pad] * (src - len(s)) for s, _ in batch])
@@ -166,7 +199,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
         bar.set_postfix(loss=f"{loss.item():.4f}")
     model.eval()
     model.save_pretrained(str(args.out), save_embedding_layers=False)  # q/v only; no Hub lookup of the base
-    _log(f"wrote {args.out} after {args.steps} steps (last loss {loss.item():.4f})" if args.steps else f"wrote {args.out}")
+    _log(
+        f"wrote {args.out} after {args.steps} steps (last loss {loss.item():.4f})"
+        if args.steps
+        else f"wrote {args.out}"
+    )
     return 0
 
 
@@ -201,20 +238,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         kind, metadata = "lora", {"peft_r": str(config["r"]), "peft_lora_alpha": str(config["lora_alpha"])}
     body = native_to_bytes(tensors, metadata={"source": "peft", **metadata})
-    answer = _json(request(args.url, "POST", f"/v1/adapters/import?kind={kind}", args.api_key, body, "application/octet-stream"))
+    answer = _json(
+        request(args.url, "POST", f"/v1/adapters/import?kind={kind}", args.api_key, body, "application/octet-stream")
+    )
     _log(f"imported {args.adapter} as {answer['id']} ({'new' if not answer.get('cached') else 'already stored'})")
     print(answer["id"])
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hypert5.peft_interop", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m hypert5.peft_interop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def service(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8000")
-        sp.add_argument("--api-key", default=os.environ.get("HYPERT5_API_KEY"), help="API key (default: $HYPERT5_API_KEY)")
+        sp.add_argument(
+            "--api-key", default=os.environ.get("HYPERT5_API_KEY"), help="API key (default: $HYPERT5_API_KEY)"
+        )
         sp.add_argument("--bundle", type=Path, required=True, help="the bundle folder the service serves")
 
     e = sub.add_parser("export", help="service adapter -> PEFT folder")
@@ -237,7 +279,9 @@ def parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("import", help="PEFT folder -> new service adapter (prints its id)")
     service(i)
-    i.add_argument("--adapter", type=Path, required=True, help="PEFT folder (adapter_config.json + adapter_model.safetensors)")
+    i.add_argument(
+        "--adapter", type=Path, required=True, help="PEFT folder (adapter_config.json + adapter_model.safetensors)"
+    )
     i.set_defaults(func=cmd_import)
     return p
 

@@ -51,17 +51,31 @@ SITE_MODULES = {
 
 PREFIX_REFUSAL = (
     "this bundle's prefix adapters cannot be converted to or from PEFT: its prefixes are gated "
-    "(manifest adapters.kinds.prefix.attention \"gated\": attention output + gate * a separate softmax over the "
+    '(manifest adapters.kinds.prefix.attention "gated": attention output + gate * a separate softmax over the '
     "prefix, no position bias, as in LLaMA-Adapter), while PEFT prefix tuning puts the prefix keys/values into the "
     "same softmax as the sequence, so no PEFT adapter computes what a gated prefix computes. Bundles trained with "
-    "PEFT prefixes (attention \"peft\", models/README.md) convert both kinds; this one converts LoRA adapters only"
+    'PEFT prefixes (attention "peft", models/README.md) convert both kinds; this one converts LoRA adapters only'
 )
 PROMPT_EMBEDDINGS = "prompt_embeddings"  # the one tensor of a saved PEFT prefix-tuning adapter
 
 # PEFT LoRA options that change what the adapter computes (or train more than q/v LoRA): must be unset.
-_UNSUPPORTED = ("use_dora", "lora_bias", "fan_in_fan_out", "modules_to_save", "layers_to_transform",
-                "layers_pattern", "layer_replication", "rank_pattern", "alpha_pattern", "trainable_token_indices",
-                "target_parameters", "alora_invocation_tokens", "use_bdlora", "use_qalora", "megatron_config")
+_UNSUPPORTED = (
+    "use_dora",
+    "lora_bias",
+    "fan_in_fan_out",
+    "modules_to_save",
+    "layers_to_transform",
+    "layers_pattern",
+    "layer_replication",
+    "rank_pattern",
+    "alpha_pattern",
+    "trainable_token_indices",
+    "target_parameters",
+    "alora_invocation_tokens",
+    "use_bdlora",
+    "use_qalora",
+    "megatron_config",
+)
 
 
 class InteropError(ValueError):
@@ -124,13 +138,19 @@ def _check_native(tensors: dict[str, torch.Tensor], kind: dict[str, Any], what: 
     missing = sorted(set(specs) - set(tensors))
     unexpected = sorted(set(tensors) - set(specs))
     if missing or unexpected:
-        raise InteropError(f"adapter tensors do not match the bundle's {what}: missing {missing}, unexpected {unexpected}")
+        raise InteropError(
+            f"adapter tensors do not match the bundle's {what}: missing {missing}, unexpected {unexpected}"
+        )
     for name, shape in specs.items():
         if tuple(tensors[name].shape) != shape:
-            raise InteropError(f"adapter tensor {name} has shape {list(tensors[name].shape)}, the bundle says {list(shape)}")
+            raise InteropError(
+                f"adapter tensor {name} has shape {list(tensors[name].shape)}, the bundle says {list(shape)}"
+            )
 
 
-def native_to_peft(tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def native_to_peft(
+    tensors: dict[str, torch.Tensor], manifest: dict[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """One native LoRA adapter (no batch dimension) -> (PEFT state dict, adapter_config.json)."""
     if any(name.startswith("prefix.") for name in tensors):
         return native_prefix_to_peft(tensors, manifest)
@@ -151,15 +171,21 @@ def check_peft_config(config: dict[str, Any], manifest: dict[str, Any]) -> float
         check_prefix_config(config, manifest)
         return 1.0
     if peft_type != "LORA":
-        raise InteropError(f"PEFT adapter has peft_type {config.get('peft_type')!r}; only LORA and PREFIX_TUNING convert")
+        raise InteropError(
+            f"PEFT adapter has peft_type {config.get('peft_type')!r}; only LORA and PREFIX_TUNING convert"
+        )
     if config.get("task_type") not in (TASK_TYPE, None):
         raise InteropError(f"PEFT adapter has task_type {config.get('task_type')!r}; expected {TASK_TYPE} (a T5)")
     targets = config.get("target_modules")
     if isinstance(targets, str) or sorted(set(targets or ())) != sorted(TARGETS):
-        raise InteropError(f"PEFT adapter has target_modules {targets!r}; the bundle's LoRA targets exactly "
-                           f"{list(TARGETS)} (q and v of every attention)")
+        raise InteropError(
+            f"PEFT adapter has target_modules {targets!r}; the bundle's LoRA targets exactly "
+            f"{list(TARGETS)} (q and v of every attention)"
+        )
     if config.get("bias", "none") != "none":
-        raise InteropError(f"PEFT adapter has bias {config['bias']!r}; only 'none' converts (the bundle has no bias terms)")
+        raise InteropError(
+            f"PEFT adapter has bias {config['bias']!r}; only 'none' converts (the bundle has no bias terms)"
+        )
     for key in _UNSUPPORTED:
         if config.get(key):
             raise InteropError(f"PEFT adapter sets {key}={config[key]!r}; the bundle's LoRA cannot represent it")
@@ -168,12 +194,16 @@ def check_peft_config(config: dict[str, Any], manifest: dict[str, Any]) -> float
         raise InteropError(f"PEFT adapter has r={r!r}, lora_alpha={alpha!r}; expected positive numbers")
     rank = int(lora_kind(manifest)["rank"])
     if r > rank:
-        raise InteropError(f"PEFT adapter has rank r={r}, the bundle's LoRA rank is {rank}: a larger rank cannot be "
-                           f"represented (a smaller one is zero-padded)")
+        raise InteropError(
+            f"PEFT adapter has rank r={r}, the bundle's LoRA rank is {rank}: a larger rank cannot be "
+            f"represented (a smaller one is zero-padded)"
+        )
     return alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
 
 
-def peft_to_native(state: dict[str, torch.Tensor], config: dict[str, Any], manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
+def peft_to_native(
+    state: dict[str, torch.Tensor], config: dict[str, Any], manifest: dict[str, Any]
+) -> dict[str, torch.Tensor]:
     """(PEFT state dict, adapter_config.json) -> one native adapter: LoRA of the bundle's rank and alpha,
     or a prefix of the bundle's length."""
     if str(config.get("peft_type", "")).upper() == "PREFIX_TUNING":
@@ -193,15 +223,19 @@ def peft_to_native(state: dict[str, torch.Tensor], config: dict[str, Any], manif
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise InteropError(f"PEFT adapter keys do not match the bundle's T5 (LoRA on q and v of every attention layer): "
-                           f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''} ({len(missing)}), unexpected "
-                           f"{unexpected[:4]}{' ...' if len(unexpected) > 4 else ''} ({len(unexpected)})")
+        raise InteropError(
+            f"PEFT adapter keys do not match the bundle's T5 (LoRA on q and v of every attention layer): "
+            f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''} ({len(missing)}), unexpected "
+            f"{unexpected[:4]}{' ...' if len(unexpected) > 4 else ''} ({len(unexpected)})"
+        )
     for key, (name, layer, part, _) in expected.items():
         t = state[key].detach().to(torch.float32)
         target = out[name][layer]  # a: [d_model, rank], b: [rank, inner]
         want = (r, target.shape[0]) if part == "a" else (target.shape[1], r)
         if tuple(t.shape) != want:
-            raise InteropError(f"PEFT tensor {key} has shape {list(t.shape)}; with r={r} the bundle expects {list(want)}")
+            raise InteropError(
+                f"PEFT tensor {key} has shape {list(t.shape)}; with r={r} the bundle expects {list(want)}"
+            )
         if not torch.isfinite(t).all():
             raise InteropError(f"PEFT tensor {key} holds non-finite values")
         if part == "a":
@@ -215,7 +249,9 @@ def peft_to_native(state: dict[str, torch.Tensor], config: dict[str, Any], manif
 def prefix_kind(manifest: dict[str, Any]) -> dict[str, Any]:
     kind = manifest.get("adapters", {}).get("kinds", {}).get("prefix")
     if kind is None:
-        raise InteropError(f"bundle {manifest.get('name')!r} has no prefix adapter kind (manifest adapters.kinds.prefix)")
+        raise InteropError(
+            f"bundle {manifest.get('name')!r} has no prefix adapter kind (manifest adapters.kinds.prefix)"
+        )
     if kind.get("attention", "gated") != "peft":
         raise InteropError(PREFIX_REFUSAL)
     return kind
@@ -246,7 +282,9 @@ def prefix_config(manifest: dict[str, Any], num_virtual_tokens: int) -> dict[str
     }
 
 
-def native_prefix_to_peft(tensors: dict[str, torch.Tensor], manifest: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def native_prefix_to_peft(
+    tensors: dict[str, torch.Tensor], manifest: dict[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """One native "peft" prefix (key, value ``[L, H, P, d_kv]``, mask ``[P]``) -> (PEFT state dict, config).
     Masked positions must come first (PEFT prefixes have no holes); they are left out."""
     layers, heads, positions, d_kv = _prefix_dims(manifest)
@@ -254,10 +292,12 @@ def native_prefix_to_peft(tensors: dict[str, torch.Tensor], manifest: dict[str, 
     mask = tensors["prefix.decoder.self.mask"].detach().to(torch.float32)
     used = int(mask.sum().item())
     if used == 0 or not torch.equal(mask, torch.cat([torch.zeros(positions - used), torch.ones(used)])):
-        raise InteropError(f"prefix mask {mask.tolist()} is not some zeros then at least one 1: PEFT prefixes have no masked "
-                           f"positions, so only masks that drop leading positions convert")
-    key = tensors["prefix.decoder.self.key"].detach().to(torch.float32)[:, :, positions - used:]
-    value = tensors["prefix.decoder.self.value"].detach().to(torch.float32)[:, :, positions - used:]
+        raise InteropError(
+            f"prefix mask {mask.tolist()} is not some zeros then at least one 1: PEFT prefixes have no masked "
+            f"positions, so only masks that drop leading positions convert"
+        )
+    key = tensors["prefix.decoder.self.key"].detach().to(torch.float32)[:, :, positions - used :]
+    value = tensors["prefix.decoder.self.value"].detach().to(torch.float32)[:, :, positions - used :]
     entries = torch.zeros(used, 4 * layers, heads, d_kv)  # N = 2L: entry 4l is layer l's key, 4l+1 its value
     for layer in range(layers):
         entries[:, 4 * layer] = key[layer].transpose(0, 1)  # (H, P', d) -> (P', H, d)
@@ -270,22 +310,30 @@ def check_prefix_config(config: dict[str, Any], manifest: dict[str, Any]) -> Non
     if config.get("task_type") not in (TASK_TYPE, None):
         raise InteropError(f"PEFT adapter has task_type {config.get('task_type')!r}; expected {TASK_TYPE} (a T5)")
     if config.get("num_transformer_submodules", 2) != 2:
-        raise InteropError(f"PEFT adapter has num_transformer_submodules {config['num_transformer_submodules']!r}; "
-                           f"a T5 (encoder-decoder) has 2")
+        raise InteropError(
+            f"PEFT adapter has num_transformer_submodules {config['num_transformer_submodules']!r}; "
+            f"a T5 (encoder-decoder) has 2"
+        )
     expected = {"token_dim": heads * d_kv, "num_attention_heads": heads}
     for key, want in expected.items():
         if config.get(key) != want:
             raise InteropError(f"PEFT adapter has {key}={config.get(key)!r}; the bundle's T5 needs {want}")
     n, p = config.get("num_layers"), config.get("num_virtual_tokens")
     if not isinstance(n, int) or n < layers:
-        raise InteropError(f"PEFT adapter has num_layers={n!r}; the bundle's T5 has {layers} decoder layers, so at least "
-                           f"{layers} are needed (peft would leave the other layers without a prefix)")
+        raise InteropError(
+            f"PEFT adapter has num_layers={n!r}; the bundle's T5 has {layers} decoder layers, so at least "
+            f"{layers} are needed (peft would leave the other layers without a prefix)"
+        )
     if not isinstance(p, int) or not 1 <= p <= positions:
-        raise InteropError(f"PEFT adapter has num_virtual_tokens={p!r}; the bundle's prefixes hold 1 to {positions} "
-                           f"positions (adapters.kinds.prefix.num_positions)")
+        raise InteropError(
+            f"PEFT adapter has num_virtual_tokens={p!r}; the bundle's prefixes hold 1 to {positions} "
+            f"positions (adapters.kinds.prefix.num_positions)"
+        )
 
 
-def peft_prefix_to_native(state: dict[str, torch.Tensor], config: dict[str, Any], manifest: dict[str, Any]) -> dict[str, torch.Tensor]:
+def peft_prefix_to_native(
+    state: dict[str, torch.Tensor], config: dict[str, Any], manifest: dict[str, Any]
+) -> dict[str, torch.Tensor]:
     layers, heads, positions, d_kv = _prefix_dims(manifest)
     check_prefix_config(config, manifest)
     n, used = config["num_layers"], config["num_virtual_tokens"]
@@ -293,23 +341,26 @@ def peft_prefix_to_native(state: dict[str, torch.Tensor], config: dict[str, Any]
         raise InteropError(f"PEFT prefix adapter holds {sorted(state)}; expected exactly [{PROMPT_EMBEDDINGS!r}]")
     flat = state[PROMPT_EMBEDDINGS].detach().to(torch.float32)
     if tuple(flat.shape) != (used, 2 * n * heads * d_kv):
-        raise InteropError(f"PEFT tensor {PROMPT_EMBEDDINGS} has shape {list(flat.shape)}; with num_virtual_tokens={used} "
-                           f"and num_layers={n} the bundle expects {[used, 2 * n * heads * d_kv]}")
+        raise InteropError(
+            f"PEFT tensor {PROMPT_EMBEDDINGS} has shape {list(flat.shape)}; with num_virtual_tokens={used} "
+            f"and num_layers={n} the bundle expects {[used, 2 * n * heads * d_kv]}"
+        )
     if not torch.isfinite(flat).all():
         raise InteropError(f"PEFT tensor {PROMPT_EMBEDDINGS} holds non-finite values")
     entries = flat.view(used, 2 * n, heads, d_kv)
     key = torch.zeros(layers, heads, positions, d_kv)
     value = torch.zeros(layers, heads, positions, d_kv)
     for layer in range(layers):
-        key[layer, :, positions - used:] = entries[:, (4 * layer) % (2 * n)].transpose(0, 1)
-        value[layer, :, positions - used:] = entries[:, (4 * layer + 1) % (2 * n)].transpose(0, 1)
+        key[layer, :, positions - used :] = entries[:, (4 * layer) % (2 * n)].transpose(0, 1)
+        value[layer, :, positions - used :] = entries[:, (4 * layer + 1) % (2 * n)].transpose(0, 1)
     mask = torch.cat([torch.zeros(positions - used), torch.ones(used)])
     return {"prefix.decoder.self.key": key, "prefix.decoder.self.value": value, "prefix.decoder.self.mask": mask}
 
 
 # ---- files ------------------------------------------------------------------------------------------
-def save_peft(out_dir: Path, state: dict[str, torch.Tensor], config: dict[str, Any],
-              metadata: dict[str, str] | None = None) -> None:
+def save_peft(
+    out_dir: Path, state: dict[str, torch.Tensor], config: dict[str, Any], metadata: dict[str, str] | None = None
+) -> None:
     """Write a PEFT adapter folder (what ``PeftModel.from_pretrained`` reads)."""
     from safetensors.torch import save_file
 
@@ -344,7 +395,7 @@ def read_safetensors_bytes(data: bytes) -> tuple[dict[str, torch.Tensor], dict[s
         raise InteropError("not a safetensors file (shorter than its header length)")
     (size,) = struct.unpack("<Q", data[:8])
     try:
-        header = json.loads(data[8:8 + size])
+        header = json.loads(data[8 : 8 + size])
     except ValueError as e:
         raise InteropError(f"not a safetensors file: {e}") from None
     return load(data), dict(header.get("__metadata__") or {})

@@ -12,10 +12,29 @@ Importing the family modules registers them; value pools are built lazily on fir
 
 from . import families_val, train_dates, train_numbers, train_people, train_text  # noqa: F401  (registers families)
 from .corpus import sample_corpus_text
-from .episodes import (MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, Episode, get_family, list_families, make_task,
-                       sample_episode, sample_episode_for_family)
+from .episodes import (
+    MAX_INPUT_BYTES,
+    MAX_OUTPUT_BYTES,
+    Episode,
+    get_family,
+    list_families,
+    make_task,
+    sample_episode,
+    sample_episode_for_family,
+)
 from .primitives import CELL_SEP
 from .registry import Task
 
-__all__ = ["CELL_SEP", "MAX_INPUT_BYTES", "MAX_OUTPUT_BYTES", "Episode", "Task", "get_family", "list_families",
-           "make_task", "sample_corpus_text", "sample_episode", "sample_episode_for_family"]
+__all__ = [
+    "CELL_SEP",
+    "MAX_INPUT_BYTES",
+    "MAX_OUTPUT_BYTES",
+    "Episode",
+    "Task",
+    "get_family",
+    "list_families",
+    "make_task",
+    "sample_corpus_text",
+    "sample_episode",
+    "sample_episode_for_family",
+]

@@ -1,9 +1,9 @@
 """CLI: print sample episodes, list families, or print corpus lines.
 
-    python -m hypert5.tasks --split val --n 5 --k 3 --seed 0
-    python -m hypert5.tasks --list
-    python -m hypert5.tasks --family date_iso_to_dmy --n 2
-    python -m hypert5.tasks --corpus 10
+python -m hypert5.tasks --split val --n 5 --k 3 --seed 0
+python -m hypert5.tasks --list
+python -m hypert5.tasks --family date_iso_to_dmy --n 2
+python -m hypert5.tasks --corpus 10
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ def main(argv: list[str] | None = None) -> None:
             print(sample_corpus_text(rng))
         return
     for i in range(a.n):
-        ep = (sample_episode_for_family(rng, a.family, a.k, a.q) if a.family
-              else sample_episode(rng, a.split, a.k, a.q))
+        ep = sample_episode_for_family(rng, a.family, a.k, a.q) if a.family else sample_episode(rng, a.split, a.k, a.q)
         print(f"#{i} {ep.task}")
         for x, y in ep.demos:
             print(f"   demo   {x!r:<50} -> {y!r}")

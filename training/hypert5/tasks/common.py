@@ -11,8 +11,15 @@ from typing import Callable
 from . import primitives as P
 from . import values as V
 
-PHONE_FORMATS = ("({a}) {e}-{n}", "{a}-{e}-{n}", "{a}.{e}.{n}", "{a}{e}{n}", "+1 {a} {e} {n}",
-                 "+1-{a}-{e}-{n}", "{a} {e} {n}")
+PHONE_FORMATS = (
+    "({a}) {e}-{n}",
+    "{a}-{e}-{n}",
+    "{a}.{e}.{n}",
+    "{a}{e}{n}",
+    "+1 {a} {e} {n}",
+    "+1-{a}-{e}-{n}",
+    "{a} {e} {n}",
+)
 
 
 def render_phone(digits: str, fmt: str) -> str:
@@ -25,8 +32,8 @@ def phone(rng: random.Random, fmt: str | None = None) -> str:
 
 
 def full_name(rng: random.Random) -> str:
-    f, _, l = V.person(rng)
-    return f"{f} {l}"
+    f, _, surname = V.person(rng)
+    return f"{f} {surname}"
 
 
 def iso_date(rng: random.Random) -> str:

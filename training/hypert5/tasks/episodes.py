@@ -49,8 +49,12 @@ def make_task(family: str, rng: random.Random | None = None, **params) -> Task:
 
 
 def valid_pair(x: str, y: str) -> bool:
-    return (0 < len(x.encode()) <= MAX_INPUT_BYTES and 0 < len(y.encode()) <= MAX_OUTPUT_BYTES
-            and "\n" not in x and "\n" not in y)
+    return (
+        0 < len(x.encode()) <= MAX_INPUT_BYTES
+        and 0 < len(y.encode()) <= MAX_OUTPUT_BYTES
+        and "\n" not in x
+        and "\n" not in y
+    )
 
 
 def sample_pairs(rng: random.Random, task: Task, n: int) -> list[tuple[str, str]] | None:

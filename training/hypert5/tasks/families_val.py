@@ -27,8 +27,8 @@ def _(p):
     sep = p.pick("sep", (", ", " "))
 
     def fn(s):
-        f, _, l = P.split_name(s)
-        return f"{l.upper()}{sep}{f}"
+        f, _, surname = P.split_name(s)
+        return f"{surname.upper()}{sep}{f}"
 
     return C.full_name, fn
 
@@ -40,15 +40,15 @@ def _(p):
     order = p.pick("user_order", ("first_last", "last_first"))
 
     def gen(rng):
-        f, _, l = V.person(rng)
-        f, l = V.ascii_fold(f).lower().replace("'", ""), V.ascii_fold(l).lower().replace("'", "")
-        user = f"{f}{sep}{l}" if order == "first_last" else f"{l}{sep}{f}"
+        f, _, surname = V.person(rng)
+        f, surname = V.ascii_fold(f).lower().replace("'", ""), V.ascii_fold(surname).lower().replace("'", "")
+        user = f"{f}{sep}{surname}" if order == "first_last" else f"{surname}{sep}{f}"
         return f"{user}@{rng.choice(V.EMAIL_DOMAINS) if rng.random() < 0.5 else V.domain(rng)}"
 
     def fn(s):
         a, b = s.split("@")[0].split(sep)
-        f, l = (a, b) if order == "first_last" else (b, a)
-        return f"{P.apply_case(f, 'title')} {P.apply_case(l, 'title')}"
+        f, surname = (a, b) if order == "first_last" else (b, a)
+        return f"{P.apply_case(f, 'title')} {P.apply_case(surname, 'title')}"
 
     return gen, fn
 
@@ -66,7 +66,9 @@ def _(p):
     """'2024-03-07' -> 'MAR-24' / 'MAR 2024' / '2024-MAR' (upper-case month abbreviation + year)."""
     fin = p.pick("in_layout", ("YYYY-MM-DD", "MM/DD/YYYY", "DD.MM.YYYY"))
     fout = p.pick("out_layout", ("MMM-YY", "MMM YYYY", "YYYY-MMM"))
-    return (lambda rng: P.format_date(*V.date(rng), fin)), (lambda s: P.format_date(*P.parse_date(s, fin), fout).upper())
+    return (lambda rng: P.format_date(*V.date(rng), fin)), (
+        lambda s: P.format_date(*P.parse_date(s, fin), fout).upper()
+    )
 
 
 @val("contact_tag", ("cells_name_phone", "split_words", "digits", "extract", "join"))
@@ -77,8 +79,8 @@ def _(p):
 
     def fn(s):
         name, ph = P.cells(s)
-        f, _, l = P.split_name(name)
-        return tpl.format(l=l, i=f[:1], d=P.digits_only(ph)[-4:])
+        f, _, surname = P.split_name(name)
+        return tpl.format(l=surname, i=f[:1], d=P.digits_only(ph)[-4:])
 
     return (lambda rng: f"{C.full_name(rng)} | {C.phone(rng, fmt)}"), fn
 
@@ -203,7 +205,7 @@ def _(p):
     case = p.pick("case", ("upper", "title"))
 
     def gen(rng):
-        f, _, l = V.person(rng)
+        f, _, surname = V.person(rng)
         return f"{V.ascii_fold(f).lower().replace(chr(39), '')}@{V.domain(rng)}"
 
     def fn(s):

@@ -16,8 +16,8 @@ read a composition into examples that one procedure explains. (It was meant agai
 e-mail request's 'linus@kernel.org' -> 'l.kernel'; alone, it did not cure that: README, "Family chains
 on a GPU".)
 
-Honest evaluation (the issue's rule: held-out compositions never appear in training). A chain is
-refused
+Honest evaluation: a held-out composition never appears in training, so the held-out score measures
+reading a new task, not recalling one. A chain is refused
 - by recipe: when it reads a held-out family's kind of input and its two recipes hold every
   operation of that family's recipe (``date_reformat`` then ``text_case`` is
   ``date_month_code``'s date, parse, reformat, case; ``name_fix_case`` then ``name_swap_comma`` is
@@ -48,8 +48,14 @@ MATCHES_REFUSED = 3
 # another up to a constant (upper-casing one part is re-casing; a first letter is a prefix of the
 # word): so that a chain one constant away from a held-out task ('LOVELACE,Ada' for 'LOVELACE, Ada')
 # counts as holding its composition.
-KIND_ALIASES = {"title_name": "name", "messy_text": "text", "text_with_number": "text", "time12": "time",
-                "duration": "time", "cells_product": "cells"}
+KIND_ALIASES = {
+    "title_name": "name",
+    "messy_text": "text",
+    "text_with_number": "text",
+    "time12": "time",
+    "duration": "time",
+    "cells_product": "cells",
+}
 OP_ALIASES = {"case_part": "case", "prefix_chars": "initial"}
 
 

@@ -9,12 +9,17 @@ from .family_chains import sample_chain_episode
 from .programs import sample_program_episode
 from .token_programs import sample_token_edit_program_episode, sample_token_program_episode
 
-PROGRAM_LANGUAGES = {"fields": sample_program_episode, "tokens": sample_token_program_episode,
-                     "token-edits": sample_token_edit_program_episode, "chains": sample_chain_episode}
+PROGRAM_LANGUAGES = {
+    "fields": sample_program_episode,
+    "tokens": sample_token_program_episode,
+    "token-edits": sample_token_edit_program_episode,
+    "chains": sample_chain_episode,
+}
 
 
-def sample_training_episode(rng: random.Random, k: int, num_queries: int, programs: float = 0.0,
-                            language: str = "fields") -> Episode:
+def sample_training_episode(
+    rng: random.Random, k: int, num_queries: int, programs: float = 0.0, language: str = "fields"
+) -> Episode:
     """A random program with probability ``programs`` (``language``: "fields", programs.py's rows of
     random fields; "tokens", token_programs.py's extraction from realistic values; "token-edits", the
     same with edits: title case, padding, masking, replacing; "chains", family_chains.py's one training

@@ -13,8 +13,20 @@ from functools import lru_cache
 
 CELL_SEP = " | "  # how a spreadsheet row with several cells is written as one input
 
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 MONTH_INDEX = {m.lower(): i + 1 for i, m in enumerate(MONTHS)} | {m[:3].lower(): i + 1 for i, m in enumerate(MONTHS)}
 
 # yes/no label pairs people use in spreadsheets (IF(...,"Yes","No"), TRUE/FALSE, 1/0).
@@ -85,15 +97,30 @@ def letters_only(s: str) -> str:
 
 # ---------------------------------------------------------------- dates and times
 _TOKEN_RE = re.compile(r"YYYY|YY|MMMM|MMM|MM|M|DD|D")
-_TOKEN_RX = {"YYYY": r"(?P<Y>\d{4})", "YY": r"(?P<y>\d{2})", "MMMM": r"(?P<B>[A-Za-z]+)",
-             "MMM": r"(?P<b>[A-Za-z]{3})", "MM": r"(?P<m>\d{2})", "M": r"(?P<m>\d{1,2})",
-             "DD": r"(?P<d>\d{2})", "D": r"(?P<d>\d{1,2})"}
+_TOKEN_RX = {
+    "YYYY": r"(?P<Y>\d{4})",
+    "YY": r"(?P<y>\d{2})",
+    "MMMM": r"(?P<B>[A-Za-z]+)",
+    "MMM": r"(?P<b>[A-Za-z]{3})",
+    "MM": r"(?P<m>\d{2})",
+    "M": r"(?P<m>\d{1,2})",
+    "DD": r"(?P<d>\d{2})",
+    "D": r"(?P<d>\d{1,2})",
+}
 
 
 def format_date(y: int, m: int, d: int, pattern: str) -> str:
     """Tokens: YYYY YY MMMM (March) MMM (Mar) MM M DD D; everything else is literal."""
-    vals = {"YYYY": f"{y:04d}", "YY": f"{y % 100:02d}", "MMMM": MONTHS[m - 1], "MMM": MONTHS[m - 1][:3],
-            "MM": f"{m:02d}", "M": str(m), "DD": f"{d:02d}", "D": str(d)}
+    vals = {
+        "YYYY": f"{y:04d}",
+        "YY": f"{y % 100:02d}",
+        "MMMM": MONTHS[m - 1],
+        "MMM": MONTHS[m - 1][:3],
+        "MM": f"{m:02d}",
+        "M": str(m),
+        "DD": f"{d:02d}",
+        "D": str(d),
+    }
     return _TOKEN_RE.sub(lambda t: vals[t.group(0)], pattern)
 
 
@@ -101,7 +128,7 @@ def format_date(y: int, m: int, d: int, pattern: str) -> str:
 def _date_regex(pattern: str) -> re.Pattern:
     out, pos = [], 0
     for t in _TOKEN_RE.finditer(pattern):
-        out.append(re.escape(pattern[pos:t.start()]) + _TOKEN_RX[t.group(0)])
+        out.append(re.escape(pattern[pos : t.start()]) + _TOKEN_RX[t.group(0)])
         pos = t.end()
     return re.compile("^" + "".join(out) + re.escape(pattern[pos:]) + "$")
 
@@ -163,10 +190,20 @@ def to_cents(x: Decimal) -> int:
 # (from, to, factor): value_in_to = value_in_from * factor. Metric and time only, so every
 # factor is exact in decimal and the task is unambiguous.
 UNIT_CONVERSIONS = (
-    ("kg", "g", Decimal(1000)), ("g", "kg", Decimal("0.001")), ("km", "m", Decimal(1000)),
-    ("m", "cm", Decimal(100)), ("cm", "mm", Decimal(10)), ("mm", "cm", Decimal("0.1")),
-    ("L", "ml", Decimal(1000)), ("ml", "L", Decimal("0.001")), ("h", "min", Decimal(60)),
-    ("min", "s", Decimal(60)), ("m", "km", Decimal("0.001")), ("t", "kg", Decimal(1000)),
-    ("GB", "MB", Decimal(1000)), ("MB", "GB", Decimal("0.001")), ("cm", "m", Decimal("0.01")),
+    ("kg", "g", Decimal(1000)),
+    ("g", "kg", Decimal("0.001")),
+    ("km", "m", Decimal(1000)),
+    ("m", "cm", Decimal(100)),
+    ("cm", "mm", Decimal(10)),
+    ("mm", "cm", Decimal("0.1")),
+    ("L", "ml", Decimal(1000)),
+    ("ml", "L", Decimal("0.001")),
+    ("h", "min", Decimal(60)),
+    ("min", "s", Decimal(60)),
+    ("m", "km", Decimal("0.001")),
+    ("t", "kg", Decimal(1000)),
+    ("GB", "MB", Decimal(1000)),
+    ("MB", "GB", Decimal("0.001")),
+    ("cm", "m", Decimal("0.01")),
 )
 UNITS = ("kg", "g", "km", "m", "cm", "mm", "L", "ml", "h", "min", "s", "lb", "oz", "GB", "MB", "pcs")

@@ -9,9 +9,9 @@ the realistic values the families use) joined by one delimiter; a program joins 
 one field, optionally re-cased or cut to its first or last characters, with constants between and
 around them.
 
-Honest evaluation (the issue's rule: held-out compositions never appear in training). The held-out
-families that a field program could imitate are excluded by construction, and ``forbidden`` states
-the rules the tests check on every program drawn:
+Honest evaluation: a held-out composition never appears in training, so the held-out score measures
+reading a new task, not recalling one. The held-out families that a field program could imitate are
+excluded by construction, and ``forbidden`` states the rules the tests check on every program drawn:
 - ``name_last_upper_first`` (fields reordered, one re-cased): no program both reorders fields and
   re-cases a piece;
 - ``sku_from_cells`` (first characters of several fields, re-cased, joined): at most one piece is
@@ -72,7 +72,7 @@ def modify(s: str, case: str, cut: str) -> str:
     if cut.startswith("first"):
         s = s[: int(cut[5:])]
     elif cut.startswith("last"):
-        s = s[-int(cut[4:]):]
+        s = s[-int(cut[4:]) :]
     return s.upper() if case == "upper" else s.lower() if case == "lower" else s
 
 

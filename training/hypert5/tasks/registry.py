@@ -89,8 +89,7 @@ def family(split: str, name: str, recipe: tuple[str, ...], balanced: bool = Fals
     def deco(build: Builder) -> Builder:
         if any(name in fams for fams in REGISTRY.values()):
             raise ValueError(f"duplicate family name {name!r}")
-        REGISTRY[split][name] = Family(name, split, tuple(recipe), build, balanced,
-                                       (build.__doc__ or "").strip())
+        REGISTRY[split][name] = Family(name, split, tuple(recipe), build, balanced, (build.__doc__ or "").strip())
         return build
 
     return deco

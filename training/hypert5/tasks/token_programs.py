@@ -15,9 +15,10 @@ HyperT5-LoRA had a quarter of its last 3,000 stage-2 steps drawn from token prog
 default model"): held-out exact match at k = 3 went from 5.6 to 7.8 % (5.7 to 6.7 % on a second set of
 tasks), `name_last_upper_first` from 0 to 31 %, at 0.3-2.5 points less on the training families.
 
-Honest evaluation (the issue's rule: held-out compositions never appear in training). ``forbidden``
-states the rules, and ``tests/test_token_programs.py`` checks both them and, by behaviour, that no
-drawn program computes a held-out task on that family's own inputs:
+Honest evaluation: a held-out composition never appears in training, so the held-out score measures
+reading a new task, not recalling one. ``forbidden`` states the rules, and ``tests/test_token_programs.py``
+checks both them and, by behaviour, that no drawn program computes a held-out task on that family's own
+inputs:
 - ``name_last_upper_first``: a program that re-cases a piece gives no output where its pieces come
   out of their order in the input (``TokenProgram.run`` judges it on each input);
 - ``sku_from_cells`` and ``date_month_code`` ('MAR 2024' from '7 March 2024'): at most one piece is
@@ -66,13 +67,14 @@ EDITS = {
     "title": lambda s: P.apply_case(s, "title"),
     **{f"pad{n}": (lambda n: lambda s: P.pad_left(s, n) if s.isdigit() else "")(n) for n in range(3, 7)},
     **{f"mask{ch}": _mask_words(ch) for ch in "*x#"},
-    **{f"{old}->{new}": _replace(old, new)
-       for old, new in (("_", " "), ("-", " "), (".", " "), (" ", "_"), (" ", "-"), (" ", "."), ("/", "-"))},
+    **{
+        f"{old}->{new}": _replace(old, new)
+        for old, new in (("_", " "), ("-", " "), (".", " "), (" ", "_"), (" ", "-"), (" ", "."), ("/", "-"))
+    },
 }
 
 FAMILY = "token_program"
-TOKEN_KINDS = {"word": r"[^\W\d_]+(?:['-][^\W\d_]+)*", "number": r"\d+", "alnum": r"[^\W_]+",
-               "cap": r"[A-Z][a-z]+"}
+TOKEN_KINDS = {"word": r"[^\W\d_]+(?:['-][^\W\d_]+)*", "number": r"\d+", "alnum": r"[^\W_]+", "cap": r"[A-Z][a-z]+"}
 INDICES = (0, 1, 2, -1, -2)
 CHARS = ("@", ".", "/", "\\", "-", "_", " ", "|", ":", ",")
 
@@ -129,7 +131,7 @@ class Piece:
             i = s.find(self.arg)
             return (0, s[:i]) if i > 0 else None
         i = s.rfind(self.arg)
-        return (i + len(self.arg), s[i + len(self.arg):]) if 0 <= i < len(s) - len(self.arg) else None
+        return (i + len(self.arg), s[i + len(self.arg) :]) if 0 <= i < len(s) - len(self.arg) else None
 
     def apply(self, s: str) -> str | None:
         """The piece's text, cut and re-cased, or None when it is not there."""
@@ -193,8 +195,13 @@ def forbidden(program: TokenProgram) -> str | None:
         return "joins pieces of a date with nothing between them (date_compact)"
     if program.source not in SOURCES:
         return "reads a source outside the language (contact_tag, url_user_email)"
-    if any(p.case not in CASES or p.cut not in CUTS or p.edit not in EDITS
-           or (p.take == "token" and p.arg not in TOKEN_KINDS) for p in pieces):
+    if any(
+        p.case not in CASES
+        or p.cut not in CUTS
+        or p.edit not in EDITS
+        or (p.take == "token" and p.arg not in TOKEN_KINDS)
+        for p in pieces
+    ):
         return "uses an operation outside the language"
     return None
 

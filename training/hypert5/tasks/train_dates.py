@@ -36,8 +36,18 @@ def _(p):
 
 # Output layouts; deliberately no digits-only (YYYYMMDD) and no upper-case month layouts: those
 # compositions are held out for validation.
-_OUT_LAYOUTS = ("MMMM D, YYYY", "D MMM YYYY", "MMM D, YYYY", "DD-MMM-YYYY", "YYYY/MM/DD", "D MMMM YYYY",
-                "MM/DD/YY", "YYYY-MM-DD", "MM/DD/YYYY", "D.M.YYYY")
+_OUT_LAYOUTS = (
+    "MMMM D, YYYY",
+    "D MMM YYYY",
+    "MMM D, YYYY",
+    "DD-MMM-YYYY",
+    "YYYY/MM/DD",
+    "D MMMM YYYY",
+    "MM/DD/YY",
+    "YYYY-MM-DD",
+    "MM/DD/YYYY",
+    "D.M.YYYY",
+)
 
 
 @train("date_reformat", ("date", "parse", "reformat"))

@@ -214,8 +214,9 @@ def _(p):
     def fn(s):
         return yes if int(s) >= t else no
 
-    gen = C.balanced(lambda s: int(s) >= t,
-                     lambda rng, want: str(rng.randint(t, 2 * t) if want else rng.randint(0, t - 1)))
+    gen = C.balanced(
+        lambda s: int(s) >= t, lambda rng, want: str(rng.randint(t, 2 * t) if want else rng.randint(0, t - 1))
+    )
     return gen, fn
 
 

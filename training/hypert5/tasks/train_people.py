@@ -23,13 +23,13 @@ def _name_gen(middle: str):
     are double-barrelled."""
 
     def gen(rng):
-        f, m, l = V.person(rng)
-        l = V.maybe_double_barrelled(rng, l)
+        f, m, surname = V.person(rng)
+        surname = V.maybe_double_barrelled(rng, surname)
         if middle == "name":
-            return f"{f} {m} {l}"
+            return f"{f} {m} {surname}"
         if middle == "initial":
-            return f"{f} {m[0]}. {l}"
-        return f"{f} {l}"
+            return f"{f} {m[0]}. {surname}"
+        return f"{f} {surname}"
 
     return gen
 
@@ -45,8 +45,8 @@ def _(p):
     middle = p.pick("middle", ("none", "name", "initial"))
 
     def fn(s):
-        f, ms, l = P.split_name(s)
-        return f"{l}, " + " ".join(P.initial(w) for w in [f, *ms])
+        f, ms, surname = P.split_name(s)
+        return f"{surname}, " + " ".join(P.initial(w) for w in [f, *ms])
 
     return _name_gen(middle), fn
 
@@ -71,8 +71,8 @@ def _(p):
     middle = p.pick("middle", ("none", "name", "initial"))
 
     def fn(s):
-        f, _, l = P.split_name(s)
-        return P.apply_case(f if part == "first" else l, case)
+        f, _, surname = P.split_name(s)
+        return P.apply_case(f if part == "first" else surname, case)
 
     return _name_gen(middle), fn
 
@@ -84,15 +84,15 @@ def _(p):
     sep = p.pick("sep", (", ", ","))
 
     def gen(rng):
-        f, _, l = V.person(rng)
-        return f"{l}{sep}{f}" if direction == "to_first_last" else f"{f} {l}"
+        f, _, surname = V.person(rng)
+        return f"{surname}{sep}{f}" if direction == "to_first_last" else f"{f} {surname}"
 
     def fn(s):
         if direction == "to_first_last":
-            l, f = s.split(",", 1)
-            return f"{f.strip()} {l.strip()}"
-        f, _, l = P.split_name(s)
-        return f"{l}{sep}{f}"
+            surname, f = s.split(",", 1)
+            return f"{f.strip()} {surname.strip()}"
+        f, _, surname = P.split_name(s)
+        return f"{surname}{sep}{f}"
 
     return gen, fn
 
@@ -100,8 +100,10 @@ def _(p):
 @train("name_username", ("name", "split_words", "fold_lower", "initial", "join", "insert_const"))
 def _(p):
     """'Ada Lovelace' -> login such as 'alovelace', 'ada.lovelace', 'lovelace_a' (+ constant)."""
-    tpl = p.pick("template", ("{f}{last}", "{first}.{last}", "{first}_{last}", "{last}{f}",
-                              "{first}{l}", "{last}.{first}", "{last}_{f}"))
+    tpl = p.pick(
+        "template",
+        ("{f}{last}", "{first}.{last}", "{first}_{last}", "{last}{f}", "{first}{l}", "{last}.{first}", "{last}_{f}"),
+    )
     suffix = p.pick("suffix", ("", "", "1", "01", "_hr", "99", "-ext"))
 
     def fn(s):
@@ -118,19 +120,19 @@ def _(p):
     style = p.pick("style", ("title", "last_upper", "upper"))
 
     def gen(rng):
-        f, _, l = V.person(rng)
+        f, _, surname = V.person(rng)
         r = rng.random()
         if r < 0.3:
-            return f"{f} {l}".upper()
+            return f"{f} {surname}".upper()
         if r < 0.6:
-            return f"{f} {l}".lower()
-        return "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in f"{f} {l}")
+            return f"{f} {surname}".lower()
+        return "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in f"{f} {surname}")
 
     def fn(s):
-        f, _, l = P.split_name(s)
+        f, _, surname = P.split_name(s)
         if style == "last_upper":
-            return f"{P.apply_case(f, 'title')} {l.upper()}"
-        return P.apply_case(f"{f} {l}", style)
+            return f"{P.apply_case(f, 'title')} {surname.upper()}"
+        return P.apply_case(f"{f} {surname}", style)
 
     return gen, fn
 
@@ -141,12 +143,12 @@ def _(p):
     out = p.pick("out", ("name", "last", "title_last"))
 
     def gen(rng):
-        f, _, l = V.person(rng)
-        return f"{rng.choice(V.TITLES)} {f} {l}"
+        f, _, surname = V.person(rng)
+        return f"{rng.choice(V.TITLES)} {f} {surname}"
 
     def fn(s):
-        t, f, l = s.split()
-        return {"name": f"{f} {l}", "last": l, "title_last": f"{t} {l}"}[out]
+        t, f, surname = s.split()
+        return {"name": f"{f} {surname}", "last": surname, "title_last": f"{t} {surname}"}[out]
 
     return gen, fn
 
@@ -157,8 +159,8 @@ def _(p):
     form = p.pick("form", ("{i}. {l}", "{i} {l}", "{i}.{l}", "{i}. {m}. {l}"))
 
     def fn(s):
-        f, ms, l = P.split_name(s)
-        return form.format(i=f[:1].upper(), l=l, m=ms[0][:1].upper() if ms else "")
+        f, ms, surname = P.split_name(s)
+        return form.format(i=f[:1].upper(), l=surname, m=ms[0][:1].upper() if ms else "")
 
     middle = "name" if "{m}" in form else "none"
     return _name_gen(middle), fn
@@ -172,13 +174,13 @@ def _(p):
     tpl = p.pick("template", ("{f} {l}", "{l} {f}", "{l}, {f}", "{f}.{l}", "{f} {l} ({i})"))
 
     def gen(rng):
-        f, _, l = V.person(rng)
-        return f"{f} | {l}" if order == "first_last" else f"{l} | {f}"
+        f, _, surname = V.person(rng)
+        return f"{f} | {surname}" if order == "first_last" else f"{surname} | {f}"
 
     def fn(s):
         a, b = P.cells(s)
-        f, l = (a, b) if order == "first_last" else (b, a)
-        return tpl.format(f=f, l=l, i=f[:1] + l[:1])
+        f, surname = (a, b) if order == "first_last" else (b, a)
+        return tpl.format(f=f, l=surname, i=f[:1] + surname[:1])
 
     return gen, fn
 
@@ -241,8 +243,8 @@ def _(p):
     from_cell = p.pick("domain_from_cell", (False, True))
 
     def gen(rng):
-        f, _, l = V.person(rng)
-        return f"{f} | {l}" + (f" | {V.domain(rng)}" if from_cell else "")
+        f, _, surname = V.person(rng)
+        return f"{f} | {surname}" + (f" | {V.domain(rng)}" if from_cell else "")
 
     def fn(s):
         cs = P.cells(s)
@@ -328,7 +330,7 @@ def _(p):
 
     def gen(rng):
         d = V.card_number(rng)
-        return grouping.join(d[i:i + 4] for i in range(0, 16, 4))
+        return grouping.join(d[i : i + 4] for i in range(0, 16, 4))
 
     def fn(s):
         last4 = P.digits_only(s)[-4:]
@@ -353,8 +355,14 @@ def _(p):
     def fn(s):
         street, city, stz = s.split(", ")
         st, z = stz.split(" ")
-        return {"zip": z, "state": st, "city": city, "street": street, "number": street.split(" ")[0],
-                "city_state": f"{city}, {st}"}[part]
+        return {
+            "zip": z,
+            "state": st,
+            "city": city,
+            "street": street,
+            "number": street.split(" ")[0],
+            "city_state": f"{city}, {st}",
+        }[part]
 
     return _address, fn
 
@@ -362,12 +370,12 @@ def _(p):
 @train("address_from_cells", ("cells_address", "join", "insert_const"))
 def _(p):
     """'742 Evergreen Ter | Springfield | IL | 62704' -> one address line in a chosen layout."""
-    tpl = p.pick("template", ("{s}, {c}, {st} {z}", "{c}, {st} {z}", "{s}, {c}", "{c} ({st})",
-                              "{z} {c}", "{s} - {c}, {st}"))
+    tpl = p.pick(
+        "template", ("{s}, {c}, {st} {z}", "{c}, {st} {z}", "{s}, {c}", "{c} ({st})", "{z} {c}", "{s} - {c}, {st}")
+    )
 
     def gen(rng):
-        return P.CELL_SEP.join((V.street_address(rng), V.city(rng, us_only=True), V.us_state(rng)[1],
-                                V.zip_code(rng)))
+        return P.CELL_SEP.join((V.street_address(rng), V.city(rng, us_only=True), V.us_state(rng)[1], V.zip_code(rng)))
 
     def fn(s):
         st_, c, st, z = P.cells(s)

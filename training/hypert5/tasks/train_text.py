@@ -44,8 +44,15 @@ def _(p):
         name = parts[-1]
         stem, ext = name.rsplit(".", 1)
         sep = "\\" if windows else "/"
-        return {"filename": name, "extension": ext, "ext_dot": "." + ext, "ext_upper": ext.upper(),
-                "stem": stem, "folder": sep.join(parts[:-1]), "parent": parts[-2]}[part]
+        return {
+            "filename": name,
+            "extension": ext,
+            "ext_dot": "." + ext,
+            "ext_upper": ext.upper(),
+            "stem": stem,
+            "folder": sep.join(parts[:-1]),
+            "parent": parts[-2],
+        }[part]
 
     return (lambda rng: V.file_path(rng, windows)), fn
 
@@ -182,9 +189,17 @@ def _(p):
     return src, (lambda s: s.replace(old, new))
 
 
-_NUMBER_TEMPLATES = ("Order #{n} shipped", "Invoice {n} is overdue", "Call ext. {n}", "Room {n}",
-                     "{n} items in stock", "Ticket {n}: {t}", "Ref: {n}", "Customer ID {n} ({t})",
-                     "{t} - batch {n}")
+_NUMBER_TEMPLATES = (
+    "Order #{n} shipped",
+    "Invoice {n} is overdue",
+    "Call ext. {n}",
+    "Room {n}",
+    "{n} items in stock",
+    "Ticket {n}: {t}",
+    "Ref: {n}",
+    "Customer ID {n} ({t})",
+    "{t} - batch {n}",
+)
 
 
 @train("text_extract_number", ("text_with_number", "filter_chars"))
@@ -256,24 +271,39 @@ _EMAIL_OK = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-
 # test name -> (predicate factory (given a constant), proposer factory, constant choices)
 _TESTS = {
     "contains_digit": (lambda c: lambda s: any(ch.isdigit() for ch in s), lambda c: _propose_digit, (None,)),
-    "starts_with_vowel": (lambda c: lambda s: s[:1].lower() in "aeiou",
-                          lambda c: lambda r, w: C.full_name(r) if r.random() < 0.5 else V.word(r).capitalize(),
-                          (None,)),
+    "starts_with_vowel": (
+        lambda c: lambda s: s[:1].lower() in "aeiou",
+        lambda c: lambda r, w: C.full_name(r) if r.random() < 0.5 else V.word(r).capitalize(),
+        (None,),
+    ),
     "is_email": (lambda c: lambda s: bool(_EMAIL_OK.match(s)), lambda c: _propose_email, (None,)),
     "longer_than": (lambda c: lambda s: len(s) > c, lambda c: lambda r, w: V.last_name(r), (5, 6, 7, 8)),
-    "contains_word": (lambda c: lambda s: c in s.split(),
-                      lambda c: lambda r, w: V.company(r) + (f" {c}" if w else ""),
-                      ("Inc", "LLC", "Ltd", "GmbH", "Group")),
-    "ends_with": (lambda c: lambda s: s.endswith(c),
-                  lambda c: lambda r, w: V.file_path(r).rsplit(".", 1)[0] + c if w else V.file_path(r),
-                  (".pdf", ".csv", ".xlsx", ".jpg")),
-    "is_upper": (lambda c: lambda s: s.isupper(),
-                 lambda c: lambda r, w: P.apply_case(_text(r), "upper" if w else r.choice(("title", "lower"))),
-                 (None,)),
-    "is_number": (lambda c: lambda s: bool(re.fullmatch(r"-?\d+(\.\d+)?", s)),
-                  lambda c: lambda r, w: V.decimal_str(r, 9999, r.choice((0, 1, 2))) if w
-                  else V.product_code(r, r.choice(("DDLD", "DD-DD", "LDDD", "DD.DD.DD"))),
-                  (None,)),
+    "contains_word": (
+        lambda c: lambda s: c in s.split(),
+        lambda c: lambda r, w: V.company(r) + (f" {c}" if w else ""),
+        ("Inc", "LLC", "Ltd", "GmbH", "Group"),
+    ),
+    "ends_with": (
+        lambda c: lambda s: s.endswith(c),
+        lambda c: lambda r, w: V.file_path(r).rsplit(".", 1)[0] + c if w else V.file_path(r),
+        (".pdf", ".csv", ".xlsx", ".jpg"),
+    ),
+    "is_upper": (
+        lambda c: lambda s: s.isupper(),
+        lambda c: lambda r, w: P.apply_case(_text(r), "upper" if w else r.choice(("title", "lower"))),
+        (None,),
+    ),
+    "is_number": (
+        lambda c: lambda s: bool(re.fullmatch(r"-?\d+(\.\d+)?", s)),
+        lambda c: (
+            lambda r, w: (
+                V.decimal_str(r, 9999, r.choice((0, 1, 2)))
+                if w
+                else V.product_code(r, r.choice(("DDLD", "DD-DD", "LDDD", "DD.DD.DD")))
+            )
+        ),
+        (None,),
+    ),
 }
 
 

@@ -98,44 +98,202 @@ def pools() -> Pools:
 # ---------------------------------------------------------------- hand-made lists
 # Faker has nothing (or nothing tidy) for these; short curated lists read as real data.
 US_STATES = (
-    ("Alabama", "AL"), ("Alaska", "AK"), ("Arizona", "AZ"), ("Arkansas", "AR"), ("California", "CA"),
-    ("Colorado", "CO"), ("Connecticut", "CT"), ("Delaware", "DE"), ("Florida", "FL"), ("Georgia", "GA"),
-    ("Hawaii", "HI"), ("Idaho", "ID"), ("Illinois", "IL"), ("Indiana", "IN"), ("Iowa", "IA"),
-    ("Kansas", "KS"), ("Kentucky", "KY"), ("Louisiana", "LA"), ("Maine", "ME"), ("Maryland", "MD"),
-    ("Massachusetts", "MA"), ("Michigan", "MI"), ("Minnesota", "MN"), ("Mississippi", "MS"),
-    ("Missouri", "MO"), ("Montana", "MT"), ("Nebraska", "NE"), ("Nevada", "NV"), ("New Hampshire", "NH"),
-    ("New Jersey", "NJ"), ("New Mexico", "NM"), ("New York", "NY"), ("North Carolina", "NC"),
-    ("North Dakota", "ND"), ("Ohio", "OH"), ("Oklahoma", "OK"), ("Oregon", "OR"), ("Pennsylvania", "PA"),
-    ("Rhode Island", "RI"), ("South Carolina", "SC"), ("South Dakota", "SD"), ("Tennessee", "TN"),
-    ("Texas", "TX"), ("Utah", "UT"), ("Vermont", "VT"), ("Virginia", "VA"), ("Washington", "WA"),
-    ("West Virginia", "WV"), ("Wisconsin", "WI"), ("Wyoming", "WY"),
+    ("Alabama", "AL"),
+    ("Alaska", "AK"),
+    ("Arizona", "AZ"),
+    ("Arkansas", "AR"),
+    ("California", "CA"),
+    ("Colorado", "CO"),
+    ("Connecticut", "CT"),
+    ("Delaware", "DE"),
+    ("Florida", "FL"),
+    ("Georgia", "GA"),
+    ("Hawaii", "HI"),
+    ("Idaho", "ID"),
+    ("Illinois", "IL"),
+    ("Indiana", "IN"),
+    ("Iowa", "IA"),
+    ("Kansas", "KS"),
+    ("Kentucky", "KY"),
+    ("Louisiana", "LA"),
+    ("Maine", "ME"),
+    ("Maryland", "MD"),
+    ("Massachusetts", "MA"),
+    ("Michigan", "MI"),
+    ("Minnesota", "MN"),
+    ("Mississippi", "MS"),
+    ("Missouri", "MO"),
+    ("Montana", "MT"),
+    ("Nebraska", "NE"),
+    ("Nevada", "NV"),
+    ("New Hampshire", "NH"),
+    ("New Jersey", "NJ"),
+    ("New Mexico", "NM"),
+    ("New York", "NY"),
+    ("North Carolina", "NC"),
+    ("North Dakota", "ND"),
+    ("Ohio", "OH"),
+    ("Oklahoma", "OK"),
+    ("Oregon", "OR"),
+    ("Pennsylvania", "PA"),
+    ("Rhode Island", "RI"),
+    ("South Carolina", "SC"),
+    ("South Dakota", "SD"),
+    ("Tennessee", "TN"),
+    ("Texas", "TX"),
+    ("Utah", "UT"),
+    ("Vermont", "VT"),
+    ("Virginia", "VA"),
+    ("Washington", "WA"),
+    ("West Virginia", "WV"),
+    ("Wisconsin", "WI"),
+    ("Wyoming", "WY"),
 )
 STREET_SUFFIX = ("St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct", "Way", "Pl", "Ter")
 TITLES = ("Dr.", "Prof.", "Rev.", "Hon.", "Sen.")  # gender-neutral: names are not gendered
 TLDS = ("com", "com", "com", "org", "net", "io", "de", "fr", "it", "es", "co", "biz")
-EMAIL_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "proton.me",
-                 "example.com", "mail.de", "gmx.net", "orange.fr", "libero.it")
-PRODUCT_ADJ = ("Ergonomic", "Compact", "Deluxe", "Classic", "Wireless", "Portable", "Organic", "Smart",
-               "Vintage", "Heavy Duty", "Slim", "Premium", "Eco", "Mini", "Pro", "Rustic", "Modern")
-PRODUCT_NOUN = ("Chair", "Desk Lamp", "Kettle", "Backpack", "Notebook", "Headphones", "Mug", "Blender",
-                "Keyboard", "Monitor", "Water Bottle", "Sneakers", "Jacket", "Wallet", "Toaster",
-                "Umbrella", "Bookshelf", "Candle", "Tent", "Drill", "Speaker", "Pillow", "Scarf")
+EMAIL_DOMAINS = (
+    "gmail.com",
+    "yahoo.com",
+    "outlook.com",
+    "hotmail.com",
+    "icloud.com",
+    "proton.me",
+    "example.com",
+    "mail.de",
+    "gmx.net",
+    "orange.fr",
+    "libero.it",
+)
+PRODUCT_ADJ = (
+    "Ergonomic",
+    "Compact",
+    "Deluxe",
+    "Classic",
+    "Wireless",
+    "Portable",
+    "Organic",
+    "Smart",
+    "Vintage",
+    "Heavy Duty",
+    "Slim",
+    "Premium",
+    "Eco",
+    "Mini",
+    "Pro",
+    "Rustic",
+    "Modern",
+)
+PRODUCT_NOUN = (
+    "Chair",
+    "Desk Lamp",
+    "Kettle",
+    "Backpack",
+    "Notebook",
+    "Headphones",
+    "Mug",
+    "Blender",
+    "Keyboard",
+    "Monitor",
+    "Water Bottle",
+    "Sneakers",
+    "Jacket",
+    "Wallet",
+    "Toaster",
+    "Umbrella",
+    "Bookshelf",
+    "Candle",
+    "Tent",
+    "Drill",
+    "Speaker",
+    "Pillow",
+    "Scarf",
+)
 SIZES = ("XS", "S", "M", "L", "XL", "XXL")
-FILE_EXT = ("pdf", "docx", "xlsx", "csv", "txt", "jpg", "png", "mp3", "zip", "json", "py", "html",
-            "pptx", "md", "gif", "mp4", "xml", "log")
-DIR_WORDS = ("reports", "invoices", "photos", "archive", "projects", "backup", "drafts", "data",
-             "scans", "music", "contracts", "exports", "clients", "finance", "notes", "media")
-FILE_WORDS = ("report", "invoice", "summary", "budget", "notes", "photo", "scan", "draft", "final",
-              "minutes", "contract", "export", "backup", "resume", "letter", "plan", "slides", "data")
+FILE_EXT = (
+    "pdf",
+    "docx",
+    "xlsx",
+    "csv",
+    "txt",
+    "jpg",
+    "png",
+    "mp3",
+    "zip",
+    "json",
+    "py",
+    "html",
+    "pptx",
+    "md",
+    "gif",
+    "mp4",
+    "xml",
+    "log",
+)
+DIR_WORDS = (
+    "reports",
+    "invoices",
+    "photos",
+    "archive",
+    "projects",
+    "backup",
+    "drafts",
+    "data",
+    "scans",
+    "music",
+    "contracts",
+    "exports",
+    "clients",
+    "finance",
+    "notes",
+    "media",
+)
+FILE_WORDS = (
+    "report",
+    "invoice",
+    "summary",
+    "budget",
+    "notes",
+    "photo",
+    "scan",
+    "draft",
+    "final",
+    "minutes",
+    "contract",
+    "export",
+    "backup",
+    "resume",
+    "letter",
+    "plan",
+    "slides",
+    "data",
+)
 CURRENCIES = (("$", "USD"), ("€", "EUR"), ("£", "GBP"), ("¥", "JPY"), ("CHF", "CHF"))
 # Multi-word names that have a conventional acronym; used with Faker catch phrases for text tasks.
-ORG_NAMES = ("Portable Network Graphics", "Human Resources", "Chief Executive Officer",
-             "Frequently Asked Questions", "Value Added Tax", "Personal Identification Number",
-             "Key Performance Indicator", "Return On Investment", "Search Engine Optimization",
-             "Customer Relationship Management", "Bill Of Materials", "Purchase Order",
-             "Year To Date", "Out Of Office", "Service Level Agreement", "Point Of Sale",
-             "Research And Development", "General Data Protection Regulation", "Annual General Meeting",
-             "Application Programming Interface", "Central Processing Unit", "Stock Keeping Unit")
+ORG_NAMES = (
+    "Portable Network Graphics",
+    "Human Resources",
+    "Chief Executive Officer",
+    "Frequently Asked Questions",
+    "Value Added Tax",
+    "Personal Identification Number",
+    "Key Performance Indicator",
+    "Return On Investment",
+    "Search Engine Optimization",
+    "Customer Relationship Management",
+    "Bill Of Materials",
+    "Purchase Order",
+    "Year To Date",
+    "Out Of Office",
+    "Service Level Agreement",
+    "Point Of Sale",
+    "Research And Development",
+    "General Data Protection Regulation",
+    "Annual General Meeting",
+    "Application Programming Interface",
+    "Central Processing Unit",
+    "Stock Keeping Unit",
+)
 
 
 def ascii_fold(s: str) -> str:
@@ -217,8 +375,9 @@ def product(rng: random.Random) -> str:
 def date(rng: random.Random, y0: int = 1950, y1: int = 2035) -> tuple[int, int, int]:
     """A valid calendar date (y, m, d)."""
     y, m = rng.randint(y0, y1), rng.randint(1, 12)
-    dim = (31, 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28, 31, 30, 31, 30,
-           31, 31, 30, 31, 30, 31)[m - 1]
+    dim = (31, 29 if (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[
+        m - 1
+    ]
     return y, m, rng.randint(1, dim)
 
 
@@ -228,7 +387,7 @@ def time(rng: random.Random) -> tuple[int, int]:
 
 def phone_digits(rng: random.Random) -> str:
     """Ten NANP digits: area and exchange codes never start with 0 or 1."""
-    return (str(rng.randint(200, 999)) + str(rng.randint(200, 999)) + f"{rng.randint(0, 9999):04d}")
+    return str(rng.randint(200, 999)) + str(rng.randint(200, 999)) + f"{rng.randint(0, 9999):04d}"
 
 
 def domain(rng: random.Random) -> str:
@@ -245,11 +404,17 @@ def domain(rng: random.Random) -> str:
 
 def email(rng: random.Random) -> str:
     """An e-mail address whose user part is derived from a name, as people's addresses are."""
-    f, _, l = person(rng)
-    f, l = ascii_fold(f).lower().replace("'", ""), ascii_fold(l).lower().replace("'", "")
+    f, _, surname = person(rng)
+    f, surname = ascii_fold(f).lower().replace("'", ""), ascii_fold(surname).lower().replace("'", "")
     style = rng.randint(0, 5)
-    user = (f"{f}.{l}", f"{f[0]}{l}", f"{f}_{l}", f"{f}{rng.randint(1, 99)}", f"{l}.{f[0]}",
-            f"{f}{l}")[style]
+    user = (
+        f"{f}.{surname}",
+        f"{f[0]}{surname}",
+        f"{f}_{surname}",
+        f"{f}{rng.randint(1, 99)}",
+        f"{surname}.{f[0]}",
+        f"{f}{surname}",
+    )[style]
     dom = rng.choice(EMAIL_DOMAINS) if rng.random() < 0.5 else domain(rng)
     return f"{user}@{dom}"
 
@@ -292,15 +457,23 @@ def product_code(rng: random.Random, pattern: str) -> str:
     return "".join(out)
 
 
-CODE_PATTERNS = ("LLL-DDDD", "LL-DDD-L", "DDDD-LL", "LLL-DD-DDDD", "L-DDDDD-LL", "LL-DDDD-LL",
-                 "LLLL-DDD", "DD-LLL-DD")
+CODE_PATTERNS = ("LLL-DDDD", "LL-DDD-L", "DDDD-LL", "LLL-DD-DDDD", "L-DDDDD-LL", "LL-DDDD-LL", "LLLL-DDD", "DD-LLL-DD")
 
 
 def file_path(rng: random.Random, windows: bool = False) -> str:
     """A plausible absolute file path with an extension, unix or Windows style."""
     user = ascii_fold(first_name(rng)).lower().replace("'", "")
-    top = rng.choice((f"home/{user}", f"Users/{user}/Documents", "srv/data", "var/www", "opt/app",
-                      f"home/{user}/Downloads", "mnt/share"))
+    top = rng.choice(
+        (
+            f"home/{user}",
+            f"Users/{user}/Documents",
+            "srv/data",
+            "var/www",
+            "opt/app",
+            f"home/{user}/Downloads",
+            "mnt/share",
+        )
+    )
     if windows:
         top = rng.choice((f"Users/{user}/Documents", f"Users/{user}/Desktop", "Projects", "Shared"))
     dirs = [rng.choice(DIR_WORDS) for _ in range(rng.randint(0, 2))]
@@ -335,4 +508,4 @@ def decimal_str(rng: random.Random, int_hi: int = 999, places: int | None = None
     p = rng.randint(1, 4) if places is None else places
     if p == 0:
         return str(rng.randint(0, int_hi))
-    return f"{rng.randint(0, int_hi)}.{rng.randint(0, 10 ** p - 1):0{p}d}"
+    return f"{rng.randint(0, int_hi)}.{rng.randint(0, 10**p - 1):0{p}d}"

@@ -107,8 +107,10 @@ def check_in_sync(tensors: list[Tensor], what: str, tolerance: float = 1e-6) -> 
     dist.all_reduce(high, op=dist.ReduceOp.MAX)
     dist.all_reduce(low, op=dist.ReduceOp.MIN)
     if ((high - low).abs() > tolerance * (1 + high.abs())).any():
-        raise RuntimeError(f"ranks disagree on the {what}: the trained module must be called as module(...) "
-                           "inside the loss so that DistributedDataParallel averages its gradients")
+        raise RuntimeError(
+            f"ranks disagree on the {what}: the trained module must be called as module(...) "
+            "inside the loss so that DistributedDataParallel averages its gradients"
+        )
 
 
 def _collective_device() -> torch.device:
@@ -140,8 +142,9 @@ def data_parallel(module: nn.Module) -> Iterator[None]:
         yield
         return
     where = next(module.parameters()).device
-    ddp = DistributedDataParallel(_ClassForward(module), device_ids=[where.index] if where.type == "cuda" else None,
-                                  static_graph=True)
+    ddp = DistributedDataParallel(
+        _ClassForward(module), device_ids=[where.index] if where.type == "cuda" else None, static_graph=True
+    )
     module.forward = lambda *args, **kwargs: ddp(*args, **kwargs)
     try:
         yield

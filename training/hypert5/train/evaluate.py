@@ -83,8 +83,10 @@ class Scores:
         out: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
         for name, fams in self.by.items():
             for family, pairs in fams.items():
-                out[family][name] = {"exact": self._percent([e for e, _ in pairs]),
-                                     "similarity": self._percent([s for _, s in pairs])}
+                out[family][name] = {
+                    "exact": self._percent([e for e, _ in pairs]),
+                    "similarity": self._percent([s for _, s in pairs]),
+                }
         return dict(sorted(out.items()))
 
 
@@ -114,8 +116,15 @@ def random_init(kind: str, settings, generator: torch.Generator) -> dict[str, to
 TUNE_LR = {"lora": 1e-3, "prefix": 3e-2}
 
 
-def tune(model: T5, adapter: dict[str, torch.Tensor], demos: list[tuple[str, str]], steps: int,
-         lr: float, batch: int | None = None, rng: random.Random | None = None) -> dict[str, torch.Tensor]:
+def tune(
+    model: T5,
+    adapter: dict[str, torch.Tensor],
+    demos: list[tuple[str, str]],
+    steps: int,
+    lr: float,
+    batch: int | None = None,
+    rng: random.Random | None = None,
+) -> dict[str, torch.Tensor]:
     """Gradient descent on the adapter tensors only, on the k demonstrations: full batch, or ``batch``
     pairs drawn by ``rng`` each step (the capacity ceiling tunes on many more pairs than k)."""
     rng = rng or random.Random(0)
@@ -157,11 +166,19 @@ def save_result(run: Path, stem: str, stage: str, result: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/default"))
-    parser.add_argument("--split", choices=["val", "train", "programs"], default="val",
-                        help="held-out families (the benchmark), the training families (fresh tasks of them) or "
-                             "fresh random programs of --program-language")
-    parser.add_argument("--program-language", choices=sorted(PROGRAM_LANGUAGES), default="tokens",
-                        help="with --split programs: the language the programs are drawn from")
+    parser.add_argument(
+        "--split",
+        choices=["val", "train", "programs"],
+        default="val",
+        help="held-out families (the benchmark), the training families (fresh tasks of them) or "
+        "fresh random programs of --program-language",
+    )
+    parser.add_argument(
+        "--program-language",
+        choices=sorted(PROGRAM_LANGUAGES),
+        default="tokens",
+        help="with --split programs: the language the programs are drawn from",
+    )
     parser.add_argument("--tasks-per-family", type=int, default=4)
     parser.add_argument("--queries", type=int, default=8)
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
@@ -171,8 +188,12 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--tune-lr-{kind}", type=float, default=lr, help=f"Adam lr of {kind} tuning")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--refine-bundle", type=Path, default=None,
-                        help="also the refine rows through this bundle's training-step graphs (eval_refine.json)")
+    parser.add_argument(
+        "--refine-bundle",
+        type=Path,
+        default=None,
+        help="also the refine rows through this bundle's training-step graphs (eval_refine.json)",
+    )
     parser.add_argument("--refine-steps", type=int, nargs="+", default=[25, 50, 100, 200])
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -223,8 +244,9 @@ def main(argv: list[str] | None = None) -> None:
             for init, adapter in (("random_init", random_init(kind, settings, generator)), ("hyper_init", start)):
                 trained = tune(downstream, adapter, demos, args.tune_steps, tune_lr[kind])
                 with torch.no_grad():
-                    scores[k].add(f"tuned_{kind}_{init}", family,
-                                  predictions(downstream, xs, repeat(trained, len(xs))), ys)
+                    scores[k].add(
+                        f"tuned_{kind}_{init}", family, predictions(downstream, xs, repeat(trained, len(xs))), ys
+                    )
     if k in scores:
         print(f"k={k} with tuning: {scores[k].exact()}", flush=True)
     for k, row in scores.items():
@@ -232,17 +254,34 @@ def main(argv: list[str] | None = None) -> None:
         for family, by_name in row.per_family().items():
             cells = (f"{name} {v['exact']:g} ({v['similarity']:g})" for name, v in by_name.items())
             print(f"  {family:24s} " + "  ".join(cells))
-    result = {"split": args.split, "families": families, "tasks_per_family": args.tasks_per_family,
-              "queries_per_task": args.queries, "tune_steps": args.tune_steps, "tune_lr": tune_lr, "seed": args.seed,
-              **({"program_language": args.program_language} if args.split == "programs" else {}),
-              "exact_match_percent": {f"k={k}": row.exact() for k, row in scores.items()},
-              "per_family": {f"k={k}": row.per_family() for k, row in scores.items()},
-              "seconds": round(time.time() - t0)}
+    result = {
+        "split": args.split,
+        "families": families,
+        "tasks_per_family": args.tasks_per_family,
+        "queries_per_task": args.queries,
+        "tune_steps": args.tune_steps,
+        "tune_lr": tune_lr,
+        "seed": args.seed,
+        **({"program_language": args.program_language} if args.split == "programs" else {}),
+        "exact_match_percent": {f"k={k}": row.exact() for k, row in scores.items()},
+        "per_family": {f"k={k}": row.per_family() for k, row in scores.items()},
+        "seconds": round(time.time() - t0),
+    }
     suffix = "" if args.split == "val" else f"_{args.split}"
     save_result(args.run, f"eval{suffix}", f"evaluation{suffix}", result)
     if args.refine_bundle is not None and args.split == "val":
-        refined = run_grid(args.refine_bundle, args.shots, args.refine_steps, ["lora", "prefix"], list(AUGMENTS),
-                           list(INITS), args.tasks_per_family, args.queries, args.seed, args.threads)
+        refined = run_grid(
+            args.refine_bundle,
+            args.shots,
+            args.refine_steps,
+            ["lora", "prefix"],
+            list(AUGMENTS),
+            list(INITS),
+            args.tasks_per_family,
+            args.queries,
+            args.seed,
+            args.threads,
+        )
         (args.run / "eval_refine.json").write_text(json.dumps(refined, indent=1))
         record(args.run, "evaluation_refine", summary_for_provenance(refined))
 

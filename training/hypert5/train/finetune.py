@@ -17,15 +17,24 @@ import time
 
 import torch
 
+from ..t5 import enable_gradient_checkpointing
 from ..tasks import Episode
 from ..tasks.mixture import sample_training_episode
-from ..t5 import enable_gradient_checkpointing
 from . import distributed
 from .hyperloss import hyper_batch_loss, hyper_text_batch
 from .loop import LoopOptions, train
 from .prefetch import Prefetcher
-from .settings import (add_programs_argument, check_programs, load_downstream, load_hyper, read_settings, record,
-                       save_module, stage_parser, step_rng)
+from .settings import (
+    add_programs_argument,
+    check_programs,
+    load_downstream,
+    load_hyper,
+    read_settings,
+    record,
+    save_module,
+    stage_parser,
+    step_rng,
+)
 from .sources import TaskEpisodes
 from .text import TextCodec
 
@@ -35,18 +44,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kind", choices=["lora", "prefix"], required=True)
     parser.add_argument("--episodes", type=int, default=16, help="episodes (adapters) per step")
     parser.add_argument("--queries", type=int, default=4, help="queries per episode")
-    parser.add_argument("--data", help="p3:PATH or sni:PATH, a file, folder or glob (default: the generated "
-                                       "training families)")
-    parser.add_argument("--exclude", nargs="+", action="extend", default=[], metavar="TASK",
-                        help="with --data: template or task names (file stems) held out for evaluation")
-    parser.add_argument("--sni-context", choices=["examples", "raw"], default="examples",
-                        help="SNI Def+2Pos as the run's example format, as the service and the evaluation harness "
-                             "send it (default), or as the SNI paper's raw text")
+    parser.add_argument(
+        "--data", help="p3:PATH or sni:PATH, a file, folder or glob (default: the generated training families)"
+    )
+    parser.add_argument(
+        "--exclude",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="TASK",
+        help="with --data: template or task names (file stems) held out for evaluation",
+    )
+    parser.add_argument(
+        "--sni-context",
+        choices=["examples", "raw"],
+        default="examples",
+        help="SNI Def+2Pos as the run's example format, as the service and the evaluation harness "
+        "send it (default), or as the SNI paper's raw text",
+    )
     parser.add_argument("--k-min", type=int, default=1, help="fewest examples the hypermodel reads (P3, generated)")
     parser.add_argument("--k-max", type=int, default=8, help="most examples the hypermodel reads (P3, generated)")
-    parser.add_argument("--phase", default="stage2",
-                        help="name of this fine-tuning phase: its checkpoint folder (<phase>_<kind>), data stream and "
-                             "provenance key; another name continues from the hypermodel a phase before it left")
+    parser.add_argument(
+        "--phase",
+        default="stage2",
+        help="name of this fine-tuning phase: its checkpoint folder (<phase>_<kind>), data stream and "
+        "provenance key; another name continues from the hypermodel a phase before it left",
+    )
     add_programs_argument(parser, "the generated episodes")
     args = parser.parse_args(argv)
     distributed.init()
@@ -60,8 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     codec = TextCodec.for_run(args.run, settings)
     fmt = settings.hyper_input
     try:
-        tasks = (TaskEpisodes(args.data, fmt, args.k_min, args.k_max, args.exclude, args.sni_context)
-                 if args.data else None)
+        tasks = (
+            TaskEpisodes(args.data, fmt, args.k_min, args.k_max, args.exclude, args.sni_context) if args.data else None
+        )
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     downstream = load_downstream(args.run).to(distributed.device())
@@ -72,8 +96,9 @@ def main(argv: list[str] | None = None) -> None:
         enable_gradient_checkpointing(downstream)  # the frozen downstream holds most activations
 
     def generated_episode(rng: random.Random) -> Episode:
-        return sample_training_episode(rng, rng.randint(args.k_min, args.k_max), args.queries, args.programs,
-                                       args.program_language)
+        return sample_training_episode(
+            rng, rng.randint(args.k_min, args.k_max), args.queries, args.programs, args.program_language
+        )
 
     def make_batch(step: int) -> dict[str, torch.Tensor]:
         rng = step_rng(args.seed, f"{args.phase}-{args.kind}", step)
@@ -85,17 +110,34 @@ def main(argv: list[str] | None = None) -> None:
 
     batches = Prefetcher(make_batch, args.steps, args.workers)
     t0 = time.time()
-    steps = train(hyper, lambda step: hyper_batch_loss(hyper, downstream, batches(step)), args.steps,
-                  args.run / f"{args.phase}_{args.kind}", lr=args.lr, warmup=200,
-                  desc=f"{args.phase} finetune {args.kind}", options=LoopOptions.from_args(args),
-                  time_budget=args.time_budget)
+    steps = train(
+        hyper,
+        lambda step: hyper_batch_loss(hyper, downstream, batches(step)),
+        args.steps,
+        args.run / f"{args.phase}_{args.kind}",
+        lr=args.lr,
+        warmup=200,
+        desc=f"{args.phase} finetune {args.kind}",
+        options=LoopOptions.from_args(args),
+        time_budget=args.time_budget,
+    )
     if distributed.is_main():  # one writer: every rank holds the same weights
         save_module(hyper, args.run / f"hyper_{args.kind}.safetensors")
-        record(args.run, f"{args.phase}_finetune_{args.kind}", {
-            "steps": steps, "episodes": args.episodes, "queries": args.queries, "k": f"{args.k_min}-{args.k_max}",
-            "lr": args.lr, **({"data": args.data, **tasks.describe()} if tasks else {}),
-            **programs,
-            "device": distributed.device().type, "seconds_last_session": round(time.time() - t0)})
+        record(
+            args.run,
+            f"{args.phase}_finetune_{args.kind}",
+            {
+                "steps": steps,
+                "episodes": args.episodes,
+                "queries": args.queries,
+                "k": f"{args.k_min}-{args.k_max}",
+                "lr": args.lr,
+                **({"data": args.data, **tasks.describe()} if tasks else {}),
+                **programs,
+                "device": distributed.device().type,
+                "seconds_last_session": round(time.time() - t0),
+            },
+        )
         print(f"{'stage 2' if args.phase == 'stage2' else args.phase} ({args.kind}) done")
     distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
 

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..generate import pad_batch
 from ..hypermodel import HyperT5
 from ..t5 import T5
-from ..generate import pad_batch
 from .text import TextCodec, targets
 
 Ids = list[int]
@@ -22,8 +22,10 @@ Ids = list[int]
 
 def hyper_text_batch(contexts: list[str], pairs: list[list[tuple[str, str]]], codec: TextCodec) -> dict[str, Tensor]:
     """contexts[i] conditions every (source, target) in pairs[i]; texts cut to the run's limits."""
-    return hyper_batch([codec.context(c) for c in contexts],
-                       [[(codec.source(s), codec.target(t)) for s, t in group] for group in pairs])
+    return hyper_batch(
+        [codec.context(c) for c in contexts],
+        [[(codec.source(s), codec.target(t)) for s, t in group] for group in pairs],
+    )
 
 
 def hyper_batch(contexts: list[Ids], pairs: list[list[tuple[Ids, Ids]]]) -> dict[str, Tensor]:
@@ -32,8 +34,15 @@ def hyper_batch(contexts: list[Ids], pairs: list[list[tuple[Ids, Ids]]]) -> dict
     flat = [pair for group in pairs for pair in group]
     ids, mask = pad_batch([src for src, _ in flat])
     decoder_in, labels = targets([tgt for _, tgt in flat])
-    return {"ctx_ids": ctx_ids, "ctx_mask": ctx_mask, "counts": torch.tensor([len(p) for p in pairs]),
-            "ids": ids, "mask": mask, "decoder_in": decoder_in, "labels": labels}
+    return {
+        "ctx_ids": ctx_ids,
+        "ctx_mask": ctx_mask,
+        "counts": torch.tensor([len(p) for p in pairs]),
+        "ids": ids,
+        "mask": mask,
+        "decoder_in": decoder_in,
+        "labels": labels,
+    }
 
 
 def hyper_batch_loss(hyper: HyperT5, downstream: T5, batch: dict[str, Tensor]) -> torch.Tensor:

@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from ..tasks import sample_corpus_text
 from ..t5 import enable_gradient_checkpointing
+from ..tasks import sample_corpus_text
 from . import distributed
 from .hyperloss import hyper_batch, hyper_batch_loss, hyper_text_batch
 from .loop import LoopOptions, train
@@ -43,8 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__, steps=100, lr=5e-4)
     parser.add_argument("--kind", choices=["lora", "prefix"], required=True)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--corpus", help="documents to cut into A, B, C, D: a .txt/.jsonl file, folder or glob "
-                                         "(default: the generated domain corpus)")
+    parser.add_argument(
+        "--corpus",
+        help="documents to cut into A, B, C, D: a .txt/.jsonl file, folder or glob "
+        "(default: the generated domain corpus)",
+    )
     args = parser.parse_args(argv)
     distributed.init()
     torch.set_num_threads(args.threads)
@@ -69,15 +72,31 @@ def main(argv: list[str] | None = None) -> None:
 
     batches = Prefetcher(make_batch, args.steps, args.workers)
     t0 = time.time()
-    steps = train(hyper, lambda step: hyper_batch_loss(hyper, downstream, batches(step)), args.steps,
-                  args.run / f"stage1_{args.kind}", lr=args.lr, warmup=100, desc=f"stage1 hyperpretrain {args.kind}",
-                  options=LoopOptions.from_args(args), time_budget=args.time_budget)
+    steps = train(
+        hyper,
+        lambda step: hyper_batch_loss(hyper, downstream, batches(step)),
+        args.steps,
+        args.run / f"stage1_{args.kind}",
+        lr=args.lr,
+        warmup=100,
+        desc=f"stage1 hyperpretrain {args.kind}",
+        options=LoopOptions.from_args(args),
+        time_budget=args.time_budget,
+    )
     if distributed.is_main():  # one writer: every rank holds the same weights
         save_module(hyper, args.run / f"hyper_{args.kind}.safetensors")
-        record(args.run, f"stage1_hyperpretrain_{args.kind}", {"steps": steps, "batch": args.batch, "lr": args.lr,
-                                                               **({"corpus": args.corpus} if args.corpus else {}),
-                                                               "device": distributed.device().type,
-                                                               "seconds_last_session": round(time.time() - t0)})
+        record(
+            args.run,
+            f"stage1_hyperpretrain_{args.kind}",
+            {
+                "steps": steps,
+                "batch": args.batch,
+                "lr": args.lr,
+                **({"corpus": args.corpus} if args.corpus else {}),
+                "device": distributed.device().type,
+                "seconds_last_session": round(time.time() - t0),
+            },
+        )
         print(f"stage 1 ({args.kind}) done")
     distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
 

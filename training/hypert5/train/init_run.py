@@ -51,8 +51,10 @@ def check_t5_folder(folder: Path) -> dict:
         raise NotAT5Checkpoint(f"{config_path}: not valid JSON ({e})") from e
     model_type = config.get("model_type")
     if model_type not in T5_MODEL_TYPES:
-        raise NotAT5Checkpoint(f"{config_path}: model_type={model_type!r}, expected one of {T5_MODEL_TYPES} "
-                               f"(HyperT5 needs an encoder-decoder T5)")
+        raise NotAT5Checkpoint(
+            f"{config_path}: model_type={model_type!r}, expected one of {T5_MODEL_TYPES} "
+            f"(HyperT5 needs an encoder-decoder T5)"
+        )
     if not any(folder.glob("*.safetensors")) and not (folder / "pytorch_model.bin").exists():
         raise NotAT5Checkpoint(f"{folder}: config.json but no weights (*.safetensors or pytorch_model.bin)")
     for name, want in (("pad_token_id", 0), ("eos_token_id", 1), ("decoder_start_token_id", 0)):
@@ -96,8 +98,10 @@ def _convert_spiece(folder: Path, out: Path) -> None:
         controls = [p.piece for p in proto.pieces if p.type in (2, 3)]  # unknown, control: <unk>, <pad>, </s>
         tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in controls + sentinels])
     except Exception as e:  # version-dependent internals: say what to do instead
-        raise NotAT5Checkpoint(f"{folder / 'spiece.model'}: could not convert to tokenizer.json ({e!r}); save one "
-                               f"with transformers (AutoTokenizer.from_pretrained(...).save_pretrained(...))") from e
+        raise NotAT5Checkpoint(
+            f"{folder / 'spiece.model'}: could not convert to tokenizer.json ({e!r}); save one "
+            f"with transformers (AutoTokenizer.from_pretrained(...).save_pretrained(...))"
+        ) from e
     tok.save(str(out))
 
 
@@ -112,11 +116,22 @@ def _check_tokenizer(path: Path, vocab_size: int, origin: Path) -> None:
         raise NotAT5Checkpoint(f"{origin}: {tok.get_vocab_size()} tokens but the model's vocab_size is {vocab_size}")
 
 
-def init_run(folder: Path, run: Path, *, name: str | None = None, lora_rank: int = 8, lora_alpha: float | None = None,
-             prefix_positions: int = 16, prefix_attention: str = "peft", head_hidden: int = 128,
-             default_kind: str = "prefix",
-             hyper_max_tokens: int | None = None, encoder_max_tokens: int | None = None,
-             max_new_tokens: int | None = None, max_examples: int = 16) -> BundleSettings:
+def init_run(
+    folder: Path,
+    run: Path,
+    *,
+    name: str | None = None,
+    lora_rank: int = 8,
+    lora_alpha: float | None = None,
+    prefix_positions: int = 16,
+    prefix_attention: str = "peft",
+    head_hidden: int = 128,
+    default_kind: str = "prefix",
+    hyper_max_tokens: int | None = None,
+    encoder_max_tokens: int | None = None,
+    max_new_tokens: int | None = None,
+    max_examples: int = 16,
+) -> BundleSettings:
     """Write the run folder; limits left None take the tokenizer's defaults (LIMITS)."""
     config = check_t5_folder(folder)
     if (run / "hypert5.json").exists():
@@ -131,14 +146,21 @@ def init_run(folder: Path, run: Path, *, name: str | None = None, lora_rank: int
     settings = BundleSettings(
         dims=dims,
         lora=LoraSpec(rank=lora_rank, alpha=float(lora_alpha if lora_alpha is not None else 2 * lora_rank)),
-        prefix=PrefixSpec(num_positions=prefix_positions, attention=prefix_attention), head_hidden=head_hidden,
+        prefix=PrefixSpec(num_positions=prefix_positions, attention=prefix_attention),
+        head_hidden=head_hidden,
         tokenizer=tokenizer,
         hyper_input=HyperInputFormat(max_tokens=hyper_max_tokens or hyper_max, max_examples=max_examples),
         encoder_max_tokens=encoder_max_tokens or encoder_max,
         generation={"max_new_tokens": max_new_tokens or new_max, "num_beams": 1},
-        default_kind=default_kind, name=name or f"hypert5-{folder.resolve().name}",
-        provenance={"initialized_from": {"checkpoint": str(folder.resolve()), "model_type": config["model_type"],
-                                         "name_or_path": config.get("_name_or_path")}},
+        default_kind=default_kind,
+        name=name or f"hypert5-{folder.resolve().name}",
+        provenance={
+            "initialized_from": {
+                "checkpoint": str(folder.resolve()),
+                "model_type": config["model_type"],
+                "name_or_path": config.get("_name_or_path"),
+            }
+        },
     )
     save_module(downstream, run / "downstream.safetensors")
     write_settings(run, settings)
@@ -153,32 +175,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lora-rank", type=int, default=8)
     parser.add_argument("--lora-alpha", type=float, help="LoRA scaling numerator (default: 2 * rank)")
     parser.add_argument("--prefix-positions", type=int, default=16, help="prefix length P")
-    parser.add_argument("--prefix-attention", choices=["peft", "gated"], default="peft",
-                        help="peft: HF PEFT prefix tuning's attention (decoder self-attention, one softmax), so prefix "
-                             "adapters convert to and from PEFT; gated: gated prefixes at every attention site "
-                             "(models/README.md, \"Adapter kinds\")")
+    parser.add_argument(
+        "--prefix-attention",
+        choices=["peft", "gated"],
+        default="peft",
+        help="peft: HF PEFT prefix tuning's attention (decoder self-attention, one softmax), so prefix "
+        "adapters convert to and from PEFT; gated: gated prefixes at every attention site "
+        '(models/README.md, "Adapter kinds")',
+    )
     parser.add_argument("--head-hidden", type=int, default=128, help="hidden width of the parameter heads")
     parser.add_argument("--default-kind", choices=["lora", "prefix"], default="prefix")
-    parser.add_argument("--hyper-max-tokens", type=int, help="hypermodel input limit in tokens "
-                                                             "(default: 2048 bytes or 1024 SentencePiece tokens)")
+    parser.add_argument(
+        "--hyper-max-tokens",
+        type=int,
+        help="hypermodel input limit in tokens (default: 2048 bytes or 1024 SentencePiece tokens)",
+    )
     parser.add_argument("--encoder-max-tokens", type=int, help="downstream input limit (default: 1024 or 512)")
     parser.add_argument("--max-new-tokens", type=int, help="target / generation limit (default: 256 or 128)")
     parser.add_argument("--max-examples", type=int, default=16, help="most examples one adapter is made from")
     args = parser.parse_args(argv)
     try:
-        settings = init_run(args.checkpoint, args.run, name=args.name, lora_rank=args.lora_rank,
-                            lora_alpha=args.lora_alpha, prefix_positions=args.prefix_positions,
-                            prefix_attention=args.prefix_attention,
-                            head_hidden=args.head_hidden, default_kind=args.default_kind,
-                            hyper_max_tokens=args.hyper_max_tokens, encoder_max_tokens=args.encoder_max_tokens,
-                            max_new_tokens=args.max_new_tokens, max_examples=args.max_examples)
+        settings = init_run(
+            args.checkpoint,
+            args.run,
+            name=args.name,
+            lora_rank=args.lora_rank,
+            lora_alpha=args.lora_alpha,
+            prefix_positions=args.prefix_positions,
+            prefix_attention=args.prefix_attention,
+            head_hidden=args.head_hidden,
+            default_kind=args.default_kind,
+            hyper_max_tokens=args.hyper_max_tokens,
+            encoder_max_tokens=args.encoder_max_tokens,
+            max_new_tokens=args.max_new_tokens,
+            max_examples=args.max_examples,
+        )
     except (NotAT5Checkpoint, FileExistsError, ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     d = settings.dims
-    print(f"{args.run}: {settings.name}, T5 d_model={d.d_model} layers={d.num_layers}/{d.num_decoder_layers} "
-          f"vocab={d.vocab_size}, tokenizer {settings.tokenizer['type']}, limits hypermodel "
-          f"{settings.hyper_input.max_tokens} / encoder {settings.encoder_max_tokens} / new "
-          f"{settings.generation['max_new_tokens']} tokens")
+    print(
+        f"{args.run}: {settings.name}, T5 d_model={d.d_model} layers={d.num_layers}/{d.num_decoder_layers} "
+        f"vocab={d.vocab_size}, tokenizer {settings.tokenizer['type']}, limits hypermodel "
+        f"{settings.hyper_input.max_tokens} / encoder {settings.encoder_max_tokens} / new "
+        f"{settings.generation['max_new_tokens']} tokens"
+    )
     return 0
 
 

@@ -39,8 +39,11 @@ def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 
 def _trained_stages(settings: BundleSettings) -> dict[str, Any]:
     """The provenance's training stages; evaluations measured one run's weights and do not carry over."""
-    return {name: figures for name, figures in settings.provenance.get("stages", {}).items()
-            if not name.startswith("evaluation")}
+    return {
+        name: figures
+        for name, figures in settings.provenance.get("stages", {}).items()
+        if not name.startswith("evaluation")
+    }
 
 
 def interpolate(base: Path, tuned: Path, alpha: float, kind: str, out: Path) -> dict[str, Any]:
@@ -55,7 +58,9 @@ def interpolate(base: Path, tuned: Path, alpha: float, kind: str, out: Path) -> 
     base_stages, tuned_stages = _trained_stages(base_settings), _trained_stages(tuned_settings)
     if any(name not in tuned_stages for name in base_stages):
         raise InterpolateError(f"{tuned} does not continue {base}: its provenance lacks some of the base's stages")
-    if not _same_tensors(load_file(str(base / "downstream.safetensors")), load_file(str(tuned / "downstream.safetensors"))):
+    if not _same_tensors(
+        load_file(str(base / "downstream.safetensors")), load_file(str(tuned / "downstream.safetensors"))
+    ):
         raise InterpolateError(f"{base} and {tuned} hold different downstream weights: stage 2 keeps it frozen")
     a, b = load_file(str(base / f"hyper_{kind}.safetensors")), load_file(str(tuned / f"hyper_{kind}.safetensors"))
     if a.keys() != b.keys() or any(a[name].shape != b[name].shape for name in a):
@@ -64,11 +69,16 @@ def interpolate(base: Path, tuned: Path, alpha: float, kind: str, out: Path) -> 
     # Run folders keep per-phase optimizer state (stage*/) and evaluations (eval*.json) of the base's
     # weights: neither belongs to the interpolated model.
     shutil.copytree(base, out, ignore=shutil.ignore_patterns("stage*", "eval*.json", "*.lock"))
-    mixed = {name: ((1.0 - alpha) * a[name].double() + alpha * b[name].double()).to(a[name].dtype).contiguous()
-             for name in a}
+    mixed = {
+        name: ((1.0 - alpha) * a[name].double() + alpha * b[name].double()).to(a[name].dtype).contiguous() for name in a
+    }
     save_file(mixed, str(out / f"hyper_{kind}.safetensors"))
-    info = {"base": str(base), "tuned": str(tuned), "alpha": alpha,
-            "tuned_stages": {name: figures for name, figures in tuned_stages.items() if name not in base_stages}}
+    info = {
+        "base": str(base),
+        "tuned": str(tuned),
+        "alpha": alpha,
+        "tuned_stages": {name: figures for name, figures in tuned_stages.items() if name not in base_stages},
+    }
     base_settings.provenance["stages"] = base_stages | {f"interpolate_{kind}": info}
     write_settings(out, base_settings)
     return info
@@ -86,8 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         info = interpolate(args.base, args.tuned, args.alpha, args.kind, args.out)
     except (InterpolateError, FileNotFoundError) as error:
         parser.error(str(error))
-    print(f"wrote {args.out}: hyper_{args.kind} = {1 - args.alpha:g} x {args.base} + {args.alpha:g} x {args.tuned} "
-          f"(tuned stages: {', '.join(info['tuned_stages']) or 'none'})", file=sys.stderr)
+    print(
+        f"wrote {args.out}: hyper_{args.kind} = {1 - args.alpha:g} x {args.base} + {args.alpha:g} x {args.tuned} "
+        f"(tuned stages: {', '.join(info['tuned_stages']) or 'none'})",
+        file=sys.stderr,
+    )
     return 0
 
 

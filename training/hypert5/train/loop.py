@@ -45,13 +45,24 @@ class LoopOptions:
 
 def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bf16", action="store_true", help="autocast the forward to bfloat16 (weights stay fp32)")
-    parser.add_argument("--grad-checkpointing", action="store_true",
-                        help="recompute T5 blocks in the backward pass to save activation memory")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="processes that build batches ahead of the step (prefetch.py); 0: in the training process")
-    parser.add_argument("--time-budget", type=float, metavar="SECONDS",
-                        help="fit the run into this many seconds: after the first steps the loop measures its speed "
-                             "and sets the total (at most --steps), which the checkpoint keeps for resumes")
+    parser.add_argument(
+        "--grad-checkpointing",
+        action="store_true",
+        help="recompute T5 blocks in the backward pass to save activation memory",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes that build batches ahead of the step (prefetch.py); 0: in the training process",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="fit the run into this many seconds: after the first steps the loop measures its speed "
+        "and sets the total (at most --steps), which the checkpoint keeps for resumes",
+    )
 
 
 # Steps [start + 10, start + 40) time the loop for --time-budget: the first ten carry one-off costs
@@ -66,10 +77,21 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * max(0.05, 1.0 - (step - warmup) / max(1, total - warmup))
 
 
-def train(module: nn.Module, loss_fn: Callable[[int], torch.Tensor], steps: int, state_dir: Path, *,
-          lr: float, warmup: int = 200, checkpoint_every: int = 250, desc: str = "train",
-          weight_decay: float = 0.01, log_every: int = 50, options: LoopOptions = LoopOptions(),
-          time_budget: float | None = None) -> int:
+def train(
+    module: nn.Module,
+    loss_fn: Callable[[int], torch.Tensor],
+    steps: int,
+    state_dir: Path,
+    *,
+    lr: float,
+    warmup: int = 200,
+    checkpoint_every: int = 250,
+    desc: str = "train",
+    weight_decay: float = 0.01,
+    log_every: int = 50,
+    options: LoopOptions = LoopOptions(),
+    time_budget: float | None = None,
+) -> int:
     """Run ``loss_fn(step)`` for steps [resume point, total) and keep ``state_dir/state.pt`` current;
     returns total: ``steps``, or with ``time_budget`` (seconds) as many as fit at the measured speed.
 
@@ -94,8 +116,7 @@ def train(module: nn.Module, loss_fn: Callable[[int], torch.Tensor], steps: int,
         if time_budget is not None and "budgeted_total" in state:  # the schedule the budget chose
             total, budgeted = min(steps, state["budgeted_total"]), True
     distributed.check_in_sync([torch.tensor(float(start))], "resume step (is the run folder shared by every node?)")
-    autocast = (torch.autocast(params[0].device.type, dtype=torch.bfloat16) if options.bf16 and params
-                else nullcontext())
+    autocast = torch.autocast(params[0].device.type, dtype=torch.bfloat16) if options.bf16 and params else nullcontext()
     log = (state_dir / "log.jsonl").open("a") if main else None
     module.train()
     bar = tqdm(desc=desc, initial=start, total=total, mininterval=10, smoothing=0.05, disable=not main)
@@ -118,14 +139,21 @@ def train(module: nn.Module, loss_fn: Callable[[int], torch.Tensor], steps: int,
                 if step + 1 == start + CALIBRATION[0]:
                     t_mark = time.time()
                 elif step + 1 == start + CALIBRATION[1]:
-                    total, budgeted = _fit(time_budget, time.time() - t0, (time.time() - t_mark) / (
-                        CALIBRATION[1] - CALIBRATION[0]), step + 1, total), True
+                    total, budgeted = (
+                        _fit(
+                            time_budget,
+                            time.time() - t0,
+                            (time.time() - t_mark) / (CALIBRATION[1] - CALIBRATION[0]),
+                            step + 1,
+                            total,
+                        ),
+                        True,
+                    )
                     bar.total = total
             # Over budget anyway (steps slowed down, e.g. other stages sharing the GPU, or the budget
             # ran out before the speed was measured): stop here. The slowest rank's elapsed time
             # decides, so that every rank stops at the same step.
-            if (time_budget is not None and step + 1 < total
-                    and distributed.maximum(time.time() - t0) > time_budget):
+            if time_budget is not None and step + 1 < total and distributed.maximum(time.time() - t0) > time_budget:
                 total, budgeted = step + 1, True
                 bar.total = total
             if step == start:
@@ -133,16 +161,31 @@ def train(module: nn.Module, loss_fn: Callable[[int], torch.Tensor], steps: int,
             if (step + 1) % log_every == 0:
                 logged = distributed.mean(ema)  # the EMA is linear, so this is the EMA of the global loss
                 if log is not None:
-                    log.write(json.dumps({"step": step + 1, "loss": round(logged, 4),
-                                          "lr": lr_at(step, total, lr, warmup),
-                                          "elapsed_s": round(time.time() - t0, 1)}) + "\n")
+                    log.write(
+                        json.dumps(
+                            {
+                                "step": step + 1,
+                                "loss": round(logged, 4),
+                                "lr": lr_at(step, total, lr, warmup),
+                                "elapsed_s": round(time.time() - t0, 1),
+                            }
+                        )
+                        + "\n"
+                    )
                     log.flush()
             if (step + 1) % checkpoint_every == 0 or step + 1 == total:
                 distributed.check_in_sync(params, "parameters at a checkpoint")
                 if main:
                     tmp = state_dir / "state.pt.tmp"
-                    torch.save({"module": module.state_dict(), "optimizer": optimizer.state_dict(),
-                                "step": step + 1, **({"budgeted_total": total} if budgeted else {})}, tmp)
+                    torch.save(
+                        {
+                            "module": module.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "step": step + 1,
+                            **({"budgeted_total": total} if budgeted else {}),
+                        },
+                        tmp,
+                    )
                     os.replace(tmp, state_path)  # atomic: a kill never leaves a torn checkpoint
                 distributed.barrier()  # no rank runs ahead of (or exits before) the checkpoint on disk
             step += 1

@@ -12,14 +12,13 @@ import torch
 from safetensors.torch import load_file
 
 from ..generate import pad_batch
-from ..tasks.mixture import sample_training_episode
 from ..t5 import T5
+from ..tasks.mixture import sample_training_episode
 from . import distributed
 from .loop import LoopOptions, train
 from .prefetch import Prefetcher
 from .pretrain import seq2seq_loss
-from .settings import (add_programs_argument, check_programs, read_settings, record, save_module, stage_parser,
-                       step_rng)
+from .settings import add_programs_argument, check_programs, read_settings, record, save_module, stage_parser, step_rng
 from .text import encode, in_context_prompt, targets
 
 
@@ -49,14 +48,31 @@ def main(argv: list[str] | None = None) -> None:
 
     batches = Prefetcher(make_batch, args.steps, args.workers)
     t0 = time.time()
-    steps = train(model, lambda step: seq2seq_loss(model, batches(step)), args.steps, args.run / "mtf", lr=args.lr,
-                  desc="T5-MTF-Few-shot baseline", options=LoopOptions.from_args(args), time_budget=args.time_budget)
+    steps = train(
+        model,
+        lambda step: seq2seq_loss(model, batches(step)),
+        args.steps,
+        args.run / "mtf",
+        lr=args.lr,
+        desc="T5-MTF-Few-shot baseline",
+        options=LoopOptions.from_args(args),
+        time_budget=args.time_budget,
+    )
     if distributed.is_main():  # one writer: every rank holds the same weights
         save_module(model, args.run / "mtf_fewshot.safetensors")
-        record(args.run, "baseline_mtf_fewshot", {"steps": steps, "batch": args.batch, "lr": args.lr, "k": "1-8",
-                                                  **programs,
-                                                  "device": distributed.device().type,
-                                                  "seconds_last_session": round(time.time() - t0)})
+        record(
+            args.run,
+            "baseline_mtf_fewshot",
+            {
+                "steps": steps,
+                "batch": args.batch,
+                "lr": args.lr,
+                "k": "1-8",
+                **programs,
+                "device": distributed.device().type,
+                "seconds_last_session": round(time.time() - t0),
+            },
+        )
     distributed.cleanup()  # explicitly: a group torn down at interpreter exit can make gloo abort
 
 

@@ -51,10 +51,16 @@ class Prefetcher:
         if self.workers == 0 or step >= self.stop:
             return self.make(step)
         if self._batches is None or step != self._next:
-            loader = DataLoader(_StepBatches(self.make, step, self.stop), batch_size=None, shuffle=False,
-                                num_workers=self.workers, prefetch_factor=self.ahead, worker_init_fn=_one_thread,
-                                multiprocessing_context="fork",  # the stages' make are closures: not picklable
-                                pin_memory=torch.cuda.is_available())
+            loader = DataLoader(
+                _StepBatches(self.make, step, self.stop),
+                batch_size=None,
+                shuffle=False,
+                num_workers=self.workers,
+                prefetch_factor=self.ahead,
+                worker_init_fn=_one_thread,
+                multiprocessing_context="fork",  # the stages' make are closures: not picklable
+                pin_memory=torch.cuda.is_available(),
+            )
             self._batches = iter(loader)
         self._next = step + 1
         return next(self._batches)

@@ -58,15 +58,22 @@ def exact(runtime: OrtBundle, adapter: Adapter, pairs: list[tuple[str, str]]) ->
     return [float(runtime.tokenizer.decode(o) == y) for o, (_, y) in zip(out, pairs)]
 
 
-def fit_report(runtime: OrtBundle, refiner: OrtRefiner, kind: str, adapter: Adapter,
-               demos: list[tuple[str, str]]) -> dict[str, float | None]:
+def fit_report(
+    runtime: OrtBundle, refiner: OrtRefiner, kind: str, adapter: Adapter, demos: list[tuple[str, str]]
+) -> dict[str, float | None]:
     """How well the adapter fits its own demonstrations (module docstring)."""
     demos_exact = float(np.mean(exact(runtime, adapter, demos)))
     mean_logprob = -refiner.loss(kind, adapter, refiner.batch(demos, "none"))
     loo = None
     if len(demos) >= 2:
-        loo = float(np.mean([exact(runtime, runtime.hyper(kind, demos[:i] + demos[i + 1:]), [demos[i]])[0]
-                             for i in range(len(demos))]))
+        loo = float(
+            np.mean(
+                [
+                    exact(runtime, runtime.hyper(kind, demos[:i] + demos[i + 1 :]), [demos[i]])[0]
+                    for i in range(len(demos))
+                ]
+            )
+        )
     return {"demos_exact": demos_exact, "mean_logprob": mean_logprob, "loo_exact": loo}
 
 
@@ -76,8 +83,17 @@ def pearson(xs: list[float], ys: list[float]) -> float | None:
     return round(float(np.corrcoef(xs, ys)[0, 1]), 3)
 
 
-def evaluate_task(runtime: OrtBundle, refiner: OrtRefiner, kind: str, demos, queries, steps: list[int],
-                  augments: list[str], inits: list[str], generator: torch.Generator) -> dict:
+def evaluate_task(
+    runtime: OrtBundle,
+    refiner: OrtRefiner,
+    kind: str,
+    demos,
+    queries,
+    steps: list[int],
+    augments: list[str],
+    inits: list[str],
+    generator: torch.Generator,
+) -> dict:
     """Query exact match (a list per query) and seconds per row of one task; the one-pass fit report."""
     rows: dict[str, dict] = {}
     hyper = runtime.hyper(kind, demos)
@@ -92,11 +108,15 @@ def evaluate_task(runtime: OrtBundle, refiner: OrtRefiner, kind: str, demos, que
             began = time.perf_counter()
             for point in refiner.run(kind, start, batch, steps):
                 elapsed = time.perf_counter() - began
-                rows[f"{init}_init/{augment}/{point.steps}"] = {"exact": exact(runtime, point.adapter, queries),
-                                                                "seconds": elapsed, "loss": point.loss}
+                rows[f"{init}_init/{augment}/{point.steps}"] = {
+                    "exact": exact(runtime, point.adapter, queries),
+                    "seconds": elapsed,
+                    "loss": point.loss,
+                }
                 if init == "hyper" and augment == "none" and point.steps == max(steps):
                     rows[f"{init}_init/{augment}/{point.steps}"]["fit"] = fit_report(
-                        runtime, refiner, kind, point.adapter, demos)
+                        runtime, refiner, kind, point.adapter, demos
+                    )
                 began = time.perf_counter() - elapsed  # time the steps only, not the decodes
     return {"rows": rows, "fit": fit}
 
@@ -110,8 +130,13 @@ def summarize(tasks: list[dict], steps: list[int]) -> dict:
         for name, row in task["rows"].items():
             by_row[name] += row["exact"]
             seconds[name].append(row["seconds"])
-    table = {name: {"exact_match_percent": round(100 * float(np.mean(v)), 1),
-                    "seconds_per_adapter": round(float(np.mean(seconds[name])), 2)} for name, v in by_row.items()}
+    table = {
+        name: {
+            "exact_match_percent": round(100 * float(np.mean(v)), 1),
+            "seconds_per_adapter": round(float(np.mean(seconds[name])), 2),
+        }
+        for name, v in by_row.items()
+    }
     accuracy = {name: [float(np.mean(t["rows"][name]["exact"])) for t in tasks if name in t["rows"]] for name in by_row}
     best = f"hyper_init/none/{max(steps)}"
     correlations = {}
@@ -119,15 +144,31 @@ def summarize(tasks: list[dict], steps: list[int]) -> dict:
         values = [t["fit"][metric] for t in tasks]
         if any(v is None for v in values):
             continue
-        correlations[metric] = {"one_pass": pearson(values, accuracy["one_pass"]),
-                                **({best: pearson(values, accuracy[best])} if best in accuracy else {})}
-    fit_means = {m: round(float(np.mean([t["fit"][m] for t in tasks])), 3)
-                 for m in ("demos_exact", "mean_logprob", "loo_exact") if all(t["fit"][m] is not None for t in tasks)}
+        correlations[metric] = {
+            "one_pass": pearson(values, accuracy["one_pass"]),
+            **({best: pearson(values, accuracy[best])} if best in accuracy else {}),
+        }
+    fit_means = {
+        m: round(float(np.mean([t["fit"][m] for t in tasks])), 3)
+        for m in ("demos_exact", "mean_logprob", "loo_exact")
+        if all(t["fit"][m] is not None for t in tasks)
+    }
     return {"rows": table, "fit_mean": fit_means, "fit_correlation_with_query_exact": correlations}
 
 
-def run_grid(bundle: Path, shots: list[int], steps: list[int], kinds: list[str], augments: list[str], inits: list[str],
-             tasks_per_family: int, queries: int, seed: int, threads: int, log=print) -> dict:
+def run_grid(
+    bundle: Path,
+    shots: list[int],
+    steps: list[int],
+    kinds: list[str],
+    augments: list[str],
+    inits: list[str],
+    tasks_per_family: int,
+    queries: int,
+    seed: int,
+    threads: int,
+    log=print,
+) -> dict:
     torch.set_num_threads(threads)
     runtime = OrtBundle(bundle, threads=threads)
     refiner = OrtRefiner(runtime)
@@ -138,10 +179,18 @@ def run_grid(bundle: Path, shots: list[int], steps: list[int], kinds: list[str],
         for _ in range(tasks_per_family):  # the same tasks at every k: demos are the first k of a pool
             ep = sample_episode_for_family(rng, family, max(shots), queries)
             episodes.append((family, ep.demos, ep.queries))
-    result = {"bundle": runtime.manifest["fingerprint"], "split": "val", "families": families,
-              "tasks_per_family": tasks_per_family, "queries_per_task": queries, "seed": seed, "steps": steps,
-              "learning_rate": {k: refiner.settings[k]["learning_rate"] for k in kinds}, "threads": threads,
-              "results": {}}
+    result = {
+        "bundle": runtime.manifest["fingerprint"],
+        "split": "val",
+        "families": families,
+        "tasks_per_family": tasks_per_family,
+        "queries_per_task": queries,
+        "seed": seed,
+        "steps": steps,
+        "learning_rate": {k: refiner.settings[k]["learning_rate"] for k in kinds},
+        "threads": threads,
+        "results": {},
+    }
     began = time.time()
     for k in shots:
         for kind in kinds:
@@ -151,21 +200,38 @@ def run_grid(bundle: Path, shots: list[int], steps: list[int], kinds: list[str],
                 task = evaluate_task(runtime, refiner, kind, demos[:k], qs, steps, augments, inits, generator)
                 task["family"] = family
                 tasks.append(task)
-                log(f"k={k} {kind} task {i + 1}/{len(episodes)} {family}: " + " ".join(
-                    f"{n}={np.mean(r['exact']):.2f}" for n, r in task["rows"].items() if n.endswith(("pass", f"/{max(steps)}"))))
+                log(
+                    f"k={k} {kind} task {i + 1}/{len(episodes)} {family}: "
+                    + " ".join(
+                        f"{n}={np.mean(r['exact']):.2f}"
+                        for n, r in task["rows"].items()
+                        if n.endswith(("pass", f"/{max(steps)}"))
+                    )
+                )
             result["results"][f"k={k}/{kind}"] = summarize(tasks, steps)
             result["results"][f"k={k}/{kind}"]["per_task"] = [
-                {"family": t["family"], "fit": t["fit"],
-                 "exact": {n: float(np.mean(r["exact"])) for n, r in t["rows"].items()}} for t in tasks]
-            log(json.dumps({k2: v for k2, v in result["results"][f"k={k}/{kind}"].items() if k2 != "per_task"}, indent=1))
+                {
+                    "family": t["family"],
+                    "fit": t["fit"],
+                    "exact": {n: float(np.mean(r["exact"])) for n, r in t["rows"].items()},
+                }
+                for t in tasks
+            ]
+            log(
+                json.dumps(
+                    {k2: v for k2, v in result["results"][f"k={k}/{kind}"].items() if k2 != "per_task"}, indent=1
+                )
+            )
     result["seconds"] = round(time.time() - began)
     return result
 
 
 def summary_for_provenance(result: dict) -> dict:
     """The result without the per-task detail."""
-    return {**{k: v for k, v in result.items() if k != "results"},
-            "results": {name: {k: v for k, v in r.items() if k != "per_task"} for name, r in result["results"].items()}}
+    return {
+        **{k: v for k, v in result.items() if k != "results"},
+        "results": {name: {k: v for k, v in r.items() if k != "per_task"} for name, r in result["results"].items()},
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -184,8 +250,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if min(args.steps) < 1:
         parser.error(f"--steps must be >= 1, got {args.steps}")
-    result = run_grid(args.bundle, args.shots, args.steps, args.kinds, args.augments, args.inits,
-                      args.tasks_per_family, args.queries, args.seed, args.threads)
+    result = run_grid(
+        args.bundle,
+        args.shots,
+        args.steps,
+        args.kinds,
+        args.augments,
+        args.inits,
+        args.tasks_per_family,
+        args.queries,
+        args.seed,
+        args.threads,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out} in {result['seconds']} s")

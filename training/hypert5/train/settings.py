@@ -27,11 +27,16 @@ def default_settings() -> BundleSettings:
     return BundleSettings(
         # 384 ids as in ByT5: 3 specials, 256 bytes, then sentinels for span corruption at the top.
         dims=T5Dims(vocab_size=384, d_model=128, d_kv=32, num_heads=4, d_ff=384, num_layers=4, num_decoder_layers=4),
-        lora=LoraSpec(rank=8, alpha=16.0), prefix=PrefixSpec(num_positions=8), head_hidden=128,
-        hyper_input=HyperInputFormat(input_prefix="in: ", output_prefix=" out: ", example_separator="\n",
-                                     max_tokens=1024, max_examples=16),
-        encoder_max_tokens=256, generation={"max_new_tokens": 64, "num_beams": 1},
-        default_kind="prefix", name="hypert5-strings-small",
+        lora=LoraSpec(rank=8, alpha=16.0),
+        prefix=PrefixSpec(num_positions=8),
+        head_hidden=128,
+        hyper_input=HyperInputFormat(
+            input_prefix="in: ", output_prefix=" out: ", example_separator="\n", max_tokens=1024, max_examples=16
+        ),
+        encoder_max_tokens=256,
+        generation={"max_new_tokens": 64, "num_beams": 1},
+        default_kind="prefix",
+        name="hypert5-strings-small",
     )
 
 
@@ -50,12 +55,20 @@ def stage_parser(doc: str | None, *, steps: int, lr: float) -> argparse.Argument
 
 def add_programs_argument(parser: argparse.ArgumentParser, episodes: str) -> None:
     """--programs for the stages that draw training episodes (stage 0, stage 2, T5-MTF-Few-shot)."""
-    parser.add_argument("--programs", type=float, default=0.0,
-                        help=f"fraction of {episodes} that are random string programs instead of training families")
-    parser.add_argument("--program-language", choices=sorted(PROGRAM_LANGUAGES), default="fields",
-                        help="fields: rows of random fields (tasks/programs.py); tokens: RobustFill-style extraction "
-                             "from realistic values (tasks/token_programs.py); token-edits: the same, pieces also "
-                             "title-cased, padded, masked or with a separator replaced")
+    parser.add_argument(
+        "--programs",
+        type=float,
+        default=0.0,
+        help=f"fraction of {episodes} that are random string programs instead of training families",
+    )
+    parser.add_argument(
+        "--program-language",
+        choices=sorted(PROGRAM_LANGUAGES),
+        default="fields",
+        help="fields: rows of random fields (tasks/programs.py); tokens: RobustFill-style extraction "
+        "from realistic values (tasks/token_programs.py); token-edits: the same, pieces also "
+        "title-cased, padded, masked or with a separator replaced",
+    )
 
 
 def check_programs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:

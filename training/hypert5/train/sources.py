@@ -42,7 +42,7 @@ class CorpusDocuments:
             doc = rng.choice(self.docs)
             if len(doc) > self.window:
                 start = rng.randrange(len(doc) - self.window)
-                doc = doc[start:start + self.window]
+                doc = doc[start : start + self.window]
             ids = self.codec.tokenizer.encode(doc)
             if len(ids) >= MIN_DOC_TOKENS:
                 return self.cut(ids, rng)
@@ -62,8 +62,8 @@ class CorpusDocuments:
         room = max(2, c.context_limit - 1 - len(self.separator))
         a_keep = min(len(a), max(room // 2, room - len(d)))
         d_keep = min(len(d), room - a_keep)
-        context = a[len(a) - a_keep:] + self.separator + d[:d_keep]
-        return context[:c.context_limit - 1] + [EOS], ids[b_start:c_start] + [EOS], ids[c_start:d_start] + [EOS]
+        context = a[len(a) - a_keep :] + self.separator + d[:d_keep]
+        return context[: c.context_limit - 1] + [EOS], ids[b_start:c_start] + [EOS], ids[c_start:d_start] + [EOS]
 
 
 def parse_data(spec: str) -> tuple[str, str]:
@@ -88,8 +88,15 @@ class TaskEpisodes:
     the service can be sent and what the evaluation harness feeds (evaluation/harness.py says why);
     or "raw", the SNI paper's text (``data.def_2pos``)."""
 
-    def __init__(self, spec: str, fmt: HyperInputFormat, k_min: int, k_max: int, exclude: list[str] = (),
-                 sni_context: str = "examples"):
+    def __init__(
+        self,
+        spec: str,
+        fmt: HyperInputFormat,
+        k_min: int,
+        k_max: int,
+        exclude: list[str] = (),
+        sni_context: str = "examples",
+    ):
         if not 1 <= k_min <= k_max:
             raise ValueError(f"invalid k range {k_min}..{k_max}: need 1 <= k_min <= k_max")
         if sni_context not in SNI_CONTEXTS:
@@ -113,8 +120,10 @@ class TaskEpisodes:
             else:
                 self.tasks.append(usable)
         if not self.tasks:
-            raise ValueError(f"{spec}: no task left to train on (excluded {len(self.excluded)}, "
-                             f"without usable examples {len(self.dropped)})")
+            raise ValueError(
+                f"{spec}: no task left to train on (excluded {len(self.excluded)}, "
+                f"without usable examples {len(self.dropped)})"
+            )
 
     def sample(self, rng: random.Random, queries: int) -> tuple[str, list[tuple[str, str]]]:
         """One episode: (hypermodel context, [(downstream source, target)] * <= queries)."""

@@ -40,8 +40,12 @@ class TextCodec:
     @classmethod
     def for_run(cls, run: Path, settings: BundleSettings) -> "TextCodec":
         """The default model gives (bytes, 1024, 256, 64), the values these stages always used."""
-        return cls(from_spec(settings.tokenizer, run), settings.hyper_input.max_tokens,
-                   settings.encoder_max_tokens, int(settings.generation.get("max_new_tokens", 64)))
+        return cls(
+            from_spec(settings.tokenizer, run),
+            settings.hyper_input.max_tokens,
+            settings.encoder_max_tokens,
+            int(settings.generation.get("max_new_tokens", 64)),
+        )
 
     def context(self, text: str) -> list[int]:
         return encode(text, self.context_limit, self.tokenizer)
@@ -60,8 +64,9 @@ def targets(rows: list[list[int]]) -> tuple[Tensor, Tensor]:
     return decoder_in, labels
 
 
-def span_corrupt(text: str, rng: random.Random, vocab_size: int, noise: float = 0.15,
-                 mean_span: int = 4, limit: int = 256) -> tuple[list[int], list[int]]:
+def span_corrupt(
+    text: str, rng: random.Random, vocab_size: int, noise: float = 0.15, mean_span: int = 4, limit: int = 256
+) -> tuple[list[int], list[int]]:
     """T5 span corruption on bytes; sentinels count down from the last vocabulary id (as in ByT5)."""
     ids = TOKENIZER.encode(text)[: limit - 1]
     n = len(ids)
@@ -70,7 +75,7 @@ def span_corrupt(text: str, rng: random.Random, vocab_size: int, noise: float = 
     while budget > 0:
         length = min(budget, rng.randint(1, 2 * mean_span - 1))
         start = rng.randrange(0, max(1, n - length))
-        if any(masked[max(0, start - 1): start + length + 1]):
+        if any(masked[max(0, start - 1) : start + length + 1]):
             budget -= 1  # collision: give up this span rather than loop forever on short texts
             continue
         for i in range(start, min(n, start + length)):

@@ -11,7 +11,7 @@ the same queries as the hypermodel alone. The reading, per family:
 - the ceiling misses it too: tuning on many examples finds no adapter in this space that does the task
   (capacity, or at least beyond what gradient tuning reaches in it).
 
-Usage: python -m hypert5.train.ceiling --run runs/default [--kind lora] [--split val] [--tasks-per-family 3]
+Usage: python -m experiments.ceiling --run runs/default [--kind lora] [--split val] [--tasks-per-family 3]
        [--extra 64] [--steps 300] [--batch 16]
 Writes <run>/ceiling_<kind>.json (``--split train``: ceiling_<kind>_train.json; overall and per-family exact
 match %) and the summary into the provenance.
@@ -28,19 +28,21 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..tasks import list_families, sample_episode_for_family
-from .evaluate import TUNE_LR, Scores, predictions, random_init, repeat, save_result, tune
-from .settings import load_downstream, load_hyper, read_settings
-from .text import hyper_context
+from hypert5.tasks import list_families, sample_episode_for_family
+from hypert5.train.evaluate import TUNE_LR, Scores, predictions, random_init, repeat, save_result, tune
+from hypert5.train.settings import load_downstream, load_hyper, read_settings
+from hypert5.train.text import hyper_context
 
 
 def count(minimum: int):
     """argparse type: an integer of at least ``minimum``, refused with the limit named."""
+
     def parse(text: str) -> int:
         value = int(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is below the minimum of {minimum}")
         return value
+
     parse.__name__ = "integer"  # argparse's message for a non-number: "invalid integer value: 'x'"
     return parse
 
@@ -72,18 +74,16 @@ def main(argv: list[str] | None = None) -> None:
     scores = Scores()
     families = list_families(args.split)
     t0 = time.time()
-    bar = tqdm(total=len(families) * args.tasks_per_family, desc=f"ceiling {args.kind}", unit="task",
-               file=sys.stderr)
+    bar = tqdm(total=len(families) * args.tasks_per_family, desc=f"ceiling {args.kind}", unit="task", file=sys.stderr)
     for family in families:
         for _ in range(args.tasks_per_family):
             episode = sample_episode_for_family(rng, family, args.shots + args.extra, args.queries)
-            demos, pool = episode.demos[:args.shots], episode.demos
+            demos, pool = episode.demos[: args.shots], episode.demos
             xs, ys = [q for q, _ in episode.queries], [a for _, a in episode.queries]
             with torch.no_grad():
                 start = hyper(*hyper_context(fmt, demos))
                 scores.add("hyper", family, predictions(downstream, xs, repeat(start, len(xs))), ys)
-            for init, adapter in (("random_init", random_init(args.kind, settings, generator)),
-                                  ("hyper_init", start)):
+            for init, adapter in (("random_init", random_init(args.kind, settings, generator)), ("hyper_init", start)):
                 trained = tune(downstream, adapter, pool, args.steps, lr, args.batch, batches)
                 with torch.no_grad():
                     scores.add(f"ceiling_{init}", family, predictions(downstream, xs, repeat(trained, len(xs))), ys)
@@ -91,11 +91,22 @@ def main(argv: list[str] | None = None) -> None:
         cells = "  ".join(f"{name} {v['exact']:g}" for name, v in scores.per_family()[family].items())
         bar.write(f"{family:24s} {cells}", file=sys.stderr)
     bar.close()
-    result = {"kind": args.kind, "split": args.split, "families": families,
-              "tasks_per_family": args.tasks_per_family, "shots": args.shots, "extra": args.extra,
-              "queries_per_task": args.queries, "steps": args.steps, "batch": args.batch, "lr": lr,
-              "seed": args.seed, "exact_match_percent": scores.exact(), "per_family": scores.per_family(),
-              "seconds": round(time.time() - t0)}
+    result = {
+        "kind": args.kind,
+        "split": args.split,
+        "families": families,
+        "tasks_per_family": args.tasks_per_family,
+        "shots": args.shots,
+        "extra": args.extra,
+        "queries_per_task": args.queries,
+        "steps": args.steps,
+        "batch": args.batch,
+        "lr": lr,
+        "seed": args.seed,
+        "exact_match_percent": scores.exact(),
+        "per_family": scores.per_family(),
+        "seconds": round(time.time() - t0),
+    }
     suffix = "" if args.split == "val" else f"_{args.split}"
     save_result(args.run, f"ceiling_{args.kind}{suffix}", f"ceiling_{args.kind}{suffix}", result)
 
