@@ -1,4 +1,4 @@
-/** The printed report: markdown tables (the README's Benchmarks section is this output). */
+/** The printed report: markdown tables (bench/README.md's results are this output). */
 import type { HttpResults, Target } from './analyze.js';
 import { round } from './stats.js';
 

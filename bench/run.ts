@@ -27,7 +27,7 @@ const MODEL_DIR = resolve(ROOT, process.env.BENCH_MODEL_DIR ?? 'models/default')
 // One thread by default: on this 2-vCPU machine two intra-op threads make small graphs slower and bimodal
 // (spinning workers descheduled; see the README), and the service's HTTP thread needs the other core.
 const THREADS = Number(process.env.BENCH_THREADS ?? 1);
-// One single-threaded inference worker per core: the service's best setting on this machine (README, Benchmarks).
+// One single-threaded inference worker per core: the service's best setting on this machine (bench/README.md).
 const WORKERS = Number(process.env.BENCH_WORKERS ?? cpus().length);
 const OUT = resolve(ROOT, process.env.BENCH_OUT ?? 'bench/results.json');
 const PYTHON = resolve(ROOT, process.env.BENCH_PYTHON ?? '.venv/bin/python');

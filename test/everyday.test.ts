@@ -3,7 +3,7 @@
  * three examples of a spreadsheet clean-up task give an adapter, and the frozen model then does the
  * task on new inputs. The examples and queries are written by hand, not drawn from the task
  * generator (test/fixtures/everyday.json). HyperT5-LoRA, the bundle's default kind, gets all ten
- * right (HyperT5-Prefix does not: README, "The default model").
+ * right (HyperT5-Prefix does not: models/default/README.md).
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

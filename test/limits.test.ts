@@ -1,6 +1,6 @@
 /**
  * Every request limit, one table: each refusal is 413 or 422 with a message that names the parameter, the
- * limit and the value sent (README "Limits, auth and operations").
+ * limit and the value sent (docs/operations.md).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

@@ -2,7 +2,7 @@
 # More HyperT5-LoRA stage 2 with family chains on one GPU, continuing an existing run: one copy of the
 # run per chain share, trained side by side (the model is small enough that two jobs share the GPU
 # at little cost each), each fitted into a time budget. Writes <base>-chains<share>/ and its log;
-# the everyday gate and the evaluations run afterwards on any machine (README, "The default model").
+# the everyday gate and the evaluations run afterwards on any machine (models/default/README.md).
 #   BASE=runs/wise bash training/train-gpu-chains.sh     (shares, budget, batch: the variables below)
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -31,20 +31,20 @@ export const EnvSchema = Type.Object({
   MAX_REFINE_STEPS: Int(1, 200, 'most Adam steps one adapter refinement (`refine.steps`) may ask for'),
   QUEUE_SIZE: Int(1, 256, 'most generation/hypermodel jobs waiting or running; beyond it 429'),
   MAX_BATCH_ROWS: Int(1, 16, 'most decoder rows (sequences, beams) in one decode step'),
-  // One single-threaded worker per core measured fastest on 2 vCPUs (README, Benchmarks): 2 intra-op
+  // One single-threaded worker per core measured fastest on 2 vCPUs (bench/README.md): 2 intra-op
   // threads make a batch-1 decode slower and take the core the HTTP thread needs.
   WORKERS: Int(1, cores, 'inference worker threads (default: the machine cores); each holds its own copy of the weights'),
   INTRA_OP_THREADS: Int(1, 1, 'ONNX Runtime intra-op threads per worker'),
   ADAPTER_CACHE_BYTES: Int(0, 256 * 1024 * 1024, 'in-memory adapter LRU bound, bytes'),
-  // Shared adapter store for replicas (README "Deployment"); empty REDIS_URL = local store only.
+  // Shared adapter store for replicas (deploy/README.md); empty REDIS_URL = local store only.
   REDIS_URL: Type.String({ default: '', description: 'redis://[:password@]host:port[/db] shared by the replicas; empty = no Redis' }),
   REDIS_KEY_PREFIX: Type.String({ default: 'hypert5:', description: 'prefix of every Redis key and channel this service uses' }),
   REDIS_TIMEOUT_MS: Int(1, 2000, 'Redis connect and command timeout, ms; past it the replica serves from its local store'),
   RETRY_AFTER_S: Int(1, 1, 'Retry-After value on 429/503, seconds'),
   REQUEST_TIMEOUT_MS: Int(0, 120_000, 'whole-request timeout, ms (0 = none)'),
-  // Reliability and access control (README "Limits, auth and operations").
+  // Reliability and access control (docs/operations.md).
   REQUEST_DEADLINE_MS: Int(0, 60_000, 'per-request deadline for generation, queueing included, ms (0 = none); beyond it 503 and the batch slots are freed'),
-  // Admission plans with the throughput measured from the work done; this is the guess until then (README "Backpressure").
+  // Admission plans with the throughput measured from the work done; this is the guess until then (docs/operations.md, "Backpressure").
   ADMISSION_PRIOR_TOKENS_PER_S: Int(1, 500, 'throughput assumed before any is measured, token-steps (decoder rows x tokens, weighted by position) per second'),
   SHUTDOWN_DRAIN_MS: Int(0, 25_000, 'on SIGTERM, how long in-flight requests may finish before they are cancelled with 503, ms'),
   API_KEYS: Type.String({ default: '', description: 'comma-separated API keys; empty (and no API_KEYS_FILE) = no authentication' }),

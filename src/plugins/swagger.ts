@@ -45,7 +45,7 @@ export default fp(
         info: OPENAPI_INFO,
         components: {
           securitySchemes: {
-            bearer: { type: 'http', scheme: 'bearer', description: 'an API key; required on /v1 routes only when API_KEYS or API_KEYS_FILE is set' },
+            bearer: { type: 'http', scheme: 'bearer', description: 'an API key; required on every route but the open ones (/, /playground/*, /healthz, /readyz, /metrics, /openapi.yaml, /docs) when API_KEYS or API_KEYS_FILE is set' },
           },
         },
         tags: [

@@ -258,7 +258,7 @@ def test_every_stage_parser_takes_the_loop_options() -> None:
 
 
 def test_the_stage_commands_run_under_torchrun(tmp_path) -> None:
-    """The real stage-2 command, as README "Several GPUs or machines" gives it, on 2 gloo ranks: one
+    """The real stage-2 command, as training/README.md "Several GPUs or machines" gives it, on 2 gloo ranks: one
     writer for the weights and provenance, and the stage finishes on every rank."""
     from hypert5 import checkpoint
     from hypert5.presets import random_models

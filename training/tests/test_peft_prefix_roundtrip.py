@@ -8,7 +8,7 @@ same after fine-tuning with peft and importing back, and a PEFT adapter in peft'
 (``num_layers`` = L, so layers l and l + L/2 share a prefix) with fewer virtual tokens than the bundle.
 Not ``PeftModel.generate``: with peft 0.21.2 and transformers 5.24 it drops the prefix (transformers
 passes its own ``cache`` and ignores peft's ``past_key_values``; measured, its decodes equal the base
-model's), see README "Adapters and HF PEFT". About 30-50 s on two cores.
+model's), see training/README.md "Adapters and HF PEFT". About 30-50 s on two cores.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Family chains: a training family's task applied to another's output, ``then(first(x))``.
 
 Token programs taught the hypermodel to read new compositions off examples inside their own space
-(README, "Inside the program space"), but the held-out families are compositions of the *families'*
+(docs/experiments.md, "Inside the program space"), but the held-out families are compositions of the *families'*
 procedures (a date reformatted then upper-cased, an e-mail's user part split and title-cased), which
 that space does not hold. A chain is such a composition: ``first`` is a task of one training family
 and reads that family's own inputs (names, dates, e-mails, paths, ...); ``then`` is a task of
@@ -13,7 +13,7 @@ one output over an episode.
 An episode of a chain is dropped when one training family's task gives its demonstrations' outputs
 (``plain_task_fitting``: about one chain episode in six). Its queries would teach the hypermodel to
 read a composition into examples that one procedure explains. (It was meant against the everyday
-e-mail request's 'linus@kernel.org' -> 'l.kernel'; alone, it did not cure that: README, "Family chains
+e-mail request's 'linus@kernel.org' -> 'l.kernel'; alone, it did not cure that: docs/experiments.md, "Family chains
 on a GPU".)
 
 Honest evaluation: a held-out composition never appears in training, so the held-out score measures

@@ -3,7 +3,7 @@
 The default model reaches 79 % exact match on fresh tasks of its 60 training families but 6 % on
 the held-out ones, and the in-context baselines do no better: it learned 60 procedures rather than
 how to read a procedure off examples. (Measured in stage 2 of HyperT5-LoRA at 50 %, they did not
-help: README, "The default model".) Programs in the style of RobustFill's DSL give it unboundedly
+help: models/default/README.md.) Programs in the style of RobustFill's DSL give it unboundedly
 many shapes to read. An input is a row of 2-4 random fields (pseudo-words, codes, numbers; never
 the realistic values the families use) joined by one delimiter; a program joins 1-3 pieces, each
 one field, optionally re-cased or cut to its first or last characters, with constants between and

@@ -11,8 +11,8 @@ last word, the first number, the text before '@'. A token program joins 1-3 piec
 - ``Before(char)`` / ``After(char)``: the text before the first / after the last ``char``;
 and then cuts and re-cases it as ``programs.py`` does. Where a program cannot run on an input (too
 few tokens, the char absent) it gives no output, and the episode draws other inputs. The shipped
-HyperT5-LoRA had a quarter of its last 3,000 stage-2 steps drawn from token programs (README, "The
-default model"): held-out exact match at k = 3 went from 5.6 to 7.8 % (5.7 to 6.7 % on a second set of
+HyperT5-LoRA had a quarter of its last 3,000 stage-2 steps drawn from token programs
+(models/default/README.md): held-out exact match at k = 3 went from 5.6 to 7.8 % (5.7 to 6.7 % on a second set of
 tasks), `name_last_upper_first` from 0 to 31 %, at 0.3-2.5 points less on the training families.
 
 Honest evaluation: a held-out composition never appears in training, so the held-out score measures

@@ -319,7 +319,7 @@ COMPOUND_SURNAME_RATE = 0.15
 def maybe_double_barrelled(rng: random.Random, last: str) -> str:
     """``last``, or at COMPOUND_SURNAME_RATE a double-barrelled surname ('Garcia-Lopez'), which
     Faker's pools lack. Without them a model learns that a surname never holds a hyphen, and a real
-    spreadsheet's 'Tim Berners-Lee' comes out as 'Berners' (README, "The default model"). Used by
+    spreadsheet's 'Tim Berners-Lee' comes out as 'Berners' (models/default/README.md). Used by
     training data only (training name families, token programs): the held-out families are unchanged."""
     return f"{last}-{last_name(rng)}" if rng.random() < COMPOUND_SURNAME_RATE else last
 

@@ -111,7 +111,7 @@ def random_init(kind: str, settings, generator: torch.Generator) -> dict[str, to
 
 # Adam learning rates of the gradient-tuning comparisons, one per kind: LoRA and prefix tensors want
 # rates 30 times apart. Chosen by a sweep on fresh tasks of the *training* families (the
-# lr at which random-init tuning, the baseline a user would run, scores best; README "Per-task tuning
+# lr at which random-init tuning, the baseline a user would run, scores best; docs/experiments.md "Per-task tuning
 # learning rate"), so the held-out families play no part in the choice. bench/ uses the same.
 TUNE_LR = {"lora": 1e-3, "prefix": 3e-2}
 

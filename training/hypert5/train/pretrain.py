@@ -44,7 +44,7 @@ COPY_ALPHABET = string.ascii_lowercase + string.digits
 
 def random_string(rng: random.Random) -> str:
     """5-20 random characters: copying them can only be learned by copying (no language prior helps).
-    Measured on this model's shape (README, "The default model"): at a constant lr of 1e-3, copying
+    Measured on this model's shape (models/default/README.md): at a constant lr of 1e-3, copying
     these clicks after about 1,000 steps; longer strings over a larger alphabet under the stage's
     decaying schedule had not clicked after 1,800."""
     return "".join(rng.choice(COPY_ALPHABET) for _ in range(rng.randint(5, 20)))
@@ -74,7 +74,7 @@ def make_batch(
         elif draw >= in_context:
             # Copying the input: the skill every string task builds on, which span corruption never
             # asks for (its targets are absent from the input) and which in-context episodes alone
-            # taught too slowly (README, "The default model").
+            # taught too slowly (models/default/README.md).
             src = out = encode(sample_corpus_text(rng) if copy_source == "corpus" else random_string(rng), 64)
         else:
             ep = sample_training_episode(rng, rng.randint(1, max_k), 1, programs, language)
