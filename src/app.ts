@@ -35,9 +35,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    // While closing, requests on open connections still get catalogue errors (HT_ERR_SHUTTING_DOWN), not fastify's bare 503.
+    // While closing, requests on open connections still get catalogue errors (HT_ERR_SHUTTING_DOWN), not fastify's bare status.
     return503OnClosing: false,
-    // Requests Node's HTTP parser (431 headers too large, 400 malformed, 408 too slow) or the router (bad
+    // Requests Node's HTTP parser (headers too large, malformed, too slow) or the router (bad
     // percent-encoding, over-long parameter) refuses get catalogue bodies too.
     clientErrorHandler,
     frameworkErrors: frameworkErrorHandler,
@@ -48,7 +48,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandler(app);
-  // Only JSON (and raw bytes where a route `consumes` them): a text/plain body is a wrong media type (415), not a string to validate.
+  // Only JSON (and raw bytes where a route `consumes` them): a text/plain body is a wrong media type (HT_ERR_UNSUPPORTED_MEDIA_TYPE), not a string to validate.
   installBodyParsers(app);
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);

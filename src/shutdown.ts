@@ -1,6 +1,6 @@
 /**
- * Graceful shutdown (SIGTERM): refuse new work with 503 (readyz too, so the load balancer moves on), let
- * admitted requests finish for up to SHUTDOWN_DRAIN_MS, cancel what is left with 503, then close: the
+ * Graceful shutdown (SIGTERM): refuse new work with HT_ERR_SHUTTING_DOWN (readyz too, so the load balancer
+ * moves on), let admitted requests finish for up to SHUTDOWN_DRAIN_MS, cancel what is left the same way, then close: the
  * listener, open connections, the adapter store (flushed) and the inference workers.
  */
 import type { FastifyInstance } from 'fastify';

@@ -90,6 +90,22 @@ function httpInDomain(root: string): string[] {
   return found;
 }
 
+/** The folders that may name an HTTP status: the error map and the route handlers. */
+const STATUS_FOLDERS = ['errors', 'routes'];
+
+/** Modules outside errors/ and routes/ that name an HTTP status in code (comments aside), each with the reason. */
+function statusesOutsideEdge(root: string): string[] {
+  const found: string[] = [];
+  for (const m of modules(root).filter((x) => !STATUS_FOLDERS.includes(x.folder))) {
+    const code = m.text.replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+    if (/\berrors\(\s*(\.\.\.)?[1-5]\d\d\b/.test(code)) found.push(`${m.file} lists error responses by status`);
+    if (/\b(code|status)\(\s*[1-5]\d\d\b/.test(code)) found.push(`${m.file} sets a status`);
+    if (/\.status(Code)?\s*[<>=!]=?=?\s*[1-5]\d\d\b/.test(code)) found.push(`${m.file} compares a status`);
+    if (/\b(status|statusCode)\s*:\s*[1-5]\d\d\b/.test(code)) found.push(`${m.file} builds a status`);
+  }
+  return found;
+}
+
 describe('architecture', () => {
   it('no import cycle between the folders of src/', () => {
     assert.equal(folderCycle(SRC)?.join(' -> ') ?? null, null);
@@ -97,5 +113,9 @@ describe('architecture', () => {
 
   it('the domain knows error codes, never HTTP statuses', () => {
     assert.deepEqual(httpInDomain(SRC), []);
+  });
+
+  it('outside errors/ and routes/ no module names an HTTP status', () => {
+    assert.deepEqual(statusesOutsideEdge(SRC), []);
   });
 });

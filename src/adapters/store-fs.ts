@@ -51,7 +51,7 @@ export function fullErrno(e: unknown): 'ENOSPC' | 'EDQUOT' | undefined {
   return code === 'ENOSPC' || code === 'EDQUOT' ? code : undefined;
 }
 
-/** A write refused for lack of space: the caller answers 507 with Retry-After; space may come back. */
+/** A write refused for lack of space: the caller answers HT_ERR_STORE_FULL, retryable: space may come back. */
 export class StoreFullError extends Error {
   override name = 'StoreFullError';
 }

@@ -29,7 +29,7 @@ export const EnvSchema = Type.Object({
   MAX_BEAMS: Int(1, 8, 'largest num_beams'),
   MAX_STOP: Int(0, 4, 'most stop sequences'),
   MAX_REFINE_STEPS: Int(1, 200, 'most Adam steps one adapter refinement (`refine.steps`) may ask for'),
-  QUEUE_SIZE: Int(1, 256, 'most generation/hypermodel jobs waiting or running; beyond it 429'),
+  QUEUE_SIZE: Int(1, 256, 'most generation/hypermodel jobs waiting or running; beyond it HT_ERR_QUEUE_FULL'),
   MAX_BATCH_ROWS: Int(1, 16, 'most decoder rows (sequences, beams) in one decode step'),
   // One single-threaded worker per core measured fastest on 2 vCPUs (bench/README.md): 2 intra-op
   // threads make a batch-1 decode slower and take the core the HTTP thread needs.
@@ -40,13 +40,13 @@ export const EnvSchema = Type.Object({
   REDIS_URL: Type.String({ default: '', description: 'redis://[:password@]host:port[/db] shared by the replicas; empty = no Redis' }),
   REDIS_KEY_PREFIX: Type.String({ default: 'hypert5:', description: 'prefix of every Redis key and channel this service uses' }),
   REDIS_TIMEOUT_MS: Int(1, 2000, 'Redis connect and command timeout, ms; past it the replica serves from its local store'),
-  RETRY_AFTER_S: Int(1, 1, 'Retry-After value on 429/503, seconds'),
+  RETRY_AFTER_S: Int(1, 1, 'Retry-After value on retryable refusals (queue full, overloaded, not ready, deadline, store full), seconds'),
   REQUEST_TIMEOUT_MS: Int(0, 120_000, 'whole-request timeout, ms (0 = none)'),
   // Reliability and access control (docs/operations.md).
-  REQUEST_DEADLINE_MS: Int(0, 60_000, 'per-request deadline for generation, queueing included, ms (0 = none); beyond it 503 and the batch slots are freed'),
+  REQUEST_DEADLINE_MS: Int(0, 60_000, 'per-request deadline for generation, queueing included, ms (0 = none); beyond it HT_ERR_DEADLINE_EXCEEDED and the batch slots are freed'),
   // Admission plans with the throughput measured from the work done; this is the guess until then (docs/operations.md, "Backpressure").
   ADMISSION_PRIOR_TOKENS_PER_S: Int(1, 500, 'throughput assumed before any is measured, token-steps (decoder rows x tokens, weighted by position) per second'),
-  SHUTDOWN_DRAIN_MS: Int(0, 25_000, 'on SIGTERM, how long in-flight requests may finish before they are cancelled with 503, ms'),
+  SHUTDOWN_DRAIN_MS: Int(0, 25_000, 'on SIGTERM, how long in-flight requests may finish before they are cancelled with HT_ERR_SHUTTING_DOWN, ms'),
   API_KEYS: Type.String({ default: '', description: 'comma-separated API keys; empty (and no API_KEYS_FILE) = no authentication' }),
   API_KEYS_FILE: Type.String({ default: '', description: 'file with one API key per line (# comments); read once at boot' }),
   ADAPTER_SCOPE: Type.Union([Type.Literal('shared'), Type.Literal('key')], {
@@ -54,7 +54,7 @@ export const EnvSchema = Type.Object({
     description: 'shared: every key sees every adapter; key: an adapter is visible only to the API key that created it',
   }),
   RATE_LIMIT_PER_MIN: Int(0, 0, 'requests per minute per API key (per client address without keys) on guarded routes (all but the open ones); 0 = no limit'),
-  AUTH_FAILURES_PER_MIN: Int(0, 20, 'wrong API keys per minute from one client address before it gets 429 until the minute ends; 0 = no limit'),
+  AUTH_FAILURES_PER_MIN: Int(0, 20, 'wrong API keys per minute from one client address before it gets HT_ERR_RATE_LIMITED until the minute ends; 0 = no limit'),
   CORS_ORIGINS: Type.String({ default: '', description: 'comma-separated allowed browser origins (* = any); empty = CORS off' }),
 });
 

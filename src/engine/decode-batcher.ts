@@ -23,7 +23,7 @@ export interface StepModel {
 /**
  * Logits holding NaN or ±Infinity pick no token (argmax would return 0 at every step until max_tokens).
  * With an adapter, the adapter is the cause (values that pass import can still be out of range for this
- * model, and stored adapters predate the bound): a 422 naming it. Without one, the model itself failed.
+ * model, and stored adapters predate the bound): HT_ERR_NON_FINITE_LOGITS naming it. Without one, the model itself failed.
  */
 function checkFinite(g: Group, logits: Float32Array): void {
   for (let j = 0; j < logits.length; j++) {

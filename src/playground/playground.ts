@@ -219,7 +219,7 @@ function showError(error: unknown): void {
     const code = document.createElement('code');
     code.textContent = error.code;
     errorBox.append(code, ` (${error.status}): ${error.message}`);
-    if (error.status === 401) errorBox.append('. Enter the API key above.');
+    if (error.code === 'HT_ERR_UNAUTHORIZED') errorBox.append('. Enter the API key above.');
   } else {
     errorBox.append(`The service did not answer: ${error instanceof Error ? error.message : typeof error === 'string' ? error : 'no reason given'}`);
   }

@@ -1,7 +1,7 @@
 /**
  * The inference engine resource: the verified bundle, its tokenizer, and the worker threads that hold
  * the ONNX sessions. Bundle problems stop start-up (before listen); sessions load in the background
- * and /readyz answers 503 until they are up.
+ * and /readyz answers HT_ERR_NOT_READY until they are up.
  */
 import fp from 'fastify-plugin';
 import type { Config } from '../config/index.js';

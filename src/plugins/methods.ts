@@ -1,6 +1,7 @@
 /**
- * 405 with `Allow` for a known path asked with a method it does not have (TRACE, PUT, QUERY…), instead of a
- * 404 that says the path does not exist. Runs before body parsing, so a body-less QUERY is not a 400.
+ * HT_ERR_METHOD_NOT_ALLOWED with `Allow` for a known path asked with a method it does not have (TRACE, PUT,
+ * QUERY…), instead of HT_ERR_NOT_FOUND, which says the path does not exist. Runs before body parsing, so a
+ * body-less QUERY is not a malformed body.
  */
 import fp from 'fastify-plugin';
 import { HtError } from '../errors/domain-error.js';

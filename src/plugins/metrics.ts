@@ -40,7 +40,7 @@ function createMetrics() {
     generatedTokens: new Counter({ name: 'hypert5_generated_tokens_total', help: 'completion tokens generated', registers: [registry] }),
     admissionBacklog: new Gauge({ name: 'hypert5_admission_backlog_token_steps', help: 'estimated token-steps of admitted work still ahead', registers: [registry] }),
     admissionRate: new Gauge({ name: 'hypert5_admission_throughput_token_steps_per_second', help: 'measured throughput admission plans with', registers: [registry] }),
-    admissionRefused: new Counter({ name: 'hypert5_admission_refused_total', help: 'requests refused with 429 before any work (queue full or expected wait past the deadline)', registers: [registry] }),
+    admissionRefused: new Counter({ name: 'hypert5_admission_refused_total', help: 'requests refused with HT_ERR_OVERLOADED before any work (queue full or expected wait past the deadline)', registers: [registry] }),
     admissionShed: new Counter({ name: 'hypert5_admission_shed_total', help: 'queued jobs dropped before any compute because their deadline could no longer be met', registers: [registry] }),
   };
   return m;

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { Config } from '../config/index.js';
 import { ConfigError } from '../config/index.js';
 import { HtError } from '../errors/domain-error.js';
-import { errors } from '../schemas/common.js';
+import { authRefusals } from '../errors/responses.js';
 import { AuthFailures } from './auth-failures.js';
 import { KeyRing } from './key-ring.js';
 import { isOpenPath, isOpenRoute } from './open-routes.js';
@@ -55,7 +55,7 @@ export default fp<{ config: Config }>(
     app.addHook('onRoute', (route) => {
       if (isOpenPath(route.url, route.method) || !route.schema) return;
       const schema = route.schema as { response?: Record<number, unknown>; security?: unknown };
-      schema.response = { ...errors(401, 429), ...schema.response };
+      schema.response = { ...authRefusals(), ...schema.response };
       schema.security = [{ bearer: [] }];
     });
 
@@ -89,7 +89,7 @@ export default fp<{ config: Config }>(
     if (ring.size > 0) {
       const failures = new AuthFailures(config.AUTH_FAILURES_PER_MIN);
       // A root hook: it runs before every route's own hooks (the rate limiter's among them) and for requests that
-      // match no route, which are refused here too rather than told apart as 404 or 405 to a caller without a key.
+      // match no route, which are refused here too rather than told apart (HT_ERR_NOT_FOUND or HT_ERR_METHOD_NOT_ALLOWED) to a caller without a key.
       app.addHook('onRequest', async (req, reply) => {
         if (isOpenRoute(req)) return;
         const blockedS = failures.retryAfterS(req.ip);

@@ -2,7 +2,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
-import { BODY_ERRORS, errors, PATH_ERRORS } from '../schemas/common.js';
+import { frameworkRefusals, UNLISTED_REFUSALS } from '../errors/responses.js';
 import { NAMED_SCHEMAS } from '../schemas/named.js';
 
 const OPENAPI_INFO = {
@@ -13,23 +13,8 @@ const OPENAPI_INFO = {
     '(LoRA or key/value prefixes) for a frozen T5; completions follow the OpenAI completions API. ' +
     'Errors are `{"error": {"code", "message"}}` with stable codes (HT_ERR_…). ' +
     'Multi-cell spreadsheet rows are sent as one input string with the cells joined by `" | "`. ' +
-    'Beyond what each operation lists: a path that exists with another method answers 405 with `Allow` ' +
-    '(HT_ERR_METHOD_NOT_ALLOWED), an unknown path 404 (HT_ERR_NOT_FOUND, or 401 first where API keys are set), and a ' +
-    'request Node\'s HTTP parser refuses (a control character in a header, a malformed request line) 400, 408 or 431 ' +
-    'in the same error shape, after which the connection is closed.',
+    UNLISTED_REFUSALS,
 };
-
-/** Methods whose body fastify parses (so a bad one is refused before the handler), whatever the route does with it. */
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
-/** The refusals fastify itself answers before a route's handler runs, for the routes they can reach. */
-function frameworkRefusals(url: string, methods: readonly string[]): number[] {
-  const out: number[] = [];
-  // The router: an invalid percent-encoding (400), a parameter over maxParamLength (422).
-  if (url.includes(':')) out.push(...PATH_ERRORS);
-  if (methods.some((m) => BODY_METHODS.has(m))) out.push(...BODY_ERRORS);
-  return out;
-}
 
 export default fp(
   async (app) => {
@@ -37,7 +22,7 @@ export default fp(
     app.addHook('onRoute', (route) => {
       const schema = route.schema as { hide?: boolean; response?: Record<number, unknown> } | undefined;
       if (!schema || schema.hide) return;
-      schema.response = { ...errors(...frameworkRefusals(route.url, ([] as string[]).concat(route.method))), ...schema.response };
+      schema.response = { ...frameworkRefusals(route.url, ([] as string[]).concat(route.method)), ...schema.response };
     });
     await app.register(swagger, {
       openapi: {

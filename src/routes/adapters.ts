@@ -6,7 +6,7 @@ import { encodeForExport } from '../adapters/codec.js';
 import { adapterNotFound } from '../errors/domain-error.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Adapter, AdapterParams, CreateAdapterBody, DeletedAdapter, ImportQuery, RefineAdapterBody } from '../schemas/adapters.js';
-import { BODY_ERRORS, errors } from '../schemas/common.js';
+import { BODY_ERRORS, errors } from '../errors/responses.js';
 
 const view = (r: AdapterRecord, cached: boolean): Adapter => ({
   id: r.meta.id,

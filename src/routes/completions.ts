@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { BODY_ERRORS, errors } from '../schemas/common.js';
+import { BODY_ERRORS, errors } from '../errors/responses.js';
 import { Completion, CompletionBody } from '../schemas/completions.js';
 import { streamCompletion } from './sse.js';
 

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { HtError } from '../errors/domain-error.js';
-import { errors } from '../schemas/common.js';
+import { errors } from '../errors/responses.js';
 import { Health } from '../schemas/health.js';
 
 const routes: FastifyPluginAsyncTypebox<{ retryAfterS: number }> = async (app, opts) => {

@@ -6,7 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AdapterMeta } from '../adapters/types.js';
 import { isAdapterId } from '../adapters/canonical-id.js';
 import { HtError } from '../errors/domain-error.js';
-import { errors } from '../schemas/common.js';
+import { errors } from '../errors/responses.js';
 import { Model, ModelList, ModelParams } from '../schemas/models.js';
 
 const OWNER = 'hypert5';

@@ -39,7 +39,7 @@ export const Refine = Type.Object(
       'extension: after the hypermodel\'s one pass, tune the adapter with `steps` Adam steps on its own examples (test-time tuning, ' +
       'started from the hypermodel\'s adapter). Deterministic: the same request gives the same bytes. The refined adapter has its own id ' +
       '(parent id, examples, settings and the step graph\'s sha256); the one-pass adapter is stored too, as its `parent`. ' +
-      '422 HT_ERR_REFINE_UNAVAILABLE when the bundle has no training-step graph for the kind',
+      'HT_ERR_REFINE_UNAVAILABLE when the bundle has no training-step graph for the kind',
   },
 );
 export type Refine = Static<typeof Refine>;

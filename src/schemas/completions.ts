@@ -9,7 +9,7 @@ import { Example, Refine } from './adapters.js';
 const PROMPT_DOC = 'A spreadsheet row with several cells is sent as one string with the cells joined by `" | "`.';
 
 /** The OpenAI fields this server does not implement: accepted only with the value that changes nothing (openai-fields.ts). */
-const UNSUPPORTED = 'not supported by this server: any other value is refused (422 HT_ERR_UNSUPPORTED_PARAMETER)';
+const UNSUPPORTED = 'not supported by this server: any other value is refused (HT_ERR_UNSUPPORTED_PARAMETER)';
 
 export const CompletionBodySchema = Type.Object(
   {
@@ -18,7 +18,7 @@ export const CompletionBodySchema = Type.Object(
       description: 'an adapter id (`ad-…`), or the base model name for the frozen T5 alone (see GET /v1/models)',
     }),
     prompt: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })], {
-      description: `one prompt or an array of prompts; each gets \`n\` choices. Token-id prompts (arrays of integers) are refused (422): send text. ${PROMPT_DOC}`,
+      description: `one prompt or an array of prompts; each gets \`n\` choices. Token-id prompts (arrays of integers) are refused: send text. ${PROMPT_DOC}`,
     }),
     max_tokens: Type.Optional(Type.Integer({ minimum: 1, description: 'most tokens to generate per choice (default: manifest generation.max_new_tokens)' })),
     temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 2, description: '0 = greedy; default 1 (as OpenAI); a tiny positive value samples almost greedily, never on NaN' })),
@@ -26,7 +26,7 @@ export const CompletionBodySchema = Type.Object(
     seed: Type.Optional(Type.Integer({ description: 'sampling seed; the same seed gives the same text' })),
     stop: Type.Optional(
       Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 })), Type.Null()], {
-        description: 'stop sequences: generation ends before the first occurrence (finish_reason "stop"); an empty string is refused (422)',
+        description: 'stop sequences: generation ends before the first occurrence (finish_reason "stop"); an empty string is refused',
       }),
     ),
     n: Type.Optional(Type.Integer({ minimum: 1, description: 'choices per prompt (default 1)' })),
@@ -41,7 +41,7 @@ export const CompletionBodySchema = Type.Object(
     user: Type.Optional(Type.String({ description: 'accepted and ignored (OpenAI compatibility)' })),
     logprobs: Type.Optional(Type.Union([Type.Integer({ minimum: 0, maximum: 5 }), Type.Null()], {
       description: 'log probabilities: each choice gets `logprobs` (CompletionLogprobs) with every generated token\'s log probability and ' +
-        'the N most likely tokens at each position (plus the chosen one). Greedy and sampled decoding; with `stream: true` or beam search 422 ' +
+        'the N most likely tokens at each position (plus the chosen one). Greedy and sampled decoding; with `stream: true` or beam search it is refused ' +
         '(HT_ERR_INCOMPATIBLE_PARAMETERS). null or absent: choices have `logprobs: null`',
     })),
     echo: Type.Optional(Type.Boolean({ description: `return the prompt before the completion: only false, ${UNSUPPORTED}` })),

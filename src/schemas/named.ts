@@ -4,7 +4,7 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import { AdapterSchema, CreateAdapterBodySchema, DeletedAdapterSchema, ExampleSchema, RefineAdapterBodySchema } from './adapters.js';
-import { ErrorResponse } from './common.js';
+import { ErrorResponse } from '../errors/responses.js';
 import { CompletionBodySchema, CompletionChoiceSchema, CompletionChunkSchema, CompletionLogprobsSchema, CompletionSchema, UsageSchema } from './completions.js';
 import { HealthSchema } from './health.js';
 import { ModelListSchema, ModelSchema, ModelSummarySchema } from './models.js';
