@@ -201,6 +201,27 @@ describe('refine: deadline and disconnect', () => {
       await app.close();
     }
   });
+
+  it('a client that disconnects from a completion with inline refine cancels the refinement too', async () => {
+    const app = await makeApp({ REQUEST_DEADLINE_MS: 0 });
+    try {
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = app.server.address() as AddressInfo;
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/completions', headers: { 'content-type': 'application/json' } });
+      req.on('error', () => {});
+      req.end(JSON.stringify({ model: BASE, prompt: 'Katherine Johnson', examples: LONG.examples, adapter_kind: LONG.kind, refine: LONG.refine, max_tokens: 4 }));
+      await until(async () => (await app.adapters.list()).length === 1);
+      await sleep(300);
+      req.destroy();
+      await until(async () => (await counter(app, 'refineStopped')) === 1);
+      const steps = await counter(app, 'refineStoppedSteps');
+      assert.ok(steps < 200, `the worker ran ${steps} steps`);
+      await until(() => app.engine.scheduler.outstanding === 0);
+      assert.deepEqual(await refinedStored(app), []);
+    } finally {
+      await app.close();
+    }
+  });
 });
 
 describe('refine: a bundle without training-step graphs', () => {

@@ -4,9 +4,9 @@ import { Type } from '@sinclair/typebox';
 import type { AdapterRecord } from '../adapters/types.js';
 import { encodeForExport } from '../adapters/codec.js';
 import { adapterNotFound } from '../errors/domain-error.js';
-import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Adapter, AdapterParams, CreateAdapterBody, DeletedAdapter, ImportQuery, RefineAdapterBody } from '../schemas/adapters.js';
 import { BODY_ERRORS, errors } from '../errors/responses.js';
+import { clientGone } from './client-gone.js';
 
 const view = (r: AdapterRecord, cached: boolean): Adapter => ({
   id: r.meta.id,
@@ -20,17 +20,6 @@ const view = (r: AdapterRecord, cached: boolean): Adapter => ({
   ...(r.meta.refine !== undefined ? { refine: r.meta.refine } : {}),
   ...(r.meta.fit !== undefined ? { fit: r.meta.fit } : {}),
 });
-
-/** Aborted when the client hangs up before its answer is written: a refinement then stops between two steps. */
-function clientGone(req: FastifyRequest, reply: FastifyReply): { signal: AbortSignal; done(): void } {
-  const ctl = new AbortController();
-  const onClose = () => {
-    if (!reply.raw.writableFinished) ctl.abort();
-  };
-  reply.raw.once('close', onClose);
-  if (req.raw.socket?.destroyed) ctl.abort();
-  return { signal: ctl.signal, done: () => reply.raw.off('close', onClose) };
-}
 
 const routes: FastifyPluginAsyncTypebox<{ importLimitBytes: number }> = async (app, opts) => {
   /** The adapter named by the path, or 404. */

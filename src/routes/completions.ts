@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { BODY_ERRORS, errors } from '../errors/responses.js';
+import { clientGone } from './client-gone.js';
 import { Completion, CompletionBody } from '../schemas/completions.js';
 import { streamCompletion } from './sse.js';
 
@@ -32,7 +33,9 @@ const routes: FastifyPluginAsyncTypebox = async (app) => {
     },
   }, async (req, reply) => {
     const valid = await app.validator.completion(req.body, req.adapterOwner);
-    const prepared = await app.completions.prepare(valid, req.adapterOwner);
+    // A client that hangs up while its inline adapter is refined stops the refinement.
+    const gone = clientGone(req, reply);
+    const prepared = await app.completions.prepare(valid, req.adapterOwner, gone.signal).finally(() => gone.done());
     const head = { id: `cmpl-${randomBytes(12).toString('hex')}`, object: 'text_completion' as const, created: Math.floor(Date.now() / 1000), model: prepared.model };
     if (req.body.stream) {
       return streamCompletion(req, reply, head, (sink) => app.completions.run(prepared, sink), req.body.stream_options?.include_usage === true);

@@ -82,15 +82,18 @@ export interface RunningCompletion {
 export class CompletionService {
   constructor(private readonly deps: CompletionServiceDeps) {}
 
-  private async adapter(valid: ValidCompletion, owner: string | undefined): Promise<{ model: string; adapter: RowAdapter | null }> {
+  private async adapter(valid: ValidCompletion, owner: string | undefined, signal: AbortSignal | undefined): Promise<{ model: string; adapter: RowAdapter | null }> {
     const m = valid.model;
     if (m.type === 'base') return { model: m.name, adapter: null };
-    const record = m.type === 'stored' ? m.record : (await this.deps.adapters.getOrCreate(m.examples, owner)).record;
+    const record = m.type === 'stored' ? m.record : (await this.deps.adapters.getOrCreate(m.examples, owner, signal)).record;
     return { model: record.meta.id, adapter: { kind: record.meta.kind, tensors: record.tensors } };
   }
 
-  /** Admits the request by its cost, then gets its adapter: an overloaded server spends nothing on a hypermodel pass. */
-  async prepare(valid: ValidCompletion, owner?: string): Promise<PreparedCompletion> {
+  /**
+   * Admits the request by its cost, then gets its adapter: an overloaded server spends nothing on a hypermodel
+   * pass. `signal`: the client went away, which stops an inline refinement between two steps.
+   */
+  async prepare(valid: ValidCompletion, owner?: string, signal?: AbortSignal): Promise<PreparedCompletion> {
     const { prompts, strategies, n, maxNewTokens } = valid;
     const cost = prompts.reduce((sum, promptIds, i) => sum + generationCost({ promptIds, strategy: strategies[i]!, n, maxNewTokens }), 0);
     const inline = valid.model.type === 'inline' ? valid.model.examples.examples : undefined;
@@ -98,7 +101,7 @@ export class CompletionService {
     const refine = valid.model.type === 'inline' && valid.model.examples.refine ? refineJobCost(valid.model.examples.refine) : 0;
     const hyper = (inline ? hyperCost(inline.reduce((sum, e) => sum + e.input.length + e.output.length, 0)) : 0) + refine;
     this.deps.engine.admit(prompts.length + (inline ? 1 : 0), cost + hyper);
-    const { model, adapter } = await this.adapter(valid, owner);
+    const { model, adapter } = await this.adapter(valid, owner, signal);
     return {
       model,
       cost,
