@@ -145,3 +145,25 @@ def test_validate_refuses_a_refine_entry_without_its_graph(tmp_path) -> None:
     (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="refine.kinds.lora names graph 'train_step_missing'"):
         validate(tmp_path / "b")
+
+
+def test_summary_reports_how_well_refined_adapters_fit_their_demonstrations() -> None:
+    from hypert5.train.refine_eval import summarize
+
+    def task(one_pass, refined, demos_exact):
+        fit = {"demos_exact": 0.0, "mean_logprob": -2.0, "loo_exact": 0.0}
+        return {
+            "fit": fit,
+            "rows": {
+                "one_pass": {"exact": one_pass, "seconds": 0.0},
+                "hyper_init/none/50": {
+                    "exact": refined,
+                    "seconds": 1.0,
+                    "fit": {"demos_exact": demos_exact, "mean_logprob": -0.5, "loo_exact": 0.0},
+                },
+            },
+        }
+
+    summary = summarize([task([0.0, 0.0], [1.0, 0.0], 1.0), task([0.0, 1.0], [0.0, 0.0], 0.5)], [50])
+    assert summary["rows"]["hyper_init/none/50"]["exact_match_percent"] == 25.0
+    assert summary["refined_fit_mean"] == {"hyper_init/none/50": {"demos_exact": 0.75, "mean_logprob": -0.5}}
