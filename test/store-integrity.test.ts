@@ -176,4 +176,27 @@ describe('tampered files over HTTP', () => {
       removeDir(dir);
     }
   });
+
+  it('a refined adapter found corrupt, its parent too, is refined again from its recipe: the same bytes and metadata', async () => {
+    const dir = tempDir();
+    const app = await makeApp({ ADAPTER_STORE_DIR: dir, ADAPTER_CACHE_BYTES: 0 });
+    try {
+      const examples = [{ input: 'a', output: 'b' }, { input: 'cc', output: 'dd' }];
+      const made = (await app.inject({ method: 'POST', url: '/v1/adapters', payload: { examples, kind: 'lora', refine: { steps: 3 } } })).json();
+      assert.equal(made.refine.steps, 3);
+      const params = (await app.inject(`/v1/adapters/${made.id}/parameters`)).rawPayload;
+      for (const id of [made.id as string, made.parent as string]) {
+        const file = readSafetensors(readFileSync(path.join(dir, `${id}.safetensors`)));
+        swapTensors(dir, id, [...file.tensors].slice(0, -1), { id, kind: 'lora' });
+      }
+      const r = await app.inject(`/v1/adapters/${made.id}`);
+      assert.equal(r.statusCode, 200, r.body);
+      assert.deepEqual({ ...r.json(), cached: made.cached }, made);
+      assert.deepEqual((await app.inject(`/v1/adapters/${made.id}/parameters`)).rawPayload, params);
+      assert.equal((await app.inject(`/v1/adapters/${made.parent}`)).statusCode, 200);
+    } finally {
+      await app.close();
+      removeDir(dir);
+    }
+  });
 });

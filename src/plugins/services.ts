@@ -28,6 +28,7 @@ export default fp<{ config: Config }>(
       store: app.adapterStore,
       engine: scheduler,
       recipe: (kind, examples) => validator.recipe(kind, examples),
+      refineRecipe: (kind, examples, settings) => validator.refineRecipe(kind, examples, settings),
       retryAfterS: config.RETRY_AFTER_S,
       created: (kind, source) => m.adaptersCreated.inc({ kind, source }),
       refineLimits: { deadlineMs: config.REQUEST_DEADLINE_MS, retryAfterS: config.RETRY_AFTER_S },

@@ -6,11 +6,12 @@
  */
 import { examplesId, refinedId, tensorsId } from '../adapters/canonical-id.js';
 import { remakes } from '../adapters/recipe.js';
-import type { AdapterMeta, AdapterRecord, AdapterStore } from '../adapters/types.js';
+import type { AdapterMeta, AdapterRecord, AdapterStore, Recipe } from '../adapters/types.js';
 import { StoreFullError } from '../adapters/store-fs.js';
 import { HtError } from '../errors/domain-error.js';
 import type { AdapterTensors } from '../inference/feeds.js';
 import type { AdapterKindName, Manifest } from '../inference/manifest.js';
+import type { RefineRequest } from '../validation/refine.js';
 import type { ValidExamples, ValidImport, ValidRefine, ValidRefineStored } from '../validation/valid.js';
 import { fitCost, looAdapters, scoreFit, type FitEngine, type FitMeta, type FitPlan } from './fit.js';
 import { runRefinement, type RefineEngine, type RefineLimits } from './refine.js';
@@ -32,6 +33,8 @@ interface AdapterServiceDeps {
   engine: HyperEngine;
   /** Re-checks the examples of a quarantined adapter before they are run again. */
   recipe(kind: AdapterKindName, examples: readonly { input: string; output: string }[]): ValidExamples;
+  /** Re-checks a quarantined refined adapter's settings and builds its batch; throws when they no longer apply. */
+  refineRecipe?(kind: AdapterKindName, examples: readonly { input: string; output: string }[], settings: RefineRequest): ValidRefine;
   /** RETRY_AFTER_S: when a full store may have room again. */
   retryAfterS: number;
   /** An adapter was stored for the first time (metrics). */
@@ -104,10 +107,35 @@ export class AdapterService {
   private async regenerate(id: string): Promise<AdapterRecord | undefined> {
     const recipe = await this.deps.store.recover?.(id);
     if (!recipe) return undefined;
+    if (recipe.meta.source === 'refine') return this.remakeRefined(id, recipe);
     if (!remakes(recipe, id, this.manifest.fingerprint)) return undefined;
     const { meta, examples } = recipe;
     const { record } = await this.generate(id, this.deps.recipe(meta.kind, examples), meta);
     return record;
+  }
+
+  /**
+   * A quarantined refined adapter: its parent (itself regenerated if need be), its demonstrations and settings
+   * make the same bytes again (refinement is deterministic), so it is refined again under the same id when they
+   * still hash to it: the same model, step graph and settings. Otherwise it is gone, as an import would be.
+   */
+  private async remakeRefined(id: string, { meta, examples }: Recipe): Promise<AdapterRecord | undefined> {
+    const settings = meta.refine;
+    if (meta.fingerprint !== this.manifest.fingerprint || meta.parent === undefined || settings === undefined || !this.deps.refineRecipe) return undefined;
+    const parent = await this.get(meta.parent, meta.owner);
+    if (!parent) return undefined;
+    let r: ValidRefine;
+    try {
+      r = this.deps.refineRecipe(meta.kind, examples, { steps: settings.steps, learning_rate: settings.learning_rate, augment: settings.augment });
+    } catch {
+      return undefined; // the bundle lost its step graph, or MAX_REFINE_STEPS was lowered below the steps
+    }
+    if (this.refinedIdOf(parent, examples, r, meta.owner) !== id) return undefined;
+    const running = this.inflight.get(id);
+    if (running) return (await running).record;
+    const work = this.refine(id, parent, examples, r, undefined, undefined, meta);
+    this.inflight.set(id, work);
+    return (await work.finally(() => this.inflight.delete(id))).record;
   }
 
   /** One hypermodel run per id at a time; `meta` given = a regeneration that keeps the original metadata. */
@@ -169,8 +197,14 @@ export class AdapterService {
     signal: AbortSignal | undefined,
     withFit: boolean,
   ): Promise<Obtained> {
-    const { kind } = parent.meta;
-    const id = refinedId(this.manifest.fingerprint, kind, {
+    const id = this.refinedIdOf(parent, examples, r, owner);
+    const existing = await this.get(id, owner);
+    if (existing) return { record: existing, created: false };
+    return this.refine(id, parent, examples, r, owner, signal, undefined, withFit);
+  }
+
+  private refinedIdOf(parent: AdapterRecord, examples: ValidRefineStored['examples'], r: ValidRefine, owner: string | undefined): string {
+    return refinedId(this.manifest.fingerprint, parent.meta.kind, {
       parent: parent.meta.id,
       examples,
       steps: r.steps,
@@ -179,21 +213,33 @@ export class AdapterService {
       graphSha256: r.graph.graphSha256,
       weightsSha256: r.graph.weightsSha256,
     }, owner);
-    const existing = await this.get(id, owner);
-    if (existing) return { record: existing, created: false };
-    const plan = withFit ? this.fitPlan(kind, examples, false) : undefined;
+  }
+
+  /** Runs the steps and stores the result; `meta` given = a regeneration that keeps the original metadata (and report). */
+  private async refine(
+    id: string,
+    parent: AdapterRecord,
+    examples: ValidRefineStored['examples'],
+    r: ValidRefine,
+    owner: string | undefined,
+    signal: AbortSignal | undefined,
+    keep?: AdapterMeta,
+    withFit = false,
+  ): Promise<Obtained> {
+    const { kind } = parent.meta;
+    const plan = withFit && !keep ? this.fitPlan(kind, examples, false) : undefined;
     const outcome = await runRefinement(this.deps.engine, this.deps.refineLimits ?? { deadlineMs: 0, retryAfterS: this.deps.retryAfterS }, kind, parent.tensors, r, signal);
     this.deps.refined?.(kind, outcome.steps, outcome.ms);
     // Leave-one-out measures the hypermodel on these examples: a refined adapter reports its parent's.
     const fit = plan ? await bestEffort(scoreFit(this.deps.engine, kind, outcome.tensors, examples, plan, parent.meta.fit?.loo_exact ?? null)) : undefined;
-    const meta: AdapterMeta = {
+    const meta: AdapterMeta = keep ?? {
       ...this.newMeta(id, kind, examples.length, 'refine', owner),
       ...(fit ? { fit } : {}),
       parent: parent.meta.id,
       refine: { steps: r.steps, learning_rate: r.learningRate, augment: r.augment, loss_first: outcome.lossFirst, loss_last: outcome.lossLast, ms: Math.round(outcome.ms) },
     };
     const stored = await this.save({ meta, tensors: outcome.tensors, examples: examples.map((e) => ({ input: e.input, output: e.output })) });
-    if (stored.created) this.deps.created(kind, 'refine');
+    if (stored.created) this.deps.created(kind, keep ? 'regenerated' : 'refine');
     return stored;
   }
 

@@ -18,7 +18,7 @@ import type { CompletionBody } from '../schemas/completions.js';
 import { checkExamples, checkKind, checkLimit, hyperIds, promptIds } from './limits.js';
 import { checkOpenAiFields } from './openai-fields.js';
 import { checkRefine, type RefineRequest } from './refine.js';
-import type { ModelChoice, ValidCompletion, ValidExamples, ValidImport, ValidRefineStored } from './valid.js';
+import type { ModelChoice, ValidCompletion, ValidExamples, ValidImport, ValidRefine, ValidRefineStored } from './valid.js';
 
 type ValidatorConfig = Pick<Config, 'MAX_EXAMPLES' | 'MAX_EXAMPLE_CHARS' | 'MAX_PROMPTS' | 'MAX_N' | 'MAX_BEAMS' | 'MAX_TOKENS' | 'MAX_STOP' | 'MAX_REFINE_STEPS'>;
 
@@ -58,6 +58,11 @@ export class Validator {
   /** The examples a quarantined adapter was generated from, to generate it again under the same id. */
   recipe(kind: AdapterKindName, examples: readonly Example[]): ValidExamples {
     return { kind, examples, tokenIds: hyperIds(this.deps.bundle, this.deps.tokenizer, examples, 'examples') };
+  }
+
+  /** The settings a quarantined refined adapter was made with, checked again, with its batch rebuilt. */
+  refineRecipe(kind: AdapterKindName, examples: readonly Example[], settings: RefineRequest): ValidRefine {
+    return checkRefine(this.deps, kind, examples, settings, 'refine');
   }
 
   /** POST /v1/adapters/import: a safetensors body and the optional `kind` query parameter. */
