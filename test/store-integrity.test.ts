@@ -191,7 +191,7 @@ describe('tampered files over HTTP', () => {
       }
       const r = await app.inject(`/v1/adapters/${made.id}`);
       assert.equal(r.statusCode, 200, r.body);
-      assert.deepEqual({ ...r.json(), cached: made.cached }, made);
+      assert.deepEqual({ ...r.json<Record<string, unknown>>(), cached: made.cached }, made);
       assert.deepEqual((await app.inject(`/v1/adapters/${made.id}/parameters`)).rawPayload, params);
       assert.equal((await app.inject(`/v1/adapters/${made.parent}`)).statusCode, 200);
     } finally {
