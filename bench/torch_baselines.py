@@ -25,16 +25,44 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "training")]
 
 # Full run vs BENCH_QUICK (seconds per section, for smoke tests on the tiny fixture).
-FULL = {"creation_ks": [1, 3, 5, 8], "creation_lengths": [8, 48], "creation_n": 40,
-        "tune_ks": [1, 3, 8], "tune_episodes": 8, "tune_checkpoints": [0, 5, 10, 20, 40, 80, 160, 320],
-        "pq_ks": [1, 2, 4, 8, 12, 16], "pq_episodes": 4, "pq_steps": 16, "reps": 9,
-        "src_lens": [16, 32, 64, 128, 256], "out_lens": [4, 8, 16, 32, 64],
-        "load_items": 64, "max_tokens": 32, "eager_s": 6.0, "eager_batches": [1, 16], "matmul_s": 1.0}
-QUICK = {"creation_ks": [1, 8], "creation_lengths": [8], "creation_n": 3,
-         "tune_ks": [3], "tune_episodes": 1, "tune_checkpoints": [0, 2],
-         "pq_ks": [1, 4, 16], "pq_episodes": 1, "pq_steps": 4, "reps": 2,
-         "src_lens": [16, 64], "out_lens": [4, 16],
-         "load_items": 16, "max_tokens": 8, "eager_s": 0.3, "eager_batches": [1, 4], "matmul_s": 0.02}
+FULL = {
+    "creation_ks": [1, 3, 5, 8],
+    "creation_lengths": [8, 48],
+    "creation_n": 40,
+    "tune_ks": [1, 3, 8],
+    "tune_episodes": 8,
+    "tune_checkpoints": [0, 5, 10, 20, 40, 80, 160, 320],
+    "pq_ks": [1, 2, 4, 8, 12, 16],
+    "pq_episodes": 4,
+    "pq_steps": 16,
+    "reps": 9,
+    "src_lens": [16, 32, 64, 128, 256],
+    "out_lens": [4, 8, 16, 32, 64],
+    "load_items": 64,
+    "max_tokens": 32,
+    "eager_s": 6.0,
+    "eager_batches": [1, 16],
+    "matmul_s": 1.0,
+}
+QUICK = {
+    "creation_ks": [1, 8],
+    "creation_lengths": [8],
+    "creation_n": 3,
+    "tune_ks": [3],
+    "tune_episodes": 1,
+    "tune_checkpoints": [0, 2],
+    "pq_ks": [1, 4, 16],
+    "pq_episodes": 1,
+    "pq_steps": 4,
+    "reps": 2,
+    "src_lens": [16, 64],
+    "out_lens": [4, 16],
+    "load_items": 16,
+    "max_tokens": 8,
+    "eager_s": 0.3,
+    "eager_batches": [1, 4],
+    "matmul_s": 0.02,
+}
 
 
 def synthetic(k: int, length: int, uid: int) -> list[list[str]]:
@@ -51,8 +79,11 @@ def workload(args, cfg) -> dict:
     from pybench.common import held_out_episodes
 
     uid = iter(range(1, 10**6))
-    creation = [{"k": k, "length": n, "examples": [synthetic(k, n, next(uid)) for _ in range(cfg["creation_n"])]}
-                for k in cfg["creation_ks"] for n in cfg["creation_lengths"]]
+    creation = [
+        {"k": k, "length": n, "examples": [synthetic(k, n, next(uid)) for _ in range(cfg["creation_n"])]}
+        for k in cfg["creation_ks"]
+        for n in cfg["creation_lengths"]
+    ]
     load_eps = held_out_episodes(cfg["load_items"], 3, 8, seed=11)
     return {
         "config": cfg,
@@ -60,35 +91,52 @@ def workload(args, cfg) -> dict:
         "tuning_episodes": held_out_episodes(cfg["tune_episodes"], max(cfg["tune_ks"]), 8, seed=1234),
         "per_query_episodes": held_out_episodes(cfg["pq_episodes"], max(cfg["pq_ks"]), 1, seed=7),
         # Request n with a adapters: item n % a, that item's prompt (n // a) % 8 (bench/http.ts, pybench/eager.py).
-        "load": {"items": [{"examples": ep["demos"], "prompts": [q for q, _ in ep["queries"]]} for ep in load_eps],
-                 "max_tokens": cfg["max_tokens"]},
+        "load": {
+            "items": [{"examples": ep["demos"], "prompts": [q for q, _ in ep["queries"]]} for ep in load_eps],
+            "max_tokens": cfg["max_tokens"],
+        },
     }
 
 
 def measure(args, cfg, work: dict) -> dict:
     import torch
-
     from pybench import eager, flops, matmul, querycost, tuning
-    from pybench.common import Ort, load_torch, log
+    from pybench.common import load_torch, log
+
+    from hypert5.ort_runtime import OrtBundle
 
     torch.set_num_threads(args.threads)
     bundle = Path(args.bundle)
-    rt = Ort.open(bundle, args.threads)
+    rt = OrtBundle(bundle, args.threads)
     models, source = load_torch(bundle, rt.manifest)
     dims = flops.Dims.from_manifest(rt.manifest, models.settings.head_hidden)
     kind = rt.manifest["adapters"]["default_kind"]
     out: dict = {"threads": args.threads, "torch_model": source, "torch_version": torch.__version__, "kind": kind}
     import onnxruntime
+
     out["ort_version"] = onnxruntime.__version__
     sections = [
         ("matmul", lambda: matmul.run(dims.d, dims.f, args.threads, cfg["matmul_s"])),
-        ("per_query", lambda: querycost.per_query_vs_k(rt, dims, work["per_query_episodes"], cfg["pq_ks"],
-                                                       cfg["pq_steps"], cfg["reps"], kind)),
-        ("growth", lambda: querycost.growth(rt, dims, cfg["src_lens"], cfg["out_lens"], 32, cfg["pq_steps"], cfg["reps"], kind)),
+        (
+            "per_query",
+            lambda: querycost.per_query_vs_k(
+                rt, dims, work["per_query_episodes"], cfg["pq_ks"], cfg["pq_steps"], cfg["reps"], kind
+            ),
+        ),
+        (
+            "growth",
+            lambda: querycost.growth(
+                rt, dims, cfg["src_lens"], cfg["out_lens"], 32, cfg["pq_steps"], cfg["reps"], kind
+            ),
+        ),
         ("decode_adapters", lambda: querycost.decode_batch_adapters(rt, 16, cfg["reps"] * 4, kind)),
         ("decode_b1", lambda: querycost.decode_batch_adapters(rt, 1, cfg["reps"] * 4, kind)),
-        ("eager", lambda: eager.run(models, bundle, args.threads, work["load"], work["load"]["max_tokens"],
-                                    cfg["eager_s"], cfg["eager_batches"], kind)),
+        (
+            "eager",
+            lambda: eager.run(
+                models, rt, work["load"], work["load"]["max_tokens"], cfg["eager_s"], cfg["eager_batches"], kind
+            ),
+        ),
         ("tuning", lambda: tuning.run(models, work["tuning_episodes"], cfg["tune_ks"], cfg["tune_checkpoints"], 1234)),
     ]
     for name, fn in sections:
@@ -99,8 +147,9 @@ def measure(args, cfg, work: dict) -> dict:
     out["flops"] = {
         "formula": flops.__doc__,
         "per_token_decode_b1": {str(s): flops.decoder_step(dims, 16, s, kind) for s in (16, 32, 64, 128)},
-        "hypermodel_mflops": {str(c): {k: flops.hypermodel(dims, c, k) / 1e6 for k in ("lora", "prefix")}
-                              for c in (64, 256, 1024)},
+        "hypermodel_mflops": {
+            str(c): {k: flops.hypermodel(dims, c, k) / 1e6 for k in ("lora", "prefix")} for c in (64, 256, 1024)
+        },
         "adapter_bytes": {k: flops.adapter_bytes(rt.manifest, k) for k in ("lora", "prefix")},
     }
     return out

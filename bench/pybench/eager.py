@@ -9,8 +9,7 @@ from typing import Any, Callable
 
 import torch
 
-from hypert5.generate import greedy
-from hypert5.generate import pad_batch
+from hypert5.generate import greedy, pad_batch
 from hypert5.ort_runtime import OrtBundle
 
 from .common import log
@@ -23,8 +22,13 @@ def request_for(items: list[dict[str, Any]], n: int, adapters: int) -> tuple[int
     return item, prompts[(n // adapters) % len(prompts)]
 
 
-def _loop(budget_s: float, batch: int, adapters: int, items: list[dict[str, Any]],
-          generate: Callable[[list[tuple[int, str]]], list[int]]) -> dict[str, Any]:
+def _loop(
+    budget_s: float,
+    batch: int,
+    adapters: int,
+    items: list[dict[str, Any]],
+    generate: Callable[[list[tuple[int, str]]], list[int]],
+) -> dict[str, Any]:
     """The HTTP load's request sequence for ``adapters`` adapters, ``batch`` requests at a time,
     ``generate(requests) -> token counts``, until the budget is spent."""
     generate([request_for(items, n, adapters) for n in range(batch)])  # warm-up
@@ -36,20 +40,35 @@ def _loop(budget_s: float, batch: int, adapters: int, items: list[dict[str, Any]
         done += len(counts)
         tokens += sum(counts)
     secs = time.perf_counter() - start
-    return {"batch": batch, "adapters": adapters, "seconds": round(secs, 2), "completions": done, "tokens": tokens,
-            "completions_per_s": done / secs, "tokens_per_s": tokens / secs}
+    return {
+        "batch": batch,
+        "adapters": adapters,
+        "seconds": round(secs, 2),
+        "completions": done,
+        "tokens": tokens,
+        "completions_per_s": done / secs,
+        "tokens_per_s": tokens / secs,
+    }
 
 
-def run(models, bundle_dir, threads: int, workload: dict[str, Any], max_tokens: int, budget_s: float,
-        batches: list[int], kind: str) -> dict[str, Any]:
+def run(
+    models,
+    ort_bundle: OrtBundle,
+    workload: dict[str, Any],
+    max_tokens: int,
+    budget_s: float,
+    batches: list[int],
+    kind: str,
+) -> dict[str, Any]:
     fmt = models.settings.hyper_input
-    ort_bundle = OrtBundle(bundle_dir, threads)
     items = workload["items"]  # [{"examples": [[in, out]...], "prompts": [str...]}]
     pad_id, eos = ort_bundle.special["pad"], ort_bundle.special["eos"]
     with torch.no_grad():
         torch_adapters = []
         for it in items:
-            ctx, mask = pad_batch([ort_bundle.encode_text(fmt.serialize([tuple(e) for e in it["examples"]]), fmt.max_tokens)], pad_id)
+            ctx, mask = pad_batch(
+                [ort_bundle.encode_text(fmt.serialize([tuple(e) for e in it["examples"]]), fmt.max_tokens)], pad_id
+            )
             torch_adapters.append(models.hyper[kind](ctx, mask))
     ort_adapters = [ort_bundle.hyper(kind, [tuple(e) for e in it["examples"]]) for it in items]
 

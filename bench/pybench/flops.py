@@ -39,11 +39,20 @@ class Dims:
     @classmethod
     def from_manifest(cls, m: dict, head_hidden: int = 128) -> "Dims":
         dims, kinds = m["dims"], m["adapters"]["kinds"]
-        return cls(d=dims["d_model"], i=dims["num_heads"] * dims["d_kv"], f=dims["d_ff"], vocab=dims["vocab_size"],
-                   enc_layers=dims["num_layers"], dec_layers=dims["num_decoder_layers"], heads=dims["num_heads"],
-                   ffn_mats=3 if dims["feed_forward_proj"] == "gated-gelu" else 2,
-                   rank=kinds["lora"]["rank"], positions=kinds["prefix"]["num_positions"], head_hidden=head_hidden,
-                   gated_prefix=kinds["prefix"].get("attention", "gated") == "gated")
+        return cls(
+            d=dims["d_model"],
+            i=dims["num_heads"] * dims["d_kv"],
+            f=dims["d_ff"],
+            vocab=dims["vocab_size"],
+            enc_layers=dims["num_layers"],
+            dec_layers=dims["num_decoder_layers"],
+            heads=dims["num_heads"],
+            ffn_mats=3 if dims["feed_forward_proj"] == "gated-gelu" else 2,
+            rank=kinds["lora"]["rank"],
+            positions=kinds["prefix"]["num_positions"],
+            head_hidden=head_hidden,
+            gated_prefix=kinds["prefix"].get("attention", "gated") == "gated",
+        )
 
     def ffn(self) -> int:
         return self.ffn_mats * 2 * self.d * self.f

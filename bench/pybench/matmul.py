@@ -15,8 +15,13 @@ from onnx import TensorProto, helper, numpy_helper
 def _graph(m: int, k: int, n: int) -> bytes:
     b = numpy_helper.from_array(np.random.default_rng(0).standard_normal((k, n)).astype(np.float32), "B")
     node = helper.make_node("MatMul", ["A", "B"], ["C"])
-    graph = helper.make_graph([node], "matmul", [helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, k])],
-                              [helper.make_tensor_value_info("C", TensorProto.FLOAT, [m, n])], [b])
+    graph = helper.make_graph(
+        [node],
+        "matmul",
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("C", TensorProto.FLOAT, [m, n])],
+        [b],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -44,10 +49,18 @@ def run(d_model: int, d_ff: int, threads: int, min_s: float) -> dict[str, Any]:
     again with every core, for reference."""
     import os
 
-    shapes = {"peak_512": (512, 512, 512), "peak_1024": (1024, 1024, 1024),
-              "decode_b1": (1, d_model, d_ff), "decode_b16": (16, d_model, d_ff), "encode_s64": (64, d_model, d_ff)}
+    shapes = {
+        "peak_512": (512, 512, 512),
+        "peak_1024": (1024, 1024, 1024),
+        "decode_b1": (1, d_model, d_ff),
+        "decode_b16": (16, d_model, d_ff),
+        "encode_s64": (64, d_model, d_ff),
+    }
     res: dict[str, Any] = {name: gflops(*s, threads, min_s) for name, s in shapes.items()}
     res["peak_gflops"] = max(res["peak_512"]["gflops"], res["peak_1024"]["gflops"])
     cores = os.cpu_count() or 1
-    res["all_cores"] = {"threads": cores, "peak_gflops": max(gflops(*shapes[n], cores, min_s)["gflops"] for n in ("peak_512", "peak_1024"))}
+    res["all_cores"] = {
+        "threads": cores,
+        "peak_gflops": max(gflops(*shapes[n], cores, min_s)["gflops"] for n in ("peak_512", "peak_1024")),
+    }
     return res

@@ -1,4 +1,5 @@
-"""Sections 2 and 6 in ONNX Runtime (the service's runtime, without HTTP): per-query latency and FLOPs.
+"""Sections 2 and 6 in ONNX Runtime (the service's runtime, without HTTP, through hypert5.ort_runtime.OrtBundle):
+per-query latency and FLOPs.
 
 Every query is encoded once and then decoded for a fixed number of steps (no early stop), so the curves
 show cost, not how long the model happens to talk. The in-context baseline is the same frozen T5 reading
@@ -12,9 +13,15 @@ from typing import Any
 import numpy as np
 
 from hypert5.examples import HyperInputFormat
+from hypert5.ort_runtime import Adapter, OrtBundle
 
 from . import flops
-from .common import Ort, log, timed
+from .common import log, timed
+
+
+def forced_query(rt: OrtBundle, src: list[int], steps: int, adapter: Adapter | None) -> None:
+    """Encode one input, then exactly ``steps`` greedy decode steps (no early stop: a fixed output length)."""
+    rt.greedy_ids([src], [adapter], steps, stop_at_eos=False)
 
 
 def _fit(xs: list[float], ys: list[float]) -> dict[str, float]:
@@ -22,8 +29,9 @@ def _fit(xs: list[float], ys: list[float]) -> dict[str, float]:
     return {"slope": float(slope), "intercept": float(intercept), "max_over_min": float(max(ys) / max(min(ys), 1e-9))}
 
 
-def per_query_vs_k(rt: Ort, dims: flops.Dims, episodes: list[dict[str, Any]], ks: list[int], steps: int,
-                   reps: int, kind: str) -> dict[str, Any]:
+def per_query_vs_k(
+    rt: OrtBundle, dims: flops.Dims, episodes: list[dict[str, Any]], ks: list[int], steps: int, reps: int, kind: str
+) -> dict[str, Any]:
     fmt = HyperInputFormat(**rt.manifest["hyper_input"])
     rows = []
     for k in ks:
@@ -31,68 +39,117 @@ def per_query_vs_k(rt: Ort, dims: flops.Dims, episodes: list[dict[str, Any]], ks
         for ep in episodes:
             demos = [tuple(d) for d in ep["demos"][:k]]
             x = ep["queries"][0][0]
-            adapter = {n: v[0] for n, v in rt.hyper(kind, rt.ids(fmt.serialize(demos))).items()}
-            q_ids = rt.ids(x)
-            prompt = rt.ids(fmt.serialize(demos) + fmt.example_separator + fmt.input_prefix + x + fmt.output_prefix)
-            hyper_ms.append(timed(lambda: rt.forced_query(q_ids, steps, adapter), reps)["p50_ms"])
-            ctx_ms.append(timed(lambda: rt.forced_query(prompt, steps, None), reps)["p50_ms"])
+            adapter = rt.hyper_ids(kind, rt.token_ids(fmt.serialize(demos)))
+            q_ids = rt.token_ids(x)
+            prompt = rt.token_ids(
+                fmt.serialize(demos) + fmt.example_separator + fmt.input_prefix + x + fmt.output_prefix
+            )
+            hyper_ms.append(timed(lambda: forced_query(rt, q_ids, steps, adapter), reps)["p50_ms"])
+            ctx_ms.append(timed(lambda: forced_query(rt, prompt, steps, None), reps)["p50_ms"])
             ctx_tokens.append(len(prompt))
             query_tokens.append(len(q_ids))
         src_h, src_c = round(float(np.mean(query_tokens))), round(float(np.mean(ctx_tokens)))
-        rows.append({"k": k, "hyper_ms": float(np.median(hyper_ms)), "in_context_ms": float(np.median(ctx_ms)),
-                     "hyper_src_tokens": src_h, "in_context_src_tokens": src_c,
-                     "hyper_mflops": flops.query(dims, src_h, steps, kind) / 1e6,
-                     "in_context_mflops": flops.query(dims, src_c, steps) / 1e6})
+        rows.append(
+            {
+                "k": k,
+                "hyper_ms": float(np.median(hyper_ms)),
+                "in_context_ms": float(np.median(ctx_ms)),
+                "hyper_src_tokens": src_h,
+                "in_context_src_tokens": src_c,
+                "hyper_mflops": flops.query(dims, src_h, steps, kind) / 1e6,
+                "in_context_mflops": flops.query(dims, src_c, steps) / 1e6,
+            }
+        )
         log(f"per-query k={k}: hyper {rows[-1]['hyper_ms']:.2f} ms, in-context {rows[-1]['in_context_ms']:.2f} ms")
     ks_f = [float(r["k"]) for r in rows]
-    return {"kind": kind, "output_tokens": steps, "episodes": len(episodes), "rows": rows,
-            "fit_ms_per_k": {"hyper": _fit(ks_f, [r["hyper_ms"] for r in rows]),
-                             "in_context": _fit(ks_f, [r["in_context_ms"] for r in rows])},
-            "fit_mflops_per_k": {"hyper": _fit(ks_f, [r["hyper_mflops"] for r in rows]),
-                                 "in_context": _fit(ks_f, [r["in_context_mflops"] for r in rows])}}
+    return {
+        "kind": kind,
+        "output_tokens": steps,
+        "episodes": len(episodes),
+        "rows": rows,
+        "fit_ms_per_k": {
+            "hyper": _fit(ks_f, [r["hyper_ms"] for r in rows]),
+            "in_context": _fit(ks_f, [r["in_context_ms"] for r in rows]),
+        },
+        "fit_mflops_per_k": {
+            "hyper": _fit(ks_f, [r["hyper_mflops"] for r in rows]),
+            "in_context": _fit(ks_f, [r["in_context_mflops"] for r in rows]),
+        },
+    }
 
 
-def growth(rt: Ort, dims: flops.Dims, src_lens: list[int], out_lens: list[int], base_src: int, base_out: int,
-           reps: int, kind: str) -> dict[str, Any]:
+def growth(
+    rt: OrtBundle,
+    dims: flops.Dims,
+    src_lens: list[int],
+    out_lens: list[int],
+    base_src: int,
+    base_out: int,
+    reps: int,
+    kind: str,
+) -> dict[str, Any]:
     """Query latency vs input length (at base_out steps) and vs output length (at base_src tokens)."""
-    adapter = {n: v[0] for n, v in rt.hyper(kind, rt.ids("in: a out: b")).items()}
+    adapter = rt.hyper_ids(kind, rt.token_ids("in: a out: b"))
     text = "0123456789 abcdefghijklmnopqrstuvwxyz | " * 32
 
     def src(n: int) -> list[int]:
-        return rt.ids(text)[: n - 1] + [rt.manifest["special_ids"]["eos"]]
+        return rt.token_ids(text)[: n - 1] + [rt.special["eos"]]
 
-    by_in = [{"src_tokens": n, "ms": timed(lambda: rt.forced_query(src(n), base_out, adapter), reps)["p50_ms"],
-              "mflops": flops.query(dims, n, base_out, kind) / 1e6} for n in src_lens]
-    by_out = [{"new_tokens": n, "ms": timed(lambda: rt.forced_query(src(base_src), n, adapter), reps)["p50_ms"],
-               "mflops": flops.query(dims, base_src, n, kind) / 1e6} for n in out_lens]
+    by_in = [
+        {
+            "src_tokens": n,
+            "ms": timed(lambda: forced_query(rt, src(n), base_out, adapter), reps)["p50_ms"],
+            "mflops": flops.query(dims, n, base_out, kind) / 1e6,
+        }
+        for n in src_lens
+    ]
+    by_out = [
+        {
+            "new_tokens": n,
+            "ms": timed(lambda: forced_query(rt, src(base_src), n, adapter), reps)["p50_ms"],
+            "mflops": flops.query(dims, base_src, n, kind) / 1e6,
+        }
+        for n in out_lens
+    ]
     log("growth: input and output length done")
-    return {"kind": kind, "by_input_length": by_in, "by_output_length": by_out,
-            "fit_ms_per_input_token": _fit([float(r["src_tokens"]) for r in by_in], [r["ms"] for r in by_in]),
-            "fit_ms_per_output_token": _fit([float(r["new_tokens"]) for r in by_out], [r["ms"] for r in by_out])}
+    return {
+        "kind": kind,
+        "by_input_length": by_in,
+        "by_output_length": by_out,
+        "fit_ms_per_input_token": _fit([float(r["src_tokens"]) for r in by_in], [r["ms"] for r in by_in]),
+        "fit_ms_per_output_token": _fit([float(r["new_tokens"]) for r in by_out], [r["ms"] for r in by_out]),
+    }
 
 
-def decode_batch_adapters(rt: Ort, batch: int, reps: int, kind: str) -> dict[str, Any]:
+def decode_batch_adapters(rt: OrtBundle, batch: int, reps: int, kind: str) -> dict[str, Any]:
     """One decode step at ``batch`` rows with 1 adapter repeated vs ``batch`` distinct adapters (live adapters)."""
     dims = rt.manifest["dims"]
     rng = np.random.default_rng(0)
-    adapters = [{n: v[0] for n, v in rt.hyper(kind, rt.ids(f"in: {j} out: {rng.integers(1000)}")).items()}
-                for j in range(batch)]
+    adapters = [rt.hyper_ids(kind, rt.token_ids(f"in: {j} out: {rng.integers(1000)}")) for j in range(batch)]
     src = 24
-    ck = rng.standard_normal((batch, dims["num_decoder_layers"], dims["num_heads"], src, dims["d_kv"])).astype(np.float32)
-    past = rng.standard_normal((batch, dims["num_decoder_layers"], dims["num_heads"], 8, dims["d_kv"])).astype(np.float32)
-    base = {"input_ids": np.full((batch, 1), 5, np.int64), "self_attention_mask": np.ones((batch, 9), np.int64),
-            "encoder_attention_mask": np.ones((batch, src), np.int64), "past_key": past, "past_value": past,
-            "cross_key": ck, "cross_value": ck}
+    ck = rng.standard_normal((batch, dims["num_decoder_layers"], dims["num_heads"], src, dims["d_kv"])).astype(
+        np.float32
+    )
+    past = rng.standard_normal((batch, dims["num_decoder_layers"], dims["num_heads"], 8, dims["d_kv"])).astype(
+        np.float32
+    )
+    base = {
+        "input_ids": np.full((batch, 1), 5, np.int64),
+        "self_attention_mask": np.ones((batch, 9), np.int64),
+        "encoder_attention_mask": np.ones((batch, src), np.int64),
+        "past_key": past,
+        "past_value": past,
+        "cross_key": ck,
+        "cross_value": ck,
+    }
 
     def feeds(distinct: bool) -> dict[str, np.ndarray]:
-        f = rt.zeros("decoder", batch)
-        for name in f:
-            if name.startswith(kind + "."):
-                f[name] = np.stack([adapters[j if distinct else 0][name] for j in range(batch)]).astype(np.float32)
-        return {**base, **f}
+        return {**base, **rt.adapter_feeds("decoder", [adapters[j if distinct else 0] for j in range(batch)])}
 
     same, distinct = feeds(False), feeds(True)
     sess = rt.sessions["decoder"]
-    return {"batch": batch,
-            "same_adapter_ms": timed(lambda: sess.run(None, same), reps)["p50_ms"],
-            "distinct_adapters_ms": timed(lambda: sess.run(None, distinct), reps)["p50_ms"]}
+    return {
+        "batch": batch,
+        "same_adapter_ms": timed(lambda: sess.run(None, same), reps)["p50_ms"],
+        "distinct_adapters_ms": timed(lambda: sess.run(None, distinct), reps)["p50_ms"],
+    }

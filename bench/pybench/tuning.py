@@ -34,11 +34,19 @@ def pad(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
 class _Task:
     """One held-out task being tuned: its adapter tensors, optimiser and fixed batch."""
 
-    def __init__(self, models, demos: list[tuple[str, str]], queries: list[tuple[str, str]], kind: str, lr: float,
-                 generator: torch.Generator):
+    def __init__(
+        self,
+        models,
+        demos: list[tuple[str, str]],
+        queries: list[tuple[str, str]],
+        kind: str,
+        lr: float,
+        generator: torch.Generator,
+    ):
         self.models, self.queries = models, queries
-        self.params = {k: v.detach().clone().requires_grad_(True)
-                       for k, v in random_init(kind, models.settings, generator).items()}
+        self.params = {
+            k: v.detach().clone().requires_grad_(True) for k, v in random_init(kind, models.settings, generator).items()
+        }
         self.optimizer = torch.optim.Adam(self.params.values(), lr=lr)
         self.ids, self.mask = pad([encode(x, 256) for x, _ in demos])
         self.decoder_in, self.labels = targets([encode(y, 64) for _, y in demos])
@@ -72,8 +80,16 @@ def accuracy(models, queries: list[tuple[str, str]], adapter) -> tuple[float, fl
         return tokens, exact_match(models.downstream, xs, ys, batched)
 
 
-def compare(models, episodes: list[dict[str, Any]], k: int, kind: str, checkpoints: list[int], lr: float,
-            seed: int, frozen_accuracy: float) -> dict[str, Any]:
+def compare(
+    models,
+    episodes: list[dict[str, Any]],
+    k: int,
+    kind: str,
+    checkpoints: list[int],
+    lr: float,
+    seed: int,
+    frozen_accuracy: float,
+) -> dict[str, Any]:
     fmt = models.settings.hyper_input
     generator = torch.Generator().manual_seed(seed)
     hyper_acc, hyper_em, hyper_s, tasks = [], [], [], []
@@ -95,17 +111,26 @@ def compare(models, episodes: list[dict[str, Any]], k: int, kind: str, checkpoin
         for task in tasks:
             task.advance(stop)
         scores = [t.accuracy() for t in tasks]
-        point = {"steps": stop, "seconds_per_task": sum(t.seconds for t in tasks) / len(tasks),
-                 "accuracy": sum(a for a, _ in scores) / len(tasks), "exact_match": sum(e for _, e in scores) / len(tasks)}
+        point = {
+            "steps": stop,
+            "seconds_per_task": sum(t.seconds for t in tasks) / len(tasks),
+            "accuracy": sum(a for a, _ in scores) / len(tasks),
+            "exact_match": sum(e for _, e in scores) / len(tasks),
+        }
         curve.append(point)
         # At 0 steps the random init is the frozen model for LoRA (b = 0) and gated prefixes (gate = 0), not
         # for "peft" prefixes (their random values are attended to), so at least one step is required.
         if stop > 0 and point["accuracy"] >= target - 1e-9:
             reached = point
             break
-    log(f"tuning {kind} k={k}: hyper {100 * target:.1f}% tokens, tuning {100 * curve[-1]['accuracy']:.1f}% after {curve[-1]['steps']} steps")
+    log(
+        f"tuning {kind} k={k}: hyper {100 * target:.1f}% tokens, tuning {100 * curve[-1]['accuracy']:.1f}% after {curve[-1]['steps']} steps"
+    )
     return {
-        "k": k, "kind": kind, "episodes": len(episodes), "lr": lr,
+        "k": k,
+        "kind": kind,
+        "episodes": len(episodes),
+        "lr": lr,
         "metric": "token accuracy on the held-out queries (teacher forced)",
         "hyper_accuracy": target,
         "hyper_exact_match": sum(hyper_em) / len(hyper_em),
@@ -125,5 +150,9 @@ def run(models, episodes: list[dict[str, Any]], ks: list[int], checkpoints: list
         p.requires_grad_(False)
     # The frozen model's accuracy on the episodes' queries (the same for every k and kind), measured on its own.
     frozen = sum(accuracy(models, [tuple(q) for q in ep["queries"]], None)[0] for ep in episodes) / len(episodes)
-    rows = [compare(models, episodes, k, kind, checkpoints, TUNE_LR[kind], seed, frozen) for k in ks for kind in ("lora", "prefix")]
+    rows = [
+        compare(models, episodes, k, kind, checkpoints, TUNE_LR[kind], seed, frozen)
+        for k in ks
+        for kind in ("lora", "prefix")
+    ]
     return {"episodes": len(episodes), "ks": ks, "lr": TUNE_LR, "checkpoints": checkpoints, "rows": rows}

@@ -1,7 +1,8 @@
 """A minimal ONNX Runtime client of a bundle in Python: the reference the TypeScript service must match.
 
-Used by the exporter's self-check, the parity tests and evaluation against exported bundles.
-Adapters are dicts of per-adapter numpy arrays (no batch dimension), as stored by the service.
+Used by the exporter's self-check, the parity tests, evaluation against exported bundles and the bench's
+ONNX Runtime sections. Adapters are dicts of per-adapter numpy arrays (no batch dimension), as stored by
+the service.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class OrtBundle:
         self.manifest: dict[str, Any] = validate(self.dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # The service's setting (src/inference/onnx.ts): graphs run sequentially, so only intra-op threads work.
+        options.inter_op_num_threads = 1
         self.sessions = {
             name: ort.InferenceSession(str(self.dir / g["file"]), options, providers=["CPUExecutionProvider"])
             for name, g in self.manifest["graphs"].items()
@@ -36,8 +39,13 @@ class OrtBundle:
             t["name"]: t["shape"] for k in self.manifest["adapters"]["kinds"].values() for t in k["tensors"]
         }
 
+    def token_ids(self, text: str) -> list[int]:
+        """``text``'s ids and eos, with no length limit: the bench measures inputs past the service's limits."""
+        return self.tokenizer.encode(text) + [self.special["eos"]]
+
     def encode_text(self, text: str, max_tokens: int | None = None) -> list[int]:
-        ids = self.tokenizer.encode(text) + [self.special["eos"]]
+        """``text``'s ids and eos, refused past ``max_tokens`` (default: the encoder's limit) as the service does."""
+        ids = self.token_ids(text)
         limit = max_tokens or self.manifest["encoder_input"]["max_tokens"]
         if len(ids) > limit:
             raise ValueError(f"input is {len(ids)} tokens, the limit is {limit}")
@@ -54,12 +62,18 @@ class OrtBundle:
 
     def hyper(self, kind: str, examples: list[tuple[str, str]]) -> Adapter:
         text = self.hyper_format.serialize(examples)
-        ids, mask = self._pad([self.encode_text(text, self.hyper_format.max_tokens)], self.special["pad"])
+        return self.hyper_ids(kind, self.encode_text(text, self.hyper_format.max_tokens))
+
+    def hyper_ids(self, kind: str, ids: list[int]) -> Adapter:
+        """The ``kind`` hypermodel on one row of token ids, as they are (no serialization, no limit)."""
         session = self.sessions[f"hyper_{kind}"]
-        outputs = session.run(None, {"input_ids": ids, "attention_mask": mask})
+        row = np.array([ids], dtype=np.int64)  # (1, T)
+        outputs = session.run(None, {"input_ids": row, "attention_mask": np.ones_like(row)})
         return {o.name: value[0] for o, value in zip(session.get_outputs(), outputs)}
 
-    def _adapter_feeds(self, graph: str, adapters: list[Adapter | None]) -> dict[str, np.ndarray]:
+    def adapter_feeds(self, graph: str, adapters: list[Adapter | None]) -> dict[str, np.ndarray]:
+        """The adapter inputs of ``graph`` for a batch, one row per adapter; zeros (an exact no-op) for a row
+        whose adapter is None or lacks the input (the other kind)."""
         feeds = {}
         for io in self.manifest["graphs"][graph]["inputs"]:
             if io["name"] in self.adapter_shapes:
@@ -74,17 +88,26 @@ class OrtBundle:
 
     def greedy(self, texts: list[str], adapters: list[Adapter | None], max_new_tokens: int) -> list[list[int]]:
         """Greedy decode of a batch (rows may mix adapters); eos excluded from the result."""
+        return self.greedy_ids([self.encode_text(t) for t in texts], adapters, max_new_tokens)
+
+    def greedy_ids(
+        self, rows: list[list[int]], adapters: list[Adapter | None], max_new_tokens: int, stop_at_eos: bool = True
+    ) -> list[list[int]]:
+        """Greedy decode of token id rows (rows may mix adapters). With ``stop_at_eos`` a row ends at eos,
+        which is excluded from the result; without it every row runs exactly ``max_new_tokens`` steps, eos
+        and what follows included: a fixed output length, so that cost measurements do not depend on how
+        long the model happens to talk."""
         dims = self.manifest["dims"]
-        ids, mask = self._pad([self.encode_text(t) for t in texts], self.special["pad"])
+        ids, mask = self._pad(rows, self.special["pad"])
         cross_key, cross_value = self.sessions["encoder"].run(
             ["cross_key", "cross_value"],
-            {"input_ids": ids, "attention_mask": mask, **self._adapter_feeds("encoder", adapters)},
+            {"input_ids": ids, "attention_mask": mask, **self.adapter_feeds("encoder", adapters)},
         )
-        batch = len(texts)
+        batch = len(rows)
         past = np.zeros((batch, dims["num_decoder_layers"], dims["num_heads"], 0, dims["d_kv"]), np.float32)
         past_key, past_value = past, past.copy()
         token = np.full((batch, 1), self.special["decoder_start"], np.int64)
-        decoder_adapters = self._adapter_feeds("decoder", adapters)
+        decoder_adapters = self.adapter_feeds("decoder", adapters)
         out: list[list[int]] = [[] for _ in range(batch)]
         done = [False] * batch
         for step in range(max_new_tokens):
@@ -106,7 +129,7 @@ class OrtBundle:
             token = logits.argmax(-1)[:, None].astype(np.int64)
             for row in range(batch):
                 if not done[row]:
-                    if token[row, 0] == self.special["eos"]:
+                    if stop_at_eos and token[row, 0] == self.special["eos"]:
                         done[row] = True
                     else:
                         out[row].append(int(token[row, 0]))

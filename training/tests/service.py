@@ -1,6 +1,6 @@
 """The service as a subprocess for Python tests: node + tsx on src/server.ts, on a free port, with its own
 adapter store; waits for /readyz and stops it with SIGTERM. Skips the test when node or the npm
-dependencies are missing (the pattern of test_api_fuzz.py)."""
+dependencies are missing. Used by the parity tests here and the end-to-end suite in test/e2e."""
 
 from __future__ import annotations
 

@@ -5,18 +5,16 @@ without adapters."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from pybench import flops
 from torch.utils.flop_counter import FlopCounterMode
 
 from hypert5.presets import random_models
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-from pybench import flops  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=["tiny", "tiny-peft"])

@@ -6,24 +6,27 @@ content type, headers and body as the spec documents them. Bounded: about 20-60 
 `positive_data_acceptance` is the one check left out: a request can be valid for the schema and still be
 refused (422) by a limit the schema cannot express (tokens after tokenization, configured MAX_*), or by an
 OpenAI field documented with OpenAI's type whose non-neutral values this server refuses.
+
+An end-to-end suite of the TypeScript service written in Python because schemathesis is: pytest in the
+training venv runs it within `npm run test:training` (training/run-tests.sh); it needs node and the npm
+dependencies.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-from service import free_port, ready
-
 ROOT = Path(__file__).resolve().parents[2]
+# The service as a process: the helper the Python-vs-service parity tests in training/tests use too.
+sys.path.insert(0, str(ROOT / "training" / "tests"))
+from service import ready, running_service  # noqa: E402
+
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 KEY = "fuzz-key"
 # The conformance checks this run exists for: each must have run, and none may have failed.
@@ -56,49 +59,22 @@ def check_results(ndjson: Path) -> Counter:
     return counts
 
 
-@pytest.fixture(scope="module")
-def server():
-    node = shutil.which("node")
-    if node is None or not (ROOT / "node_modules" / "tsx").exists():
-        pytest.skip("node and the npm dependencies are needed (npm install)")
-    port = free_port()
-    store = tempfile.mkdtemp(prefix="hypert5-fuzz-")
-    env = {
-        **os.environ,
-        "MODEL_DIR": str(ROOT / "test" / "fixtures" / "tiny"),
-        "ADAPTER_STORE_DIR": store,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "INTRA_OP_THREADS": "1",
-        "LOG_LEVEL": "warn",
-        # Small limits keep each fuzzed generation cheap; the limits themselves get fuzzed too.
-        "MAX_TOKENS": "8",
-        "MAX_N": "2",
-        "MAX_BEAMS": "2",
-        "MAX_PROMPTS": "4",
-        "API_KEYS": KEY,
-    }
-    log = open(Path(store) / "server.log", "w+")
-    proc = subprocess.Popen(
-        [node, "--import", "tsx", "src/server.ts"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while not ready(url):
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            log.seek(0)
-            pytest.fail(f"server did not start:\n{log.read()}")
-        time.sleep(0.1)
-    yield url, proc, log
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0, "SIGTERM after fuzzing must exit 0"
-    log.close()
-    shutil.rmtree(store, ignore_errors=True)
+# Small limits keep each fuzzed generation cheap; the limits themselves get fuzzed too.
+LIMITS = {"MAX_TOKENS": "8", "MAX_N": "2", "MAX_BEAMS": "2", "MAX_PROMPTS": "4", "API_KEYS": KEY}
 
 
-def test_openapi_fuzz_no_5xx_no_spec_violation(server):
-    url, proc, log = server
+def test_openapi_fuzz_no_5xx_no_spec_violation():
+    with running_service(env=LIMITS) as service:
+        fuzz(service.url)
+        # The server is still serving after everything it was sent, and stops cleanly.
+        assert service.proc.poll() is None and ready(service.url)
+        service.proc.terminate()
+        assert service.proc.wait(timeout=30) == 0, "SIGTERM after fuzzing must exit 0"
+        errors = [line for line in service.log().splitlines() if '"level":50' in line or '"level":60' in line]
+        assert not errors, "the server logged errors during fuzzing:\n" + "\n".join(errors[:5])
+
+
+def fuzz(url: str) -> None:
     cmd = [
         str(SCHEMATHESIS),
         "run",
@@ -134,9 +110,3 @@ def test_openapi_fuzz_no_5xx_no_spec_violation(server):
         assert counts[(check, "success")] > 0, f"{check} did not run: {dict(counts)}"
     failed = {k: n for k, n in counts.items() if k[1] != "success"}
     assert not failed, f"checks that did not pass: {failed}"
-    # The server is still serving after everything it was sent.
-    assert proc.poll() is None and ready(url)
-    log.flush()
-    log.seek(0)
-    errors = [line for line in log if '"level":50' in line or '"level":60' in line]
-    assert not errors, "the server logged errors during fuzzing:\n" + "".join(errors[:5])
