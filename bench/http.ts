@@ -1,5 +1,6 @@
 /** The HTTP sections of the bench, against a running service: adapter creation, throughput, memory. */
 import autocannon from 'autocannon';
+import { mark, type LoadWindow } from './load-check.js';
 import { cpuSeconds, MiB, percentile, round, rssBytes, rssSampler } from './stats.js';
 
 export type Example = [string, string];
@@ -59,6 +60,10 @@ export interface LoadCell {
   seconds: number;
   completions: number;
   tokens: number;
+  /** Generated tokens per completion: below about 16, a cell measures request overhead more than decoding. */
+  tokens_per_completion: number;
+  /** Prompt tokens per completion (usage.prompt_tokens, eos included). */
+  prompt_tokens_per_completion: number;
   completions_per_s: number;
   tokens_per_s: number;
   p50_ms: number;
@@ -72,6 +77,8 @@ export interface LoadCell {
   /** Decoder steps the service ran (its hypert5_decode_batch_rows histogram): count and mean rows per step. */
   decode_steps: number;
   mean_batch_rows: number;
+  /** CPU used by other processes on the machine during the cell (bench/load-check.ts). */
+  load: LoadWindow;
 }
 
 /**
@@ -82,10 +89,12 @@ export async function load(url: string, pid: number, ids: string[], items: LoadI
   let i = 0;
   let tokens = 0;
   let completions = 0;
+  let promptTokens = 0;
   const lat: number[] = [];
   const rss = rssSampler(pid);
   const steps0 = await metric(url, 'hypert5_decode_batch_rows_count');
   const rows0 = await metric(url, 'hypert5_decode_batch_rows_sum');
+  const cellLoad = mark();
   const cpu0 = cpuSeconds(pid);
   const own0 = process.cpuUsage();
   const wall0 = performance.now();
@@ -105,8 +114,10 @@ export async function load(url: string, pid: number, ids: string[], items: LoadI
         },
         onResponse: (status, body) => {
           if (status !== 200) return;
+          const { usage } = JSON.parse(body) as { usage: { completion_tokens: number; prompt_tokens: number } };
           completions += 1;
-          tokens += (JSON.parse(body) as { usage: { completion_tokens: number } }).usage.completion_tokens;
+          tokens += usage.completion_tokens;
+          promptTokens += usage.prompt_tokens;
         },
       },
     ],
@@ -117,6 +128,7 @@ export async function load(url: string, pid: number, ids: string[], items: LoadI
   const r = await inst;
   const wall = (performance.now() - wall0) / 1000;
   const own = process.cpuUsage(own0);
+  const others = cellLoad.stop();
   const serviceCores = (cpuSeconds(pid) - cpu0) / wall;
   const steps = (await metric(url, 'hypert5_decode_batch_rows_count')) - steps0;
   const rowSteps = (await metric(url, 'hypert5_decode_batch_rows_sum')) - rows0;
@@ -127,6 +139,8 @@ export async function load(url: string, pid: number, ids: string[], items: LoadI
     seconds: round(secs),
     completions,
     tokens,
+    tokens_per_completion: round(tokens / completions, 1),
+    prompt_tokens_per_completion: round(promptTokens / completions, 1),
     completions_per_s: round(completions / secs),
     tokens_per_s: round(tokens / secs),
     p50_ms: round(percentile(lat, 50)),
@@ -138,6 +152,7 @@ export async function load(url: string, pid: number, ids: string[], items: LoadI
     generator_cores: round((own.user + own.system) / 1e6 / wall),
     decode_steps: steps,
     mean_batch_rows: round(rowSteps / steps, 1),
+    load: others,
   };
 }
 

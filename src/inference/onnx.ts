@@ -22,15 +22,29 @@ export interface SessionOptions {
   intraOpThreads: number;
 }
 
+/**
+ * Every graph's session settings besides the thread count. bench/ort-settings.ts measures each alternative
+ * against these on the encoder and decoder at batch 1 and 16 (bench/README.md, "ONNX Runtime session
+ * settings"); none was faster beyond the spread of interleaved runs, so these stay.
+ */
+export const SESSION_SETTINGS = {
+  // One graph runs at a time per worker; a second pool would only oversubscribe the cores. Measured: parallel
+  // execution with 2 inter-op threads ran the decoder 2-5x slower.
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+  // 'extended' and 'layout' gave bit-identical outputs and the same times; 'basic' and 'disabled' change the
+  // outputs' last float32 digits and were no faster ('disabled': the decoder's batch-1 step 1.11x slower).
+  graphOptimizationLevel: 'all',
+  // ONNX Runtime's defaults, stated because they were measured: without the memory pattern a session holds
+  // about 5 MiB less after batch-16 runs but the decoder's batch-1 step ran 1.14x slower; without the arena,
+  // no difference beyond the spread in time or in memory.
+  enableCpuMemArena: true,
+  enableMemPattern: true,
+  logSeverityLevel: 3,
+} as const satisfies ort.InferenceSession.SessionOptions;
+
 export async function createSession(file: string, opts: SessionOptions): Promise<OrtSession> {
-  const session = await ort.InferenceSession.create(file, {
-    intraOpNumThreads: opts.intraOpThreads,
-    // One graph runs at a time per worker; a second pool would only oversubscribe the cores.
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-  });
+  const session = await ort.InferenceSession.create(file, { ...SESSION_SETTINGS, intraOpNumThreads: opts.intraOpThreads });
   return {
     inputNames: session.inputNames,
     outputNames: session.outputNames,
