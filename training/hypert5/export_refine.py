@@ -5,7 +5,8 @@ files byte for byte as they are.
     python -m hypert5.export_refine --bundle ../test/fixtures/tiny
 
 The frozen downstream comes from the bundle's own ``downstream.safetensors``. Each graph is checked
-against PyTorch (``refine_check``) before anything in the bundle is touched; then the graphs, their
+against PyTorch (``refine_check``) before anything in the bundle is touched, after the rewrites of
+``refine_simplify`` (the same values from fewer nodes; ``--as-traced`` leaves them out); then the graphs, their
 shared weights file, ``graphs.train_step_<kind>`` and ``refine`` are written and the manifest's
 ``files`` and ``fingerprint`` updated. Tracing and export take a few minutes per kind on two cores.
 """
@@ -78,8 +79,9 @@ def refine_manifest(manifest: dict, steps: dict[str, TrainStep]) -> dict:
     return out
 
 
-def add_refine_graphs(bundle_dir: Path, log=print, check: bool = True) -> dict:
-    """Export, check and add the step graphs of every adapter kind; returns the validated manifest."""
+def add_refine_graphs(bundle_dir: Path, log=print, check: bool = True, simplified: bool = True) -> dict:
+    """Export, check and add the step graphs of every adapter kind (simplified by ``refine_simplify``
+    unless ``simplified`` is False); returns the validated manifest."""
     manifest = validate(bundle_dir)
     t5 = load_frozen(bundle_dir, manifest)
     kinds = [k for k in ("lora", "prefix") if k in manifest["adapters"]["kinds"]]
@@ -90,7 +92,9 @@ def add_refine_graphs(bundle_dir: Path, log=print, check: bool = True) -> dict:
         ready.mkdir()
         for kind, step in steps.items():
             log(f"tracing and exporting train_step_{kind}")
-            export_step(step, raw / REFINE_GRAPH_FILES[f"train_step_{kind}"])
+            rewrites = export_step(step, raw / REFINE_GRAPH_FILES[f"train_step_{kind}"], simplified)
+            if rewrites:
+                log(f"train_step_{kind} simplified: " + ", ".join(f"{k} {v}" for k, v in rewrites.items()))
         sizes = share_weights({p.name: p for p in raw.iterdir()}, ready, REFINE_WEIGHTS_FILE)
         log("sizes: " + ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in sizes.items()))
         if check:
@@ -118,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--no-check", action="store_true", help="skip the PyTorch/ONNX Runtime parity check")
+    parser.add_argument(
+        "--as-traced", action="store_true", help="write the graphs as exported, without hypert5.refine_simplify"
+    )
     args = parser.parse_args(argv)
     try:
-        manifest = add_refine_graphs(args.bundle, check=not args.no_check)
+        manifest = add_refine_graphs(args.bundle, check=not args.no_check, simplified=not args.as_traced)
     except BundleError as e:
         parser.error(str(e))
     size = sum(p.stat().st_size for p in args.bundle.iterdir()) / 1e6

@@ -9,7 +9,8 @@ dimension). Outputs: ``loss`` (the mean token cross-entropy *before* the update)
 
 How it is built: the loss, ``torch.autograd.grad`` with respect to the adapter only, and Adam
 (``refine.py``) are traced together by ``make_fx`` with the core ATen decompositions, then written by
-``torch.onnx.export(dynamo=True)``. Left to the exporter's own decompositions the mean-reduction
+``torch.onnx.export(dynamo=True)``; ``refine_simplify`` then rewrites what the trace leaves costly to run
+(the same values from fewer nodes). Left to the exporter's own decompositions the mean-reduction
 backward loses its division and every gradient comes out too large by the token count, which is why
 the exporter gates every graph on a parity check of loss, gradients and parameters (``refine_check``).
 Three more traps: one tensor object passed as two example inputs becomes one graph input (the
@@ -151,9 +152,12 @@ def _module(gm: torch.fx.GraphModule, count: int) -> nn.Module:
     return module
 
 
-def export_step(step: TrainStep, path: Path) -> None:
-    """Trace and write the graph to ``path`` (weights inside), dims named as in ``step.inputs``."""
+def export_step(step: TrainStep, path: Path, simplified: bool = True) -> dict[str, int]:
+    """Trace and write the graph to ``path`` (weights inside), dims named as in ``step.inputs``, with
+    ``refine_simplify``'s rewrites unless ``simplified`` is False; returns the rewrites made per pass."""
     import onnx
+
+    from .refine_simplify import simplify
 
     gm = trace(step)
     args = example_args(step)
@@ -179,7 +183,9 @@ def export_step(step: TrainStep, path: Path) -> None:
         )
     model = onnx.load(str(path))
     _name_dims(model, step)
+    rewrites = simplify(model) if simplified else {}
     onnx.save(model, str(path))
+    return rewrites
 
 
 def _name_dims(model, step: TrainStep) -> None:

@@ -5,6 +5,7 @@ import json
 import shutil
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -19,6 +20,7 @@ from hypert5.refine import TextLimits, augment_pairs, encode_batch, teacher_forc
 from hypert5.refine_check import GRAD_TOLERANCE, LOSS_TOLERANCE, PARAM_TOLERANCE, check_step_graph, step_differences
 from hypert5.refine_graph import TrainStep
 from hypert5.refine_runtime import OrtRefiner
+from hypert5.refine_simplify import op_counts, simplify
 from hypert5.train.text import encode, targets
 
 FIXTURE = REPO / "test" / "fixtures" / "tiny"
@@ -167,3 +169,171 @@ def test_summary_reports_how_well_refined_adapters_fit_their_demonstrations() ->
     summary = summarize([task([0.0, 0.0], [1.0, 0.0], 1.0), task([0.0, 1.0], [0.0, 0.0], 0.5)], [50])
     assert summary["rows"]["hyper_init/none/50"]["exact_match_percent"] == 25.0
     assert summary["refined_fit_mean"] == {"hyper_init/none/50": {"demos_exact": 0.75, "mean_logprob": -0.5}}
+
+
+def patterns_graph() -> onnx.ModelProto:
+    """One of each pattern refine_simplify rewrites, as the exporter writes them (shapes in value_info,
+    the batch dim symbolic): Pow 1, 2 (and 3, kept), an Identity, linear layers through 2-D (from and to
+    (rows, 3, 8); to heads; from merged heads), an attention product through 3-D, a Reshape chain, a
+    Reshape and an Expand to their input's shape, and the sum of per-layer gradients placed by Where."""
+    rng = np.random.default_rng(0)
+    c = {
+        "one": np.array(1.0, np.float32),
+        "two": np.array(2.0, np.float32),
+        "three": np.array(3.0, np.float32),
+        "w": rng.standard_normal((8, 8)).astype(np.float32),
+        "flat": np.array([-1, 8], np.int64),
+        "tail": np.array([3, 8], np.int64),
+        "tail_heads": np.array([3, 2, 4], np.int64),
+        "q3": np.array([-1, 3, 4], np.int64),
+        "k3": np.array([-1, 4, 3], np.int64),
+        "tail4": np.array([2, 3, 3], np.int64),
+        "c1": np.array([-1, 9], np.int64),
+        "c2": np.array([-1, 18], np.int64),
+        "ax1": np.array([1], np.int64),
+        "tail_layers": np.array([2, 8], np.int64),
+        "zero": np.array(0.0, np.float32),
+        "hot0": np.array([True, False]).reshape(1, 2, 1),
+        "hot1": np.array([False, True]).reshape(1, 2, 1),
+    }
+    node = onnx.helper.make_node
+    nodes = [
+        node("Pow", ["x", "one"], ["p1"]),
+        node("Pow", ["x", "two"], ["p2"]),
+        node("Pow", ["x", "three"], ["p3"]),
+        node("Add", ["p1", "p2"], ["h"]),
+        node("Identity", ["h"], ["hid"]),
+        node("Shape", ["x"], ["lead"], start=0, end=1),
+        # (rows, 3, 8) -> (rows, 3, 8)
+        node("Reshape", ["hid", "flat"], ["xf"]),
+        node("MatMul", ["xf", "w"], ["mm"]),
+        node("Concat", ["lead", "tail"], ["ys"], axis=0),
+        node("Reshape", ["mm", "ys"], ["y"], allowzero=1),
+        # (rows, 3, 8) -> heads (rows, 3, 2, 4)
+        node("Reshape", ["y", "flat"], ["yf"]),
+        node("MatMul", ["yf", "w"], ["mm_heads"]),
+        node("Concat", ["lead", "tail_heads"], ["hs"], axis=0),
+        node("Reshape", ["mm_heads", "hs"], ["hd"], allowzero=1),
+        node("Transpose", ["hd"], ["q"], perm=[0, 2, 1, 3]),
+        node("Transpose", ["hd"], ["k"], perm=[0, 2, 3, 1]),
+        node("Reshape", ["q", "q3"], ["qf"]),
+        node("Reshape", ["k", "k3"], ["kf"]),
+        node("MatMul", ["qf", "kf"], ["s3"]),
+        node("Concat", ["lead", "tail4"], ["ss"], axis=0),
+        node("Reshape", ["s3", "ss"], ["s"]),
+        node("Softmax", ["s"], ["sm"], axis=-1),
+        # merged heads (rows, 3, 2, 4) -> (rows, 3, 8)
+        node("MatMul", ["sm", "q"], ["ctx"]),
+        node("Transpose", ["ctx"], ["ctx_t"], perm=[0, 2, 1, 3]),
+        node("Reshape", ["ctx_t", "flat"], ["cf"]),
+        node("MatMul", ["cf", "w"], ["mm_out"]),
+        node("Concat", ["lead", "tail"], ["os"], axis=0),
+        node("Reshape", ["mm_out", "os"], ["o"], allowzero=1),
+        node("Mul", ["o", "two"], ["attn"]),
+        node("Reshape", ["sm", "c1"], ["r1"]),
+        node("Reshape", ["r1", "c2"], ["r2"]),
+        node("Shape", ["r2"], ["r2s"]),
+        node("Expand", ["r2", "r2s"], ["e"]),
+        node("Mul", ["e", "two"], ["out"]),
+        node("Shape", ["p3"], ["p3s"]),
+        node("Reshape", ["p3", "p3s"], ["p3r"]),
+        node("Mul", ["p3r", "two"], ["cube"]),
+        # the backward of selecting layer l of a (rows, 2, 8) stack, summed over the 2 layers
+        node("ReduceSum", ["x", "ax1"], ["g0"], keepdims=0),
+        node("ReduceSum", ["p2", "ax1"], ["g1"], keepdims=0),
+        node("Unsqueeze", ["g0", "ax1"], ["u0"]),
+        node("Unsqueeze", ["g1", "ax1"], ["u1"]),
+        node("Concat", ["lead", "tail_layers"], ["ls"], axis=0),
+        node("Expand", ["u0", "ls"], ["e0"]),
+        node("Expand", ["u1", "ls"], ["e1"]),
+        node("Expand", ["zero", "ls"], ["zeros"]),
+        node("Where", ["hot0", "e0", "zeros"], ["w0"]),
+        node("Where", ["hot1", "e1", "zeros"], ["w1"]),
+        node("Add", ["w1", "w0"], ["layers"]),
+    ]
+    f = onnx.TensorProto.FLOAT
+    shapes = {
+        **{n: ["rows", 3, 8] for n in ("p1", "p2", "p3", "h", "hid", "y", "o", "p3r")},
+        **{n: ["3*rows", 8] for n in ("xf", "mm", "yf", "mm_heads", "cf", "mm_out")},
+        **{n: ["rows", 3, 2, 4] for n in ("hd", "ctx_t")},
+        **{n: ["rows", 2, 3, 4] for n in ("q", "ctx")},
+        **{n: ["rows", 2, 3, 3] for n in ("s", "sm")},
+        "k": ["rows", 2, 4, 3],
+        "qf": ["2*rows", 3, 4],
+        "kf": ["2*rows", 4, 3],
+        "s3": ["2*rows", 3, 3],
+        "r1": ["2*rows", 9],
+        "r2": ["rows", 18],
+        "e": ["rows", 18],
+        **{n: ["rows", 8] for n in ("g0", "g1")},
+        **{n: ["rows", 1, 8] for n in ("u0", "u1")},
+        **{n: ["rows", 2, 8] for n in ("e0", "e1", "zeros", "w0", "w1")},
+    }
+    outputs = {
+        "out": ["rows", 18],
+        "cube": ["rows", 3, 8],
+        "attn": ["rows", 3, 8],
+        "layers": ["rows", 2, 8],
+    }
+    graph = onnx.helper.make_graph(
+        nodes,
+        "patterns",
+        [onnx.helper.make_tensor_value_info("x", f, ["rows", 3, 8])],
+        [onnx.helper.make_tensor_value_info(n, f, s) for n, s in outputs.items()],
+        [onnx.numpy_helper.from_array(v, n) for n, v in c.items()],
+        value_info=[onnx.helper.make_tensor_value_info(n, f, s) for n, s in shapes.items()],
+    )
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 20)], ir_version=10)
+
+
+def run_graph(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    s = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return s.run(None, {"x": x})
+
+
+def test_simplify_rewrites_each_pattern_and_keeps_every_output_byte() -> None:
+    model = patterns_graph()
+    simplified = onnx.ModelProto()
+    simplified.CopyFrom(model)
+    done = simplify(simplified)
+    onnx.checker.check_model(simplified, full_check=True)
+    assert done == {
+        "pow": 2,
+        "identity": 1,
+        "linear": 3,
+        "batched": 1,
+        "layer_scatter": 1,
+        "noop_reshape": 2,
+        "reshape_chain": 1,
+        # what only removed nodes read: the 2-D and 3-D operands' Reshapes (4), the Reshape targets of the
+        # Reshapes back (3 Concats), the chain's first Reshape, the no-ops' Shapes (2); the layer sum's
+        # Wheres, Expands (of the grads and of the zeros) and their target (6)
+        "dead": 16,
+    }, done
+    counts = op_counts(simplified)
+    assert counts["Pow"] == 1 and counts["Identity"] == 0 and counts["Expand"] == 0 and counts["Where"] == 0
+    assert counts["Reshape"] == 3  # into heads, the merged heads keeping (rows, 3), the chain's last
+    for rows in (1, 2, 5):
+        x = np.random.default_rng(rows).standard_normal((rows, 3, 8)).astype(np.float32)
+        for want, got in zip(run_graph(model, x), run_graph(simplified, x)):
+            assert want.tobytes() == got.tobytes()
+
+
+def test_simplify_leaves_shape_dependent_patterns_alone_without_shapes() -> None:
+    """Without the exporter's value_info no Reshape, Expand or MatMul rewrite is made."""
+    model = patterns_graph()
+    del model.graph.value_info[:]
+    done = simplify(model)
+    assert done["pow"] == 2 and done["identity"] == 1
+    assert done["noop_reshape"] == done["linear"] == done["batched"] == done["layer_scatter"] == 0
+    # needs no shapes where the last target holds no 0: into "out", and (rows, 3, 8) back to 2-D
+    assert done["reshape_chain"] == 2
+
+
+@pytest.mark.parametrize("kind", ["lora", "prefix"])
+def test_fixture_step_graphs_are_simplified(kind) -> None:
+    """The fixture's graphs come from the exporter with its rewrites: none is left to make."""
+    model = onnx.load(str(FIXTURE / REFINE_GRAPH_FILES[f"train_step_{kind}"]), load_external_data=False)
+    assert not any(simplify(model).values())
