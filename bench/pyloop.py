@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "training")]
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from pybench import flops  # noqa: E402
-from pybench.common import load_torch  # noqa: E402
+from pybench.common import load_torch, timed  # noqa: E402
 from pybench.eager import request_for  # noqa: E402
 
 from hypert5.generate import greedy, pad_batch  # noqa: E402
@@ -123,8 +122,10 @@ class Side:
             "past": past,
             "src_tokens": int(ids.shape[1]),
             "reps": reps,
-            "encoder_ms": _median_ms(lambda: self.ort.sessions["encoder"].run(["cross_key", "cross_value"], enc), reps),
-            "decoder_ms": _median_ms(lambda: self.ort.sessions["decoder"].run(None, dec), reps),
+            "encoder_ms": timed(lambda: self.ort.sessions["encoder"].run(["cross_key", "cross_value"], enc), reps)[
+                "p50_ms"
+            ],
+            "decoder_ms": timed(lambda: self.ort.sessions["decoder"].run(None, dec), reps)["p50_ms"],
         }
 
     def flops(self, src: int, new_tokens: int) -> dict[str, Any]:
@@ -138,16 +139,6 @@ class Side:
             "decoder": dec,
             "per_completion": enc + dec,
         }
-
-
-def _median_ms(fn: Callable[[], Any], reps: int) -> float:
-    fn()
-    xs = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        xs.append(1000 * (time.perf_counter() - t))
-    return statistics.median(xs)
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ import onnxruntime as ort
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from hypert5.bundle import fingerprint, sha256_file
-from hypert5.ort_runtime import Adapter, OrtBundle
+from hypert5.ort_runtime import OrtBundle
 from hypert5.tasks import list_families, sample_episode_for_family
 from hypert5.train.everyday import EVERYDAY
 
@@ -61,35 +61,6 @@ def service_session(file: Path) -> ort.InferenceSession:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
-
-
-def graph_feeds(runtime: OrtBundle, queries: list[str], adapters: list[Adapter], past: int) -> dict[str, dict]:
-    """The encoder's feeds for ``queries`` and the decoder's at the step whose past holds ``past`` tokens
-    (greedy, as OrtBundle.greedy_ids decodes, every row running all steps)."""
-    dims = runtime.manifest["dims"]
-    ids, mask = runtime._pad([runtime.encode_text(q) for q in queries], runtime.special["pad"])
-    encoder = {"input_ids": ids, "attention_mask": mask, **runtime.adapter_feeds("encoder", adapters)}
-    cross_key, cross_value = runtime.sessions["encoder"].run(["cross_key", "cross_value"], encoder)
-    batch = len(queries)
-    past_key = np.zeros((batch, dims["num_decoder_layers"], dims["num_heads"], 0, dims["d_kv"]), np.float32)
-    past_value = past_key.copy()
-    token = np.full((batch, 1), runtime.special["decoder_start"], np.int64)
-    for step in range(past + 1):
-        decoder = {
-            "input_ids": token,
-            "self_attention_mask": np.ones((batch, step + 1), np.int64),
-            "encoder_attention_mask": mask,
-            "past_key": past_key,
-            "past_value": past_value,
-            "cross_key": cross_key,
-            "cross_value": cross_value,
-            **runtime.adapter_feeds("decoder", adapters),
-        }
-        logits, new_key, new_value = runtime.sessions["decoder"].run(None, decoder)
-        past_key = np.concatenate([past_key, new_key], 3)  # (B, L, H, step + 1, d_kv)
-        past_value = np.concatenate([past_value, new_value], 3)
-        token = logits.argmax(-1)[:, None].astype(np.int64)
-    return {"encoder": encoder, "decoder": decoder}
 
 
 def spread(xs: list[float], digits: int = 3) -> dict[str, float]:
@@ -194,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         adapters = [fp32.hyper("lora", [tuple(d) for d in demos]) for demos, _ in held_out[:16]]
         queries = [qs[0][0] for _, qs in held_out[:16]]
         for batch in (1, 16):
-            feeds = graph_feeds(fp32, queries[:batch], adapters[:batch], args.past)
+            feeds = fp32.step_feeds(queries[:batch], adapters[:batch], args.past)
             for graph in args.graphs:
                 file = fp32.manifest["graphs"][graph]["file"]
                 sessions = service_session(args.bundle / file), service_session(copy / file)

@@ -268,37 +268,6 @@ class Variant:
         return {k for k in ("lora", "prefix") if any(n.startswith(k + ".") for n in self.input_names)}
 
 
-def step_feeds(runtime: OrtBundle, queries: list[str], adapters: list[Adapter | None], past: int) -> dict:
-    """The decoder's feeds at the greedy step whose past holds ``past`` tokens (every row runs every step)."""
-    dims = runtime.manifest["dims"]
-    ids, mask = runtime._pad([runtime.encode_text(q) for q in queries], runtime.special["pad"])
-    encoder = {"input_ids": ids, "attention_mask": mask, **runtime.adapter_feeds("encoder", adapters)}
-    cross_key, cross_value = runtime.sessions["encoder"].run(["cross_key", "cross_value"], encoder)
-    batch = len(queries)
-    past_key = np.zeros((batch, dims["num_decoder_layers"], dims["num_heads"], 0, dims["d_kv"]), np.float32)
-    past_value = past_key.copy()
-    token = np.full((batch, 1), runtime.special["decoder_start"], np.int64)
-    adapter_feeds = runtime.adapter_feeds("decoder", adapters)
-    for step in range(past + 1):
-        feeds = {
-            "input_ids": token,
-            "self_attention_mask": np.ones((batch, step + 1), np.int64),
-            "encoder_attention_mask": mask,
-            "past_key": past_key,
-            "past_value": past_value,
-            "cross_key": cross_key,
-            "cross_value": cross_value,
-            **adapter_feeds,
-        }
-        if step == past:
-            return feeds
-        logits, new_key, new_value = runtime.sessions["decoder"].run(None, feeds)
-        past_key = np.concatenate([past_key, new_key], 3)  # (B, L, H, step + 1, d_kv)
-        past_value = np.concatenate([past_value, new_value], 3)
-        token = logits.argmax(-1)[:, None].astype(np.int64)
-    raise AssertionError("unreachable")
-
-
 def rows_slice(feeds: dict[str, np.ndarray], rows: slice) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v[rows]) for k, v in feeds.items()}
 
@@ -435,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     current = variants["current"]
     prompts = [q for _, qs in tasks[:8] for q, _ in qs[:2]]
     for kind in ("lora", "prefix"):
-        feeds = step_feeds(runtime, queries, adapters[kind], 16)
+        feeds = runtime.step_feeds(queries, adapters[kind], 16)["decoder"]
         rows = [adapters[kind][i // 2] for i in range(len(prompts))]
         want = greedy_with(runtime, current, prompts, rows)
         for name, v in variants.items():
@@ -455,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("lora", "prefix"):
         names = [n for n, v in variants.items() if kind in v.kinds()]
         for past in (16, 32):
-            full = step_feeds(runtime, queries, adapters[kind], past)
+            full = runtime.step_feeds(queries, adapters[kind], past)["decoder"]
             for batch in (1, 16):
                 feeds = rows_slice(full, slice(0, batch))
                 cell = interleaved({n: [(variants[n], feeds)] for n in names}, args.rounds, args.sample_ms)
@@ -467,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     # A mixed batch: 8 LoRA rows and 8 prefix rows, one graph for both against one graph per kind.
     mixed = [adapters["lora"][i] if i < 8 else adapters["prefix"][i] for i in range(16)]
     for past in (16, 32):
-        feeds = step_feeds(runtime, queries, mixed, past)
+        feeds = runtime.step_feeds(queries, mixed, past)["decoder"]
         lo, pre = rows_slice(feeds, slice(0, 8)), rows_slice(feeds, slice(8, 16))
         cell = interleaved(
             {
@@ -489,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("lora", "prefix"):
         cell = result["timing"][f"{kind} rows, batch 16, past 32"]
         best = min(cell, key=lambda n: cell[n]["cpu_ms"]["p50"])
-        feeds = step_feeds(runtime, queries, adapters[kind], 32)
+        feeds = runtime.step_feeds(queries, adapters[kind], 32)["decoder"]
         for name in dict.fromkeys(["current", best, f"{kind}+kv+mha"]):
             prefix = str(args.work / f"profile_{kind}_{name.replace('+', '_')}")
             result["profile"][f"{name} ({kind} rows, batch 16, past 32)"] = kernel_profile(

@@ -86,6 +86,39 @@ class OrtBundle:
                 ).astype(np.float32)
         return feeds
 
+    def step_feeds(
+        self, texts: list[str], adapters: list[Adapter | None], past: int
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """The encoder's feeds for ``texts`` and the decoder's at the greedy step whose past holds ``past``
+        tokens (every row runs every step): what a graph-level measurement or comparison feeds."""
+        dims = self.manifest["dims"]
+        ids, mask = self._pad([self.encode_text(t) for t in texts], self.special["pad"])
+        encoder = {"input_ids": ids, "attention_mask": mask, **self.adapter_feeds("encoder", adapters)}
+        cross_key, cross_value = self.sessions["encoder"].run(["cross_key", "cross_value"], encoder)
+        batch = len(texts)
+        past_key = np.zeros((batch, dims["num_decoder_layers"], dims["num_heads"], 0, dims["d_kv"]), np.float32)
+        past_value = past_key.copy()
+        token = np.full((batch, 1), self.special["decoder_start"], np.int64)
+        decoder_adapters = self.adapter_feeds("decoder", adapters)
+        for step in range(past + 1):
+            decoder = {
+                "input_ids": token,
+                "self_attention_mask": np.ones((batch, step + 1), np.int64),
+                "encoder_attention_mask": mask,
+                "past_key": past_key,
+                "past_value": past_value,
+                "cross_key": cross_key,
+                "cross_value": cross_value,
+                **decoder_adapters,
+            }
+            if step == past:
+                break
+            logits, new_key, new_value = self.sessions["decoder"].run(None, decoder)
+            past_key = np.concatenate([past_key, new_key], 3)  # (B, L, H, step + 1, d_kv)
+            past_value = np.concatenate([past_value, new_value], 3)
+            token = logits.argmax(-1)[:, None].astype(np.int64)
+        return {"encoder": encoder, "decoder": decoder}
+
     def greedy(self, texts: list[str], adapters: list[Adapter | None], max_new_tokens: int) -> list[list[int]]:
         """Greedy decode of a batch (rows may mix adapters); eos excluded from the result."""
         return self.greedy_ids([self.encode_text(t) for t in texts], adapters, max_new_tokens)

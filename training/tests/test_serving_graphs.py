@@ -34,7 +34,7 @@ def random_adapters(runtime: OrtBundle, kind: str) -> list[dict]:
 def test_every_variant_matches_the_bundle_decoder(variants, kind) -> None:
     runtime = OrtBundle(BUNDLE)
     adapters = random_adapters(runtime, kind)
-    feeds = sg.step_feeds(runtime, QUERIES, adapters, past=3)
+    feeds = runtime.step_feeds(QUERIES, adapters, past=3)["decoder"]
     current = variants["current"]
     plain = {k: np.zeros_like(v) if k.startswith(kind) else v for k, v in feeds.items()}
     assert not np.allclose(current.run(None, feeds)[0], current.run(None, plain)[0], atol=1e-3)
