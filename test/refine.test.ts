@@ -180,14 +180,15 @@ describe('refine: deadline and disconnect', () => {
     }
   });
 
-  it('a client that disconnects cancels the refinement between two steps; nothing refined is stored', async () => {
+  /** Sends `body` to `url`, hangs up once the one-pass parent is stored and a few steps ran; the refinement must stop early. */
+  async function disconnectMidRefinement(url: string, body: object): Promise<void> {
     const app = await makeApp({ REQUEST_DEADLINE_MS: 0 });
     try {
       await app.listen({ port: 0, host: '127.0.0.1' });
       const { port } = app.server.address() as AddressInfo;
-      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/adapters', headers: { 'content-type': 'application/json' } });
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: url, headers: { 'content-type': 'application/json' } });
       req.on('error', () => {});
-      req.end(JSON.stringify(LONG));
+      req.end(JSON.stringify(body));
       // The one-pass parent is stored before refinement starts; then let a few steps run.
       await until(async () => (await app.adapters.list()).length === 1);
       await sleep(300);
@@ -200,28 +201,13 @@ describe('refine: deadline and disconnect', () => {
     } finally {
       await app.close();
     }
-  });
+  }
 
-  it('a client that disconnects from a completion with inline refine cancels the refinement too', async () => {
-    const app = await makeApp({ REQUEST_DEADLINE_MS: 0 });
-    try {
-      await app.listen({ port: 0, host: '127.0.0.1' });
-      const { port } = app.server.address() as AddressInfo;
-      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/completions', headers: { 'content-type': 'application/json' } });
-      req.on('error', () => {});
-      req.end(JSON.stringify({ model: BASE, prompt: 'Katherine Johnson', examples: LONG.examples, adapter_kind: LONG.kind, refine: LONG.refine, max_tokens: 4 }));
-      await until(async () => (await app.adapters.list()).length === 1);
-      await sleep(300);
-      req.destroy();
-      await until(async () => (await counter(app, 'refineStopped')) === 1);
-      const steps = await counter(app, 'refineStoppedSteps');
-      assert.ok(steps < 200, `the worker ran ${steps} steps`);
-      await until(() => app.engine.scheduler.outstanding === 0);
-      assert.deepEqual(await refinedStored(app), []);
-    } finally {
-      await app.close();
-    }
-  });
+  it('a client that disconnects cancels the refinement between two steps; nothing refined is stored', () =>
+    disconnectMidRefinement('/v1/adapters', LONG));
+
+  it('a client that disconnects from a completion with inline refine cancels the refinement too', () =>
+    disconnectMidRefinement('/v1/completions', { model: BASE, prompt: 'Katherine Johnson', examples: LONG.examples, adapter_kind: LONG.kind, refine: LONG.refine, max_tokens: 4 }));
 });
 
 describe('refine: a bundle without training-step graphs', () => {
