@@ -10,6 +10,8 @@ adapter. The fit report of each one-pass adapter: demos_exact (greedy exact matc
 demonstrations), mean_logprob (mean token log-likelihood of the demonstrations) and, for k >= 2,
 loo_exact (the hypermodel reads k - 1 demonstrations and the adapter it makes predicts the one left
 out); with the Pearson correlation over tasks of each with the one-pass and refined query accuracy.
+``refined_fit_mean``: demos_exact and mean_logprob of the adapters after max(--steps) hyper-init steps,
+to read beside their query accuracy (a full fit with low query accuracy is a generalization gap).
 
     python -m hypert5.train.refine_eval --bundle ../models/default --out runs/default/eval_refine.json \\
         [--shots 1 3 5] [--steps 25 50 100 200] [--kinds lora prefix] [--tasks-per-family 4]
