@@ -33,7 +33,6 @@ from typing import Any, Callable
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "training")]
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from pybench import flops  # noqa: E402
 from pybench.common import load_torch, timed  # noqa: E402
@@ -96,27 +95,12 @@ class Side:
         }
 
     def graphs(self, batch: int, past: int, reps: int) -> dict[str, Any]:
-        m = self.ort.manifest
-        d = m["dims"]
         adapters = [self.ort_adapters[j % len(self.ort_adapters)] for j in range(batch)]
         prompts = [self.items[j % len(self.items)]["prompts"][0] for j in range(batch)]
-        ids, mask = OrtBundle._pad([self.ort.encode_text(p) for p in prompts], self.ort.special["pad"])
-        enc = {"input_ids": ids, "attention_mask": mask, **self.ort.adapter_feeds("encoder", adapters)}
-        ck, cv = self.ort.sessions["encoder"].run(["cross_key", "cross_value"], enc)
-        rng = np.random.default_rng(0)
-        cache = rng.standard_normal((batch, d["num_decoder_layers"], d["num_heads"], past, d["d_kv"])).astype(
-            np.float32
-        )
-        dec = {
-            "input_ids": np.full((batch, 1), 5, np.int64),
-            "self_attention_mask": np.ones((batch, past + 1), np.int64),
-            "encoder_attention_mask": mask,
-            "past_key": cache,
-            "past_value": cache.copy(),
-            "cross_key": ck,
-            "cross_value": cv,
-            **self.ort.adapter_feeds("decoder", adapters),
-        }
+        # The feeds of the greedy step whose past holds `past` tokens: the graphs' own time at that step.
+        feeds = self.ort.step_feeds(prompts, adapters, past)
+        enc, dec = feeds["encoder"], feeds["decoder"]
+        ids = enc["input_ids"]
         return {
             "batch": batch,
             "past": past,
