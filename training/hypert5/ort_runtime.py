@@ -7,6 +7,8 @@ the service.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,21 +88,22 @@ class OrtBundle:
                 ).astype(np.float32)
         return feeds
 
-    def step_feeds(
-        self, texts: list[str], adapters: list[Adapter | None], past: int
-    ) -> dict[str, dict[str, np.ndarray]]:
-        """The encoder's feeds for ``texts`` and the decoder's at the greedy step whose past holds ``past``
-        tokens (every row runs every step): what a graph-level measurement or comparison feeds."""
+    def _greedy_feeds(
+        self, rows: list[list[int]], adapters: list[Adapter | None]
+    ) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """Greedy decoding one step at a time: yields the encoder's feeds and the next decoder step's, and runs
+        that step when resumed; the tokens it picks are the next feeds' ``input_ids``. Every row runs every
+        step (stopping at eos is the caller's business)."""
         dims = self.manifest["dims"]
-        ids, mask = self._pad([self.encode_text(t) for t in texts], self.special["pad"])
+        ids, mask = self._pad(rows, self.special["pad"])
         encoder = {"input_ids": ids, "attention_mask": mask, **self.adapter_feeds("encoder", adapters)}
         cross_key, cross_value = self.sessions["encoder"].run(["cross_key", "cross_value"], encoder)
-        batch = len(texts)
+        batch = len(rows)
         past_key = np.zeros((batch, dims["num_decoder_layers"], dims["num_heads"], 0, dims["d_kv"]), np.float32)
         past_value = past_key.copy()
         token = np.full((batch, 1), self.special["decoder_start"], np.int64)
         decoder_adapters = self.adapter_feeds("decoder", adapters)
-        for step in range(past + 1):
+        for step in itertools.count():
             decoder = {
                 "input_ids": token,
                 "self_attention_mask": np.ones((batch, step + 1), np.int64),
@@ -111,12 +114,20 @@ class OrtBundle:
                 "cross_value": cross_value,
                 **decoder_adapters,
             }
-            if step == past:
-                break
+            yield encoder, decoder
             logits, new_key, new_value = self.sessions["decoder"].run(None, decoder)
             past_key = np.concatenate([past_key, new_key], 3)  # (B, L, H, step + 1, d_kv)
             past_value = np.concatenate([past_value, new_value], 3)
             token = logits.argmax(-1)[:, None].astype(np.int64)
+
+    def step_feeds(
+        self, texts: list[str], adapters: list[Adapter | None], past: int
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """The encoder's feeds for ``texts`` and the decoder's at the greedy step whose past holds ``past``
+        tokens (every row runs every step): what a graph-level measurement or comparison feeds."""
+        steps = self._greedy_feeds([self.encode_text(t) for t in texts], adapters)
+        for _ in range(past + 1):
+            encoder, decoder = next(steps)
         return {"encoder": encoder, "decoder": decoder}
 
     def greedy(self, texts: list[str], adapters: list[Adapter | None], max_new_tokens: int) -> list[list[int]]:
@@ -130,37 +141,14 @@ class OrtBundle:
         which is excluded from the result; without it every row runs exactly ``max_new_tokens`` steps, eos
         and what follows included: a fixed output length, so that cost measurements do not depend on how
         long the model happens to talk."""
-        dims = self.manifest["dims"]
-        ids, mask = self._pad(rows, self.special["pad"])
-        cross_key, cross_value = self.sessions["encoder"].run(
-            ["cross_key", "cross_value"],
-            {"input_ids": ids, "attention_mask": mask, **self.adapter_feeds("encoder", adapters)},
-        )
-        batch = len(rows)
-        past = np.zeros((batch, dims["num_decoder_layers"], dims["num_heads"], 0, dims["d_kv"]), np.float32)
-        past_key, past_value = past, past.copy()
-        token = np.full((batch, 1), self.special["decoder_start"], np.int64)
-        decoder_adapters = self.adapter_feeds("decoder", adapters)
-        out: list[list[int]] = [[] for _ in range(batch)]
-        done = [False] * batch
-        for step in range(max_new_tokens):
-            logits, new_key, new_value = self.sessions["decoder"].run(
-                None,
-                {
-                    "input_ids": token,
-                    "self_attention_mask": np.ones((batch, step + 1), np.int64),
-                    "encoder_attention_mask": mask,
-                    "past_key": past_key,
-                    "past_value": past_value,
-                    "cross_key": cross_key,
-                    "cross_value": cross_value,
-                    **decoder_adapters,
-                },
-            )
-            past_key = np.concatenate([past_key, new_key], 3)
-            past_value = np.concatenate([past_value, new_value], 3)
-            token = logits.argmax(-1)[:, None].astype(np.int64)
-            for row in range(batch):
+        steps = self._greedy_feeds(rows, adapters)
+        next(steps)  # the first step's feeds
+        out: list[list[int]] = [[] for _ in rows]
+        done = [False] * len(rows)
+        for _ in range(max_new_tokens):
+            _, feeds = next(steps)  # runs a step: its tokens are the next step's input
+            token = feeds["input_ids"]
+            for row in range(len(rows)):
                 if not done[row]:
                     if stop_at_eos and token[row, 0] == self.special["eos"]:
                         done[row] = True
