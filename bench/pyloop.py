@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,7 +35,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "training")]
 import torch  # noqa: E402
 from pybench import flops  # noqa: E402
 from pybench.common import load_torch, timed  # noqa: E402
-from pybench.eager import request_for  # noqa: E402
+from pybench.eager import request_loop  # noqa: E402
 
 from hypert5.generate import greedy, pad_batch  # noqa: E402
 from hypert5.ort_runtime import OrtBundle  # noqa: E402
@@ -74,24 +73,9 @@ class Side:
 
     def loop(self, runtime: str, batch: int, adapters: int, seconds: float, max_tokens: int) -> dict[str, Any]:
         gen: Callable[[list[tuple[int, str]]], list[int]] = {"ort": self._ort, "torch": self._torch}[runtime]
-        gen([request_for(self.items, n, adapters) for n in range(batch)], max_tokens)  # warm-up
-        start, cpu0, done, tokens, j = time.perf_counter(), time.process_time(), 0, 0, 0
-        while time.perf_counter() - start < seconds:
-            counts = gen([request_for(self.items, j + r, adapters) for r in range(batch)], max_tokens)
-            j += batch
-            done += len(counts)
-            tokens += sum(counts)
-        secs = time.perf_counter() - start
         return {
             "runtime": runtime,
-            "batch": batch,
-            "adapters": adapters,
-            "seconds": round(secs, 3),
-            "completions": done,
-            "tokens": tokens,
-            "completions_per_s": done / secs,
-            "tokens_per_s": tokens / secs,
-            "cores": (time.process_time() - cpu0) / secs,
+            **request_loop(seconds, batch, adapters, self.items, lambda reqs: gen(reqs, max_tokens)),
         }
 
     def graphs(self, batch: int, past: int, reps: int) -> dict[str, Any]:

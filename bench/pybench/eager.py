@@ -22,7 +22,7 @@ def request_for(items: list[dict[str, Any]], n: int, adapters: int) -> tuple[int
     return item, prompts[(n // adapters) % len(prompts)]
 
 
-def _loop(
+def request_loop(
     budget_s: float,
     batch: int,
     adapters: int,
@@ -30,9 +30,10 @@ def _loop(
     generate: Callable[[list[tuple[int, str]]], list[int]],
 ) -> dict[str, Any]:
     """The HTTP load's request sequence for ``adapters`` adapters, ``batch`` requests at a time,
-    ``generate(requests) -> token counts``, until the budget is spent."""
+    ``generate(requests) -> token counts``, until the budget is spent; ``cores``: this process's CPU time
+    over the wall time."""
     generate([request_for(items, n, adapters) for n in range(batch)])  # warm-up
-    start, done, tokens, j = time.perf_counter(), 0, 0, 0
+    start, cpu0, done, tokens, j = time.perf_counter(), time.process_time(), 0, 0, 0
     while time.perf_counter() - start < budget_s:
         reqs = [request_for(items, j + r, adapters) for r in range(batch)]
         j += batch
@@ -43,11 +44,12 @@ def _loop(
     return {
         "batch": batch,
         "adapters": adapters,
-        "seconds": round(secs, 2),
+        "seconds": round(secs, 3),
         "completions": done,
         "tokens": tokens,
         "completions_per_s": done / secs,
         "tokens_per_s": tokens / secs,
+        "cores": (time.process_time() - cpu0) / secs,
     }
 
 
@@ -84,9 +86,9 @@ def run(
     # Batch 1 over the single-adapter and the widest mix; batch b over b distinct adapters (HTTP's c = b cells).
     runs = [(1, 1)] + [(1, b) for b in batches if b > 1] + [(b, b) for b in batches if b > 1]
     for b, a in runs:
-        out["torch"].append(_loop(budget_s, b, a, items, torch_gen))
+        out["torch"].append(request_loop(budget_s, b, a, items, torch_gen))
         log(f"eager torch batch {b}, {a} adapters: {out['torch'][-1]['tokens_per_s']:.1f} tokens/s")
     for b, a in runs[:2]:
-        out["ort_python"].append(_loop(budget_s, b, a, items, ort_gen))
+        out["ort_python"].append(request_loop(budget_s, b, a, items, ort_gen))
         log(f"ort python batch {b}, {a} adapters: {out['ort_python'][-1]['tokens_per_s']:.1f} tokens/s")
     return out
