@@ -2,10 +2,13 @@
  * The decode step against the decoder graph's own time, and a 16-prompt request end to end, for this tree's
  * engine and a baseline tree's, interleaved in one run (a shared, loaded machine drifts between runs).
  *
- *   git archive <baseline commit> src | tar -x -C /tmp/ht-base && ln -s "$PWD/node_modules" /tmp/ht-base/
- *   BENCH_BASELINE_SRC=/tmp/ht-base/src node --import tsx bench/decode-step.ts
+ *   git archive <baseline commit> src models/default | tar -x -C /tmp/ht-base && ln -s "$PWD/node_modules" /tmp/ht-base/
+ *   BENCH_BASELINE_SRC=/tmp/ht-base/src BENCH_BASELINE_MODEL_DIR=/tmp/ht-base/models/default \
+ *     node --import tsx bench/decode-step.ts
  *
- * Environment: BENCH_MODEL_DIR (models/default), BENCH_REPS (15 decoder runs, 8 requests per side),
+ * Each side loads its model with its own tree (a baseline of another bundle format reads its own bundle: give
+ * its commit's models/default as BENCH_BASELINE_MODEL_DIR; the same model in both, or the comparison means
+ * nothing). Environment: BENCH_MODEL_DIR (models/default), BENCH_REPS (15 decoder runs, 8 requests per side),
  * BENCH_STEPS (48 decoder steps per run), BENCH_ONLY (`new` or `base`: one side only, for a CPU profile),
  * BENCH_PART (`step`, `request` or both).
  *
@@ -27,6 +30,7 @@ import { percentile, round } from './stats.js';
 const root = path.resolve(import.meta.dirname, '..');
 const MODEL_DIR = path.resolve(process.env.BENCH_MODEL_DIR ?? path.join(root, 'models/default'));
 const BASE = process.env.BENCH_BASELINE_SRC;
+const BASE_MODEL_DIR = path.resolve(process.env.BENCH_BASELINE_MODEL_DIR ?? MODEL_DIR);
 const ONLY = process.env.BENCH_ONLY;
 const PART = process.env.BENCH_PART;
 const STEPS = Number(process.env.BENCH_STEPS ?? 48);
@@ -41,6 +45,29 @@ type DecoderCtor = new (session: { run: Run }, table: unknown, manifest: unknown
 
 const sides = (): ('base' | 'new')[] => (ONLY ? [ONLY as 'base' | 'new'] : BASE ? ['base', 'new'] : ['new']);
 const treeOf = (side: 'base' | 'new'): string => (side === 'new' ? path.join(root, 'src') : path.resolve(BASE!));
+const modelOf = (side: string): string => (side === 'new' ? MODEL_DIR : BASE_MODEL_DIR);
+
+/** What the bench needs of a bundle, loaded by either tree's own code. */
+interface AnyBundle {
+  manifest: { name: string };
+  table: { graphs: { decoder?: unknown } };
+}
+interface SessionLike {
+  run: Run;
+}
+
+/** A side's bundle and decoder session, through its own tree's loader (the bundle formats may differ). */
+async function openSide(side: 'base' | 'new'): Promise<{ bundle: AnyBundle; session: SessionLike }> {
+  const tree = treeOf(side);
+  const { loadBundle: load } = (await import(path.join(tree, 'inference/bundle.ts'))) as {
+    loadBundle: (dir: string, o: object) => Promise<AnyBundle>;
+  };
+  const { GraphSession: Session } = (await import(path.join(tree, 'inference/session.ts'))) as {
+    GraphSession: { open(b: AnyBundle, g: string, threads: number): Promise<SessionLike> };
+  };
+  const bundle = await load(modelOf(side), { verifyHashes: false });
+  return { bundle, session: await Session.open(bundle, 'decoder', 1) };
+}
 
 function argmax(x: Float32Array): number {
   let best = 0;
@@ -55,7 +82,7 @@ async function main(): Promise<void> {
   const m = bundle.manifest;
   const tok = await loadTokenizer(bundle.dir, m);
   const open = (g: 'encoder' | 'decoder' | 'hyper_lora') => GraphSession.open(bundle, g, 1);
-  const [encSession, decSession, hyper] = await Promise.all([open('encoder'), open('decoder'), open('hyper_lora')]);
+  const [encSession, hyper] = await Promise.all([open('encoder'), open('hyper_lora')]);
 
   // 16 distinct adapters (copy-like tasks, so that the request's outputs run to 30-40 tokens) and 16 prompts.
   const tasks = Array.from({ length: 16 }, (_, i) => [
@@ -70,17 +97,17 @@ async function main(): Promise<void> {
   console.log(`model ${m.name} (${MODEL_DIR}); prompts of ${promptIds[0]!.length} tokens; ${STEPS} steps per run, ${REPS} runs per cell`);
 
   let graphMs = 0;
-  const timed = { run: (async (feeds, fetches) => {
-    const t0 = performance.now();
-    const out = await decSession.run(feeds, fetches);
-    graphMs += performance.now() - t0;
-    return out;
-  }) as Run };
-
   const decoders = new Map<string, { dec: AnyDecoder; chunks: boolean }>();
   for (const side of sides()) {
+    const own = await openSide(side);
+    const timed = { run: (async (feeds, fetches) => {
+      const t0 = performance.now();
+      const out = await own.session.run(feeds, fetches);
+      graphMs += performance.now() - t0;
+      return out;
+    }) as Run };
     const mod = (await import(path.join(treeOf(side), 'inference/decoder.ts'))) as { Decoder: DecoderCtor };
-    const dec = new mod.Decoder(timed, bundle.table.graphs.decoder, m);
+    const dec = new mod.Decoder(timed, own.bundle.table.graphs.decoder, own.bundle.manifest);
     // The baseline's rows carry their cache as chunk lists; this tree's point into the decoder's own cache.
     decoders.set(side, { dec, chunks: side === 'base' });
   }
@@ -158,7 +185,7 @@ async function requestBench(adapter: Record<string, Float32Array>, promptIds: nu
       WorkerPool: new (init: object, count: number, observer: object) => PoolLike;
     };
     const rows: number[] = [];
-    const pool = new mod.WorkerPool({ modelDir: MODEL_DIR, intraOpThreads: 1, maxBatchRows: 16 }, 1, {
+    const pool = new mod.WorkerPool({ modelDir: modelOf(side), intraOpThreads: 1, maxBatchRows: 16 }, 1, {
       step: (r: number) => rows.push(r),
       hyperBatch() {},
     });

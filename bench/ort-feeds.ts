@@ -75,7 +75,9 @@ export async function captureCases(modelDir: string, batches: readonly number[],
         r.inputId = argmax(res.logits.subarray(b * res.vocab, (b + 1) * res.vocab));
       });
     }
-    cases.push({ graph: 'decoder', batch, feeds: decFeeds[pastLen]!, fetches: ['logits', 'new_key', 'new_value'], length: pastLen });
+    const { layers } = bundle.table.graphs.decoder!;
+    const fetches = ['logits', ...layers.map((l) => l.newKey), ...layers.map((l) => l.newValue)];
+    cases.push({ graph: 'decoder', batch, feeds: decFeeds[pastLen]!, fetches, length: pastLen });
   }
   return cases;
 }

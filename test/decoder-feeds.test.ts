@@ -1,21 +1,22 @@
 /**
- * The decoder keeps its cache and feed buffers across steps; whatever the batch does (rows leave, join,
- * beams fork and reorder, prompts of other lengths, adapters of either kind or none), every feed it gives the
- * graph equals, value for value, the feed rebuilt from scratch from each row's own cache chunks.
+ * The decoder keeps its per-layer cache and feed buffers across steps; whatever the batch does (rows leave,
+ * join, beams fork and reorder, prompts of other lengths, adapters of either kind or none, runs that fail),
+ * every feed it gives the graph equals, value for value, the feed rebuilt from scratch from each row's own
+ * cache chunks.
  */
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { mulberry32 } from '../src/generation/sampler.js';
-import { loadBundle, type Bundle } from '../src/inference/bundle.js';
 import { Decoder, type DecodeRow } from '../src/inference/decoder.js';
 import type { EncodedInput } from '../src/inference/encoder.js';
 import { adapterFeeds, intTensor, type RowAdapter } from '../src/inference/feeds.js';
 import type { HostTensor } from '../src/inference/onnx.js';
 import type { GraphSession } from '../src/inference/session.js';
 import { EMPTY_CACHE, type CacheRef } from '../src/inference/self-cache.js';
-import { FIXTURE } from './helper.js';
+import { buildTensorTable, type DecoderTable, type TensorTable } from '../src/inference/tensor-table.js';
+import { layeredManifest, type LayeredManifest } from './fakes/layered-manifest.js';
 
-/** A row as the straightforward decoder saw it: its cache as one chunk per earlier step. */
+/** A row as the straightforward decoder saw it: its cache as one chunk per earlier step, each [L, H, d_kv]. */
 interface RefRow {
   inputId: number;
   keys: Float32Array[];
@@ -25,101 +26,127 @@ interface RefRow {
   adapter: RowAdapter | null;
 }
 
-/** The feeds rebuilt from scratch: every row's chunks copied into a fresh left-padded tensor. */
-function rebuilt(bundle: Bundle, rows: readonly RefRow[]): Record<string, HostTensor> {
-  const d = bundle.manifest.dims;
+/** The feeds rebuilt from scratch: every row's chunks copied into fresh left-padded tensors, one per layer. */
+function rebuilt(manifest: LayeredManifest, table: DecoderTable, rows: readonly RefRow[]): Record<string, HostTensor> {
+  const d = manifest.dims;
   const [L, H, dk] = [d.num_decoder_layers, d.num_heads, d.d_kv];
-  const table = bundle.table.graphs.decoder!;
   const B = rows.length;
   const P = Math.max(...rows.map((r) => r.keys.length));
   const S = Math.max(...rows.map((r) => r.enc.srcLen));
-  const pk = new Float32Array(B * L * H * P * dk);
-  const pv = new Float32Array(B * L * H * P * dk);
-  const ck = new Float32Array(B * L * H * S * dk);
-  const cv = new Float32Array(B * L * H * S * dk);
   const selfMask: number[] = [];
   const encMask: number[] = [];
-  rows.forEach((r, b) => {
-    const lead = P - r.keys.length;
-    r.keys.forEach((chunk, t) => {
-      for (let lh = 0; lh < L * H; lh++) {
-        pk.set(chunk.subarray(lh * dk, (lh + 1) * dk), ((b * L * H + lh) * P + lead + t) * dk);
-        pv.set(r.values[t]!.subarray(lh * dk, (lh + 1) * dk), ((b * L * H + lh) * P + lead + t) * dk);
-      }
-    });
-    for (let j = 0; j <= P; j++) selfMask.push(j < lead ? 0 : 1);
-    const s = r.enc.srcLen;
-    for (let lh = 0; lh < L * H; lh++) {
-      ck.set(r.enc.crossKey.subarray(lh * s * dk, (lh + 1) * s * dk), (b * L * H + lh) * S * dk);
-      cv.set(r.enc.crossValue.subarray(lh * s * dk, (lh + 1) * s * dk), (b * L * H + lh) * S * dk);
-    }
-    for (let j = 0; j < S; j++) encMask.push(j < s ? 1 : 0);
+  rows.forEach((r) => {
+    for (let j = 0; j <= P; j++) selfMask.push(j < P - r.keys.length ? 0 : 1);
+    for (let j = 0; j < S; j++) encMask.push(j < r.enc.srcLen ? 1 : 0);
   });
-  return {
+  const feeds: Record<string, HostTensor> = {
     input_ids: intTensor(table.core.input_ids!, rows.map((r) => r.inputId), [B, 1]),
     self_attention_mask: intTensor(table.core.self_attention_mask!, selfMask, [B, P + 1]),
-    past_key: { dtype: 'float32', dims: [B, L, H, P, dk], data: pk },
-    past_value: { dtype: 'float32', dims: [B, L, H, P, dk], data: pv },
-    cross_key: { dtype: 'float32', dims: [B, L, H, S, dk], data: ck },
-    cross_value: { dtype: 'float32', dims: [B, L, H, S, dk], data: cv },
     encoder_attention_mask: intTensor(table.core.encoder_attention_mask!, encMask, [B, S]),
     ...adapterFeeds(table, rows.map((r) => r.adapter)),
   };
+  for (let l = 0; l < L; l++) {
+    const pk = new Float32Array(B * H * P * dk);
+    const pv = new Float32Array(B * H * P * dk);
+    const ck = new Float32Array(B * H * S * dk);
+    const cv = new Float32Array(B * H * S * dk);
+    rows.forEach((r, b) => {
+      const lead = P - r.keys.length;
+      const s = r.enc.srcLen;
+      for (let h = 0; h < H; h++) {
+        const lh = l * H + h;
+        r.keys.forEach((chunk, t) => {
+          pk.set(chunk.subarray(lh * dk, (lh + 1) * dk), ((b * H + h) * P + lead + t) * dk);
+          pv.set(r.values[t]!.subarray(lh * dk, (lh + 1) * dk), ((b * H + h) * P + lead + t) * dk);
+        });
+        ck.set(r.enc.crossKey.subarray(lh * s * dk, (lh + 1) * s * dk), (b * H + h) * S * dk);
+        cv.set(r.enc.crossValue.subarray(lh * s * dk, (lh + 1) * s * dk), (b * H + h) * S * dk);
+      }
+    });
+    const layer = table.layers[l]!;
+    feeds[layer.pastKey] = { dtype: 'float32', dims: [B, H, P, dk], data: pk };
+    feeds[layer.pastValue] = { dtype: 'float32', dims: [B, H, P, dk], data: pv };
+    feeds[layer.crossKey] = { dtype: 'float32', dims: [B, H, S, dk], data: ck };
+    feeds[layer.crossValue] = { dtype: 'float32', dims: [B, H, S, dk], data: cv };
+  }
+  return feeds;
 }
 
 describe('decoder feeds', () => {
-  let bundle: Bundle;
-  before(async () => {
-    bundle = await loadBundle(FIXTURE);
+  let manifest: LayeredManifest;
+  let table: TensorTable;
+  before(() => {
+    manifest = layeredManifest();
+    table = buildTensorTable(manifest, ['lora', 'prefix']);
   });
 
   for (const seed of [1, 2, 3, 4, 5, 6]) {
     it(`equal the feeds rebuilt from each row's chunks, step after step (seed ${seed})`, async () => {
       const rand = mulberry32(seed);
-      const d = bundle.manifest.dims;
+      const d = manifest.dims;
       const [L, H, dk] = [d.num_decoder_layers, d.num_heads, d.d_kv];
       const noise = (n: number) => Float32Array.from({ length: n }, () => rand() * 2 - 1);
       const encs: EncodedInput[] = [3, 7, 5, 12].map((s) => ({ srcLen: s, crossKey: noise(L * H * s * dk), crossValue: noise(L * H * s * dk) }));
-      const kinds = bundle.manifest.adapters.kinds;
+      const kinds = manifest.adapters.kinds;
       const adapters: (RowAdapter | null)[] = [null];
       for (const kind of ['lora', 'prefix'] as const) {
         for (let i = 0; i < 2; i++) adapters.push({ kind, tensors: Object.fromEntries(kinds[kind]!.tensors.map((t) => [t.name, noise(t.shape.reduce((a, b) => a * b, 1))])) });
       }
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+      const dec = table.graphs.decoder!;
 
       let fed: Record<string, HostTensor> = {};
-      let out: { key: Float32Array; value: Float32Array } = { key: new Float32Array(0), value: new Float32Array(0) };
+      /** This run's new keys and values, one [B, H, 1, d_kv] array per layer. */
+      let out: { key: Float32Array[]; value: Float32Array[] } = { key: [], value: [] };
+      let fail = false;
       const session = {
-        run: async (feeds: Record<string, HostTensor>) => {
+        run: async (feeds: Record<string, HostTensor>, fetches: readonly string[]) => {
           // The decoder reuses its buffers: keep a copy of what this run was given.
           fed = Object.fromEntries(Object.entries(feeds).map(([n, t]) => [n, { ...t, dims: [...t.dims], data: t.data.slice() }]));
+          if (fail) throw new Error('run failed');
           const B = feeds.input_ids!.dims[0]!;
-          out = { key: noise(B * L * H * dk), value: noise(B * L * H * dk) };
-          return {
-            logits: { dtype: 'float32', dims: [B, 4], data: new Float32Array(B * 4) },
-            new_key: { dtype: 'float32', dims: [B, L, H, 1, dk], data: out.key },
-            new_value: { dtype: 'float32', dims: [B, L, H, 1, dk], data: out.value },
-          } satisfies Record<string, HostTensor>;
+          out = { key: dec.layers.map(() => noise(B * H * dk)), value: dec.layers.map(() => noise(B * H * dk)) };
+          const result: Record<string, HostTensor> = { logits: { dtype: 'float32', dims: [B, 4], data: new Float32Array(B * 4) } };
+          dec.layers.forEach((layer, l) => {
+            result[layer.newKey] = { dtype: 'float32', dims: [B, H, 1, dk], data: out.key[l]! };
+            result[layer.newValue] = { dtype: 'float32', dims: [B, H, 1, dk], data: out.value[l]! };
+          });
+          assert.deepEqual([...fetches].sort(), Object.keys(result).sort());
+          return result;
         },
       } as unknown as GraphSession;
-      const decoder = new Decoder(session, bundle.table.graphs.decoder!, bundle.manifest);
+      const decoder = new Decoder(session, dec, manifest);
 
       const fresh = (): RefRow => ({ inputId: 0, keys: [], values: [], cache: EMPTY_CACHE, enc: pick(encs), adapter: pick(adapters) });
       let rows: RefRow[] = [fresh(), fresh()];
       let sawFork = false;
       let sawLeave = false;
+      let sawFail = false;
       for (let step = 0; step < 40; step++) {
-        await decoder.step(rows.map((r): DecodeRow => ({ inputId: r.inputId, past: r.cache, enc: r.enc, adapter: r.adapter })));
-        const want = rebuilt(bundle, rows);
+        fail = step > 0 && rand() < 0.15;
+        const stepped = decoder.step(rows.map((r): DecodeRow => ({ inputId: r.inputId, past: r.cache, enc: r.enc, adapter: r.adapter })));
+        const want = rebuilt(manifest, dec, rows);
+        if (fail) await assert.rejects(stepped, /run failed/);
+        else await stepped;
         assert.deepEqual(Object.keys(fed).sort(), Object.keys(want).sort());
         for (const [name, t] of Object.entries(want)) {
           assert.deepEqual(fed[name]!.dims, t.dims, `step ${step}: ${name} dims`);
           assert.deepEqual(fed[name]!.data, t.data, `step ${step}: ${name} values`);
         }
-        // Each row's cache grows by this step's chunk, at its index in this step.
+        // A failed run leaves the cache as it was: the same rows step again from the same caches.
+        if (fail) {
+          sawFail = true;
+          continue;
+        }
+        // Each row's cache grows by this step's chunk ([L, H, d_kv]), at its index in this step.
+        const chunk = (per: Float32Array[], b: number) => {
+          const c = new Float32Array(L * H * dk);
+          per.forEach((layer, l) => c.set(layer.subarray(b * H * dk, (b + 1) * H * dk), l * H * dk));
+          return c;
+        };
         rows.forEach((r, b) => {
-          r.keys = [...r.keys, out.key.slice(b * L * H * dk, (b + 1) * L * H * dk)];
-          r.values = [...r.values, out.value.slice(b * L * H * dk, (b + 1) * L * H * dk)];
+          r.keys = [...r.keys, chunk(out.key, b)];
+          r.values = [...r.values, chunk(out.value, b)];
           r.cache = { slot: b, length: r.cache.length + 1 };
           r.inputId = 3 + Math.floor(rand() * 50);
         });
@@ -137,13 +164,13 @@ describe('decoder feeds', () => {
         while (rand() < 0.25 && next.length < 12) next.push(fresh());
         rows = next.length ? next : [fresh()];
       }
-      assert.ok(sawFork && sawLeave, 'the walk forked beams and dropped rows');
+      assert.ok(sawFork && sawLeave && sawFail, 'the walk forked beams, dropped rows and failed runs');
     });
   }
 
   it('refuses a row whose cache length disagrees with the slot it points at', async () => {
     const session = { run: async () => ({}) } as unknown as GraphSession;
-    const decoder = new Decoder(session, bundle.table.graphs.decoder!, bundle.manifest);
+    const decoder = new Decoder(session, table.graphs.decoder!, manifest);
     const enc: EncodedInput = { srcLen: 1, crossKey: new Float32Array(64), crossValue: new Float32Array(64) };
     await assert.rejects(decoder.step([{ inputId: 0, past: { slot: 0, length: 1 }, enc, adapter: null }]), /cache slot 0 not in the previous step's 0 rows/);
   });

@@ -152,6 +152,18 @@ describe('bundle validation names the file and the field', () => {
     const b = await loadBundle(FIXTURE);
     assert.deepEqual(b.kinds, ['lora', 'prefix']);
   });
+  it('refuses a version-1 bundle (stacked decoder inputs), naming how to re-export it', async () => {
+    const dir = tempDir('hypert5-bundle-');
+    try {
+      writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ format: 'hypert5-bundle', format_version: 1 }));
+      await assert.rejects(
+        loadBundle(dir),
+        /manifest\.json: field format_version is 1; this service reads version 2 .*python -m hypert5\.unbundle --bundle <old> --out <dir>.*python -m hypert5\.export --checkpoint <dir> --out <new>/,
+      );
+    } finally {
+      removeDir(dir);
+    }
+  });
   it('missing bundle, missing file, corrupt file, bad version, bad fingerprint', async () => {
     await assert.rejects(loadBundle('/nonexistent/bundle'), /\/nonexistent\/bundle\/manifest\.json/);
     const dir = copy();
@@ -161,14 +173,14 @@ describe('bundle validation names the file and the field', () => {
       writeFileSync(path.join(dir, 'decoder.onnx'), 'garbage');
       await assert.rejects(loadBundle(dir), /decoder\.onnx: sha256 .* files\.decoder\.onnx/);
       copyFileSync(path.join(FIXTURE, 'decoder.onnx'), path.join(dir, 'decoder.onnx'));
-      writeFileSync(mfile, JSON.stringify({ ...manifest, format_version: 2 }));
-      await assert.rejects(loadBundle(dir), /manifest\.json: field format_version is 2/);
+      writeFileSync(mfile, JSON.stringify({ ...manifest, format_version: 3 }));
+      await assert.rejects(loadBundle(dir), /manifest\.json: field format_version is 3; this service reads version 2/);
       writeFileSync(mfile, JSON.stringify({ ...manifest, fingerprint: '0000000000000000' }));
       await assert.rejects(loadBundle(dir), /field fingerprint/);
       const g = structuredClone(manifest);
-      g.graphs.decoder.inputs = g.graphs.decoder.inputs.filter((i: { name: string }) => i.name !== 'past_key');
+      g.graphs.decoder.inputs = g.graphs.decoder.inputs.filter((i: { name: string }) => i.name !== 'past_key.1');
       writeFileSync(mfile, JSON.stringify(g));
-      await assert.rejects(loadBundle(dir), /field graphs\.decoder\.inputs: missing past_key/);
+      await assert.rejects(loadBundle(dir), /manifest\.json: field graphs\.decoder\.inputs: missing past_key\.1/);
       writeFileSync(mfile, JSON.stringify({ ...manifest, dims: { ...manifest.dims, d_model: 'big' } }));
       await assert.rejects(loadBundle(dir), /field dims\/d_model|field dims\.d_model/);
     } finally {

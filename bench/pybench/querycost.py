@@ -127,20 +127,15 @@ def decode_batch_adapters(rt: OrtBundle, batch: int, reps: int, kind: str) -> di
     rng = np.random.default_rng(0)
     adapters = [rt.hyper_ids(kind, rt.token_ids(f"in: {j} out: {rng.integers(1000)}")) for j in range(batch)]
     src = 24
-    ck = rng.standard_normal((batch, dims["num_decoder_layers"], dims["num_heads"], src, dims["d_kv"])).astype(
-        np.float32
-    )
-    past = rng.standard_normal((batch, dims["num_decoder_layers"], dims["num_heads"], 8, dims["d_kv"])).astype(
-        np.float32
-    )
+    layers, heads, d_kv = dims["num_decoder_layers"], dims["num_heads"], dims["d_kv"]
+    ck = rng.standard_normal((batch, heads, src, d_kv)).astype(np.float32)
+    past = rng.standard_normal((batch, heads, 8, d_kv)).astype(np.float32)
     base = {
         "input_ids": np.full((batch, 1), 5, np.int64),
         "self_attention_mask": np.ones((batch, 9), np.int64),
         "encoder_attention_mask": np.ones((batch, src), np.int64),
-        "past_key": past,
-        "past_value": past,
-        "cross_key": ck,
-        "cross_value": ck,
+        **{f"{name}.{i}": past for name in ("past_key", "past_value") for i in range(layers)},
+        **{f"{name}.{i}": ck for name in ("cross_key", "cross_value") for i in range(layers)},
     }
 
     def feeds(distinct: bool) -> dict[str, np.ndarray]:

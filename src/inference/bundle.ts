@@ -10,6 +10,9 @@ import { Value } from '@sinclair/typebox/value';
 import { ADAPTER_KINDS, Manifest, type AdapterKindName, type GraphName } from './manifest.js';
 import { buildTensorTable, type TensorTable } from './tensor-table.js';
 
+/** The one bundle format this service reads (models/README.md). */
+const FORMAT_VERSION = 2;
+
 export class BundleError extends Error {
   override name = 'BundleError';
 }
@@ -59,7 +62,13 @@ async function readManifest(dir: string): Promise<Manifest> {
     throw new BundleError(`${file}: not valid JSON (${(e as Error).message})`);
   }
   const fv = (json as { format_version?: unknown } | null)?.format_version;
-  if (fv !== 1) throw new BundleError(`${file}: field format_version is ${JSON.stringify(fv)}; this service reads version 1`);
+  if (fv !== FORMAT_VERSION) {
+    // Version 1 differs only in the decoder's stacked layer inputs: its checkpoint converts, nothing retrains.
+    const fix = fv === 1
+      ? ': re-export it (`python -m hypert5.unbundle --bundle <old> --out <dir>`, then `python -m hypert5.export --checkpoint <dir> --out <new>`, from training/; models/README.md, "Producing a bundle")'
+      : '';
+    throw new BundleError(`${file}: field format_version is ${JSON.stringify(fv)}; this service reads version ${FORMAT_VERSION} (per-layer decoder inputs)${fix}`);
+  }
   const first = Value.Errors(Manifest, json).First();
   if (first) {
     throw new BundleError(`${file}: field ${first.path.slice(1).replace(/\//g, '.') || '(root)'} ${first.message}`);

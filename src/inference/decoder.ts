@@ -1,17 +1,18 @@
 /**
  * One decoder step for a batch of rows with a left-padded self-attention cache
  * (models/README.md: the current token is always the last slot, so rows of different ages share one tensor).
- * The cache lives here, in the graph's layout (self-cache.ts); rows point into it. Every feed buffer is kept
- * across steps: the per-step work outside the graph is the cache gather, the masks and the token ids.
+ * The cache lives here, in the graph's layout (self-cache.ts: one tensor per layer); rows point into it. Every
+ * feed buffer is kept across steps: the per-step work outside the graph is the cache gather, the masks and the
+ * token ids.
  */
 import type { EncodedInput } from './encoder.js';
-import type { RowAdapter } from './feeds.js';
+import { adapterSlice, type RowAdapter } from './feeds.js';
 import type { Manifest } from './manifest.js';
 import type { HostTensor } from './onnx.js';
 import { RowTensor } from './row-tensor.js';
 import { SelfCache, type CacheRef } from './self-cache.js';
 import type { GraphSession } from './session.js';
-import type { GraphTable } from './tensor-table.js';
+import type { AdapterInput, DecoderTable } from './tensor-table.js';
 
 export interface DecodeRow {
   /** The token fed at this step (decoder_start at the first step). */
@@ -37,30 +38,36 @@ function fillInts(buf: IntBuf, v: number, from: number, to?: number): void {
 }
 
 export class Decoder {
-  private readonly L: number;
   private readonly H: number;
   private readonly dk: number;
   private readonly cache: SelfCache;
-  private readonly crossKey = new RowTensor((n) => new Float32Array(n));
-  private readonly crossValue = new RowTensor((n) => new Float32Array(n));
+  /** Per layer, the cross-attention keys (values) of the batch's rows. */
+  private readonly crossKey: RowTensor<Float32Array>[];
+  private readonly crossValue: RowTensor<Float32Array>[];
   private readonly encMask: RowTensor<IntBuf>;
-  private readonly adapters: { name: string; kind: string; size: number; shape: number[]; rows: RowTensor<Float32Array> }[];
+  private readonly adapters: { input: AdapterInput; rows: RowTensor<Float32Array> }[];
+  /** logits, then every layer's new key, then every layer's new value. */
+  private readonly fetches: string[];
   private selfMask: IntBuf;
   private inputIds: IntBuf;
 
   constructor(
     private readonly session: GraphSession,
-    private readonly table: GraphTable,
-    manifest: Manifest,
+    private readonly table: DecoderTable,
+    manifest: Pick<Manifest, 'dims'>,
   ) {
-    this.L = manifest.dims.num_decoder_layers;
+    const L = table.layers.length;
     this.H = manifest.dims.num_heads;
     this.dk = manifest.dims.d_kv;
-    this.cache = new SelfCache(this.L * this.H, this.dk);
+    this.cache = new SelfCache(L, this.H, this.dk);
+    const floats = () => new RowTensor((n) => new Float32Array(n));
+    this.crossKey = Array.from({ length: L }, floats);
+    this.crossValue = Array.from({ length: L }, floats);
     this.encMask = new RowTensor((n) => this.ints('encoder_attention_mask', n));
     this.selfMask = this.ints('self_attention_mask', 0);
     this.inputIds = this.ints('input_ids', 0);
-    this.adapters = table.adapters.map((a) => ({ ...a, rows: new RowTensor((n) => new Float32Array(n)) }));
+    this.adapters = table.adapters.map((input) => ({ input, rows: floats() }));
+    this.fetches = ['logits', ...table.layers.map((l) => l.newKey), ...table.layers.map((l) => l.newValue)];
   }
 
   private ints(io: string, n: number): IntBuf {
@@ -71,48 +78,47 @@ export class Decoder {
     return { dtype: this.table.core[io]!.dtype, dims, data };
   }
 
-  /** Cross K/V, encoder mask and adapter rows: refilled only at the indices that now hold another job's row. */
-  private constantFeeds(rows: readonly DecodeRow[]): Record<string, HostTensor> {
-    const { L, H, dk } = this;
+  /** Cross K/V, encoder mask and adapter rows into `feeds`: refilled only at the indices that now hold another job's row. */
+  private constantFeeds(rows: readonly DecodeRow[], feeds: Record<string, HostTensor>): void {
+    const { H, dk } = this;
     const B = rows.length;
     let S = 0;
     for (const r of rows) if (r.enc.srcLen > S) S = r.enc.srcLen;
     const encs = rows.map((r) => r.enc);
-    const crossRow = (from: (e: EncodedInput) => Float32Array) => (dst: Float32Array, b: number) => {
+    // Layer l of a row's [L, H, srcLen, d_kv] keys is the contiguous block at l * H * srcLen * d_kv.
+    const crossRow = (from: (e: EncodedInput) => Float32Array, l: number) => (dst: Float32Array, b: number) => {
       const e = encs[b]!;
       const s = e.srcLen;
       const src = from(e);
-      for (let lh = 0; lh < L * H; lh++) {
-        dst.set(src.subarray(lh * s * dk, (lh + 1) * s * dk), lh * S * dk);
-        dst.fill(0, (lh * S + s) * dk, (lh + 1) * S * dk);
+      for (let h = 0; h < H; h++) {
+        const at = (l * H + h) * s * dk;
+        dst.set(src.subarray(at, at + s * dk), h * S * dk);
+        dst.fill(0, (h * S + s) * dk, (h + 1) * S * dk);
       }
     };
-    const dims = [B, L, H, S, dk];
-    const feeds: Record<string, HostTensor> = {
-      cross_key: { dtype: 'float32', dims, data: this.crossKey.rows(encs, L * H * S * dk, crossRow((e) => e.crossKey)) },
-      cross_value: { dtype: 'float32', dims, data: this.crossValue.rows(encs, L * H * S * dk, crossRow((e) => e.crossValue)) },
-      encoder_attention_mask: this.int(
-        'encoder_attention_mask',
-        this.encMask.rows(encs, S, (dst, b) => {
-          fillInts(dst, 1, 0, encs[b]!.srcLen);
-          fillInts(dst, 0, encs[b]!.srcLen);
-        }),
-        [B, S],
-      ),
-    };
+    const dims = [B, H, S, dk];
+    feeds.encoder_attention_mask = this.int(
+      'encoder_attention_mask',
+      this.encMask.rows(encs, S, (dst, b) => {
+        fillInts(dst, 1, 0, encs[b]!.srcLen);
+        fillInts(dst, 0, encs[b]!.srcLen);
+      }),
+      [B, S],
+    );
+    this.table.layers.forEach((layer, l) => {
+      feeds[layer.crossKey] = { dtype: 'float32', dims, data: this.crossKey[l]!.rows(encs, H * S * dk, crossRow((e) => e.crossKey, l)) };
+      feeds[layer.crossValue] = { dtype: 'float32', dims, data: this.crossValue[l]!.rows(encs, H * S * dk, crossRow((e) => e.crossValue, l)) };
+    });
     // Zeros for a row without an adapter of the tensor's kind are an exact no-op (models/README.md).
-    for (const a of this.adapters) {
-      const keys = rows.map((r) => (r.adapter && r.adapter.kind === a.kind ? r.adapter : null));
-      const data = a.rows.rows(keys, a.size, (dst, b) => {
+    for (const { input, rows: buf } of this.adapters) {
+      const keys = rows.map((r) => (r.adapter && r.adapter.kind === input.kind ? r.adapter : null));
+      const data = buf.rows(keys, input.size, (dst, b) => {
         const adapter = keys[b];
-        if (!adapter) return void dst.fill(0);
-        const t = adapter.tensors[a.name];
-        if (!t || t.length !== a.size) throw new Error(`adapter tensor ${a.name}: expected ${a.size} values, got ${t?.length ?? 'none'}`);
-        dst.set(t);
+        if (adapter) dst.set(adapterSlice(adapter, input));
+        else dst.fill(0);
       });
-      feeds[a.name] = { dtype: 'float32', dims: [B, ...a.shape], data };
+      feeds[input.input] = { dtype: 'float32', dims: [B, ...input.shape], data };
     }
-    return feeds;
   }
 
   private reserveInts(io: string, buf: IntBuf, n: number): IntBuf {
@@ -120,7 +126,7 @@ export class Decoder {
   }
 
   async step(rows: readonly DecodeRow[]): Promise<StepResult> {
-    const { L, H, dk } = this;
+    const { H, dk } = this;
     const B = rows.length;
     const past = this.cache.gather(rows.map((r) => r.past));
     const P = this.cache.pastLen;
@@ -136,17 +142,22 @@ export class Decoder {
       fillInts(selfMask, 1, b * W + P - len[b]!, (b + 1) * W);
       fillInts(inputIds, rows[b]!.inputId, b, b + 1);
     }
-    const out = await this.session.run(
-      {
-        input_ids: this.int('input_ids', inputIds, [B, 1]),
-        self_attention_mask: this.int('self_attention_mask', selfMask, [B, W]),
-        past_key: { dtype: 'float32', dims: [B, L, H, P, dk], data: past.key },
-        past_value: { dtype: 'float32', dims: [B, L, H, P, dk], data: past.value },
-        ...this.constantFeeds(rows),
-      },
-      ['logits', 'new_key', 'new_value'],
+    const feeds: Record<string, HostTensor> = {
+      input_ids: this.int('input_ids', inputIds, [B, 1]),
+      self_attention_mask: this.int('self_attention_mask', selfMask, [B, W]),
+    };
+    const pastDims = [B, H, P, dk];
+    this.table.layers.forEach((layer, l) => {
+      feeds[layer.pastKey] = { dtype: 'float32', dims: pastDims, data: past.key[l]! };
+      feeds[layer.pastValue] = { dtype: 'float32', dims: pastDims, data: past.value[l]! };
+    });
+    this.constantFeeds(rows, feeds);
+    const out = await this.session.run(feeds, this.fetches);
+    const { layers } = this.table;
+    this.cache.commit(
+      layers.map((l) => out[l.newKey]!.data as Float32Array),
+      layers.map((l) => out[l.newValue]!.data as Float32Array),
     );
-    this.cache.commit(out.new_key!.data as Float32Array, out.new_value!.data as Float32Array);
     const logits = out.logits!;
     return { logits: logits.data as Float32Array, vocab: logits.dims[1]! };
   }

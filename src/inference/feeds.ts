@@ -1,7 +1,7 @@
 /** Building graph feeds from plain arrays: integer inputs in the dtype the manifest declares, per-row adapter tensors. */
 import type { AdapterKindName, IoSpec } from './manifest.js';
 import type { HostTensor } from './onnx.js';
-import type { GraphTable } from './tensor-table.js';
+import type { AdapterInput, GraphTable } from './tensor-table.js';
 
 /** One adapter: tensor name -> data of the per-adapter shape (no batch dimension). */
 export type AdapterTensors = Record<string, Float32Array>;
@@ -21,8 +21,18 @@ export function intTensor(io: IoSpec, data: ArrayLike<number>, dims: number[]): 
 }
 
 /**
- * Every adapter input of a graph, one row per batch row: the row's tensor where it has an adapter
- * of that kind, zeros otherwise (zeros are an exact no-op, models/README.md).
+ * The values an adapter gives one graph input: its tensor whole, or one layer's contiguous slice (a view,
+ * not a copy). Throws when the adapter's tensor is missing or of another size (a store bug, not a client error).
+ */
+export function adapterSlice(adapter: RowAdapter, input: AdapterInput): Float32Array {
+  const t = adapter.tensors[input.tensor];
+  if (!t || t.length !== input.tensorSize) throw new Error(`adapter tensor ${input.tensor}: expected ${input.tensorSize} values, got ${t?.length ?? 'none'}`);
+  return t.subarray(input.offset, input.offset + input.size);
+}
+
+/**
+ * Every adapter input of a graph, one row per batch row: the row's tensor (or its layer) where it has an
+ * adapter of that kind, zeros otherwise (zeros are an exact no-op, models/README.md).
  */
 export function adapterFeeds(table: GraphTable, rows: readonly (RowAdapter | null)[]): Record<string, HostTensor> {
   const feeds: Record<string, HostTensor> = {};
@@ -30,13 +40,9 @@ export function adapterFeeds(table: GraphTable, rows: readonly (RowAdapter | nul
   for (const input of table.adapters) {
     const data = new Float32Array(B * input.size);
     rows.forEach((row, b) => {
-      if (row && row.kind === input.kind) {
-        const t = row.tensors[input.name];
-        if (!t || t.length !== input.size) throw new Error(`adapter tensor ${input.name}: expected ${input.size} values, got ${t?.length ?? 'none'}`);
-        data.set(t, b * input.size);
-      }
+      if (row && row.kind === input.kind) data.set(adapterSlice(row, input), b * input.size);
     });
-    feeds[input.name] = { dtype: 'float32', dims: [B, ...input.shape], data };
+    feeds[input.input] = { dtype: 'float32', dims: [B, ...input.shape], data };
   }
   return feeds;
 }

@@ -1,4 +1,4 @@
-/** manifest.json as specified in models/README.md (bundle format version 1). */
+/** manifest.json as specified in models/README.md (bundle format version 2: the decoder takes one input per layer). */
 import { Type, type SchemaOptions, type Static } from '@sinclair/typebox';
 
 /** The adapter kinds a bundle can have: the one list the manifest, the API schemas and the stores use. */

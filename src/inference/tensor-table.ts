@@ -1,28 +1,57 @@
 /**
- * The one typed table of tensor names, read from the manifest: which inputs each graph takes,
- * which of them are adapter tensors (and of which kind), and the per-adapter shapes.
+ * The one typed table of tensor names, read from the manifest: which inputs each graph takes, which of them
+ * are adapter tensors (of which kind, whole or one layer), the per-adapter shapes, and the decoder's per-layer
+ * keys and values (models/README.md, "Graphs").
  */
 import type { AdapterKindName, GraphName, IoSpec, Manifest, TensorSpec } from './manifest.js';
 
+/** Inputs every graph has under these exact names; the decoder's per-layer ones are DECODER_LAYER_IO. */
 const CORE_INPUTS = {
   encoder: ['input_ids', 'attention_mask'],
-  decoder: ['input_ids', 'self_attention_mask', 'encoder_attention_mask', 'past_key', 'past_value', 'cross_key', 'cross_value'],
+  decoder: ['input_ids', 'self_attention_mask', 'encoder_attention_mask'],
   hyper_lora: ['input_ids', 'attention_mask'],
   hyper_prefix: ['input_ids', 'attention_mask'],
 } as const satisfies Record<GraphName, readonly string[]>;
 
 const CORE_OUTPUTS = {
   encoder: ['cross_key', 'cross_value'],
-  decoder: ['logits', 'new_key', 'new_value'],
+  decoder: ['logits'],
 } as const;
 
-interface AdapterInput {
-  name: string;
+/**
+ * The decoder's per-layer inputs and outputs, each `<name>.<l>` [batch, num_heads, <length>, d_kv]: the
+ * length is a dynamic dimension for the inputs and 1 for the outputs (this step's key or value).
+ */
+const DECODER_LAYER_IO = {
+  pastKey: { name: 'past_key', side: 'inputs' },
+  pastValue: { name: 'past_value', side: 'inputs' },
+  crossKey: { name: 'cross_key', side: 'inputs' },
+  crossValue: { name: 'cross_value', side: 'inputs' },
+  newKey: { name: 'new_key', side: 'outputs' },
+  newValue: { name: 'new_value', side: 'outputs' },
+} as const;
+
+/** One decoder layer's graph names. */
+type DecoderLayer = Record<keyof typeof DECODER_LAYER_IO, string>;
+const LAYER_KEYS = Object.keys(DECODER_LAYER_IO) as (keyof DecoderLayer)[];
+
+/** One graph input fed from an adapter tensor: the whole tensor, or one layer of it (a contiguous slice). */
+export interface AdapterInput {
+  /** The graph input's name: the tensor's own, or `<tensor>.<l>`. */
+  input: string;
+  /** The tensor of adapters.kinds.<kind>.tensors it reads. */
+  tensor: string;
   kind: AdapterKindName;
-  /** Shape of one adapter (no batch dimension). */
+  /** The layer (index into the tensor's first dimension) this input feeds; null for the whole tensor. */
+  layer: number | null;
+  /** Shape of one adapter's input (no batch dimension). */
   shape: number[];
-  /** Elements of one adapter's tensor. */
+  /** Elements of one adapter's input. */
   size: number;
+  /** Where the input's elements start in the tensor's data (layer l of [L, ...rest] is at l * numel(rest)). */
+  offset: number;
+  /** Elements of the whole tensor, which an adapter must hold. */
+  tensorSize: number;
 }
 
 export interface GraphTable {
@@ -32,8 +61,13 @@ export interface GraphTable {
   adapters: AdapterInput[];
 }
 
+export interface DecoderTable extends GraphTable {
+  /** Per decoder layer, in order: its key/value inputs and outputs. */
+  layers: DecoderLayer[];
+}
+
 export interface TensorTable {
-  graphs: Partial<Record<GraphName, GraphTable>>;
+  graphs: Partial<Record<Exclude<GraphName, 'decoder'>, GraphTable>> & { decoder?: DecoderTable };
   /** Per kind, its tensors in manifest order. */
   kinds: Partial<Record<AdapterKindName, TensorSpec[]>>;
 }
@@ -44,8 +78,96 @@ function sameShape(a: readonly (number | string)[], b: readonly (number | string
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-export function buildTensorTable(manifest: Manifest, kinds: AdapterKindName[]): TensorTable {
-  const byName = new Map<string, { kind: AdapterKindName; spec: TensorSpec }>();
+const show = (io: { dtype: string; shape: readonly (number | string)[] }): string => `${io.dtype}${JSON.stringify(io.shape)}`;
+
+/** What of the manifest the table reads. */
+type TableSource = Pick<Manifest, 'dims' | 'adapters' | 'graphs'>;
+
+type TensorsByName = Map<string, { kind: AdapterKindName; spec: TensorSpec }>;
+
+/** `<tensor>` or `<tensor>.<l>` (l in canonical decimal) for a tensor of the bundle's kinds; null otherwise. */
+function parseAdapterInput(name: string, byName: TensorsByName): { tensor: string; layer: number | null } | null {
+  if (byName.has(name)) return { tensor: name, layer: null };
+  const m = /^(.+)\.(0|[1-9][0-9]*)$/.exec(name);
+  return m && byName.has(m[1]!) ? { tensor: m[1]!, layer: Number(m[2]) } : null;
+}
+
+function adapterInput(g: GraphName, io: IoSpec, byName: TensorsByName): AdapterInput | null {
+  const parsed = parseAdapterInput(io.name, byName);
+  if (!parsed) return null;
+  const { kind, spec } = byName.get(parsed.tensor)!;
+  const where = `field graphs.${g}.inputs: ${io.name}`;
+  if (g.startsWith('hyper_')) throw new Error(`${where} is an adapter tensor, not an input of a hypermodel`);
+  const { layer } = parsed;
+  if (layer !== null && spec.shape.length < 2) {
+    throw new Error(`${where} feeds one layer of ${spec.name}, whose shape ${JSON.stringify(spec.shape)} has no layer dimension`);
+  }
+  if (layer !== null && layer >= spec.shape[0]!) {
+    throw new Error(`${where} feeds layer ${layer} of ${spec.name}, which has ${spec.shape[0]} layers`);
+  }
+  const shape = layer === null ? spec.shape : spec.shape.slice(1);
+  const want = { dtype: spec.dtype, shape: ['batch', ...shape] };
+  if (!sameShape(io.shape, want.shape) || io.dtype !== want.dtype) {
+    throw new Error(`${where} is ${show(io)}; adapters.kinds.${kind} gives ${show(want)}${layer === null ? '' : ` for layer ${layer}`}`);
+  }
+  const size = numel(shape);
+  return { input: io.name, tensor: spec.name, kind, layer, shape, size, offset: layer === null ? 0 : layer * size, tensorSize: numel(spec.shape) };
+}
+
+/** Every tensor a graph reads is fed once: by one whole input, or by one input for each of its layers. */
+function checkCoverage(g: GraphName, adapters: readonly AdapterInput[], byName: TensorsByName): void {
+  const byTensor = new Map<string, AdapterInput[]>();
+  for (const a of adapters) byTensor.set(a.tensor, [...(byTensor.get(a.tensor) ?? []), a]);
+  for (const [tensor, inputs] of byTensor) {
+    const where = `field graphs.${g}.inputs: adapter tensor ${tensor}`;
+    const whole = inputs.filter((a) => a.layer === null);
+    if (whole.length > 1) throw new Error(`${where} is fed by ${whole.length} inputs named ${tensor}`);
+    if (whole.length === 1 && whole.length < inputs.length) {
+      throw new Error(`${where} is fed both whole (${tensor}) and per layer (${inputs.find((a) => a.layer !== null)!.input})`);
+    }
+    if (whole.length === 1) continue;
+    const seen = new Set<number>();
+    for (const a of inputs) {
+      if (seen.has(a.layer!)) throw new Error(`${where}: layer input ${a.input} is declared twice`);
+      seen.add(a.layer!);
+    }
+    const layers = byName.get(tensor)!.spec.shape[0]!;
+    for (let l = 0; l < layers; l++) {
+      if (!seen.has(l)) throw new Error(`${where} is fed per layer but misses ${tensor}.${l} (it has ${layers} layers)`);
+    }
+  }
+}
+
+/** The decoder's per-layer keys and values: every layer present, [batch, num_heads, <length>, d_kv] float32. */
+function decoderLayers(manifest: TableSource, spec: { inputs: IoSpec[]; outputs: IoSpec[] }): DecoderLayer[] {
+  const { num_decoder_layers: L, num_heads: H, d_kv: dk } = manifest.dims;
+  const layers: DecoderLayer[] = [];
+  for (let l = 0; l < L; l++) {
+    const layer = {} as DecoderLayer;
+    for (const key of LAYER_KEYS) {
+      const { name, side } = DECODER_LAYER_IO[key];
+      const full = `${name}.${l}`;
+      const io = spec[side].find((x) => x.name === full);
+      if (!io) throw new Error(`field graphs.decoder.${side}: missing ${full} (dims.num_decoder_layers is ${L})`);
+      const [batch, heads, length, d] = io.shape;
+      const lengthOk = side === 'outputs' ? length === 1 : typeof length === 'string';
+      if (io.shape.length !== 4 || typeof batch !== 'string' || heads !== H || !lengthOk || d !== dk || io.dtype !== 'float32') {
+        const want = side === 'outputs' ? `["batch",${H},1,${dk}]` : `["batch",${H},"<length>",${dk}]`;
+        throw new Error(`field graphs.decoder.${side}: ${full} is ${show(io)}; dims give float32${want}`);
+      }
+      layer[key] = full;
+    }
+    layers.push(layer);
+  }
+  return layers;
+}
+
+/** The decoder's per-layer input names, every layer's. */
+const layerInputs = (layers: readonly DecoderLayer[]): string[] =>
+  layers.flatMap((layer) => LAYER_KEYS.filter((k) => DECODER_LAYER_IO[k].side === 'inputs').map((k) => layer[k]));
+
+export function buildTensorTable(manifest: TableSource, kinds: AdapterKindName[]): TensorTable {
+  const byName: TensorsByName = new Map();
   const kindTable: TensorTable['kinds'] = {};
   for (const kind of kinds) {
     const tensors = manifest.adapters.kinds[kind]!.tensors;
@@ -61,24 +183,22 @@ export function buildTensorTable(manifest: Manifest, kinds: AdapterKindName[]): 
   const graphNames: GraphName[] = ['encoder', 'decoder', ...kinds.map((k) => `hyper_${k}` as const)];
   for (const g of graphNames) {
     const spec = manifest.graphs[g]!;
+    const layers = g === 'decoder' ? decoderLayers(manifest, spec) : [];
+    const coreNames = new Set<string>([...CORE_INPUTS[g], ...layerInputs(layers)]);
     const core: Record<string, IoSpec> = {};
     const adapters: AdapterInput[] = [];
     for (const io of spec.inputs) {
-      const a = byName.get(io.name);
+      const a = adapterInput(g, io, byName);
       if (a) {
-        const want = ['batch', ...a.spec.shape];
-        if (!sameShape(io.shape, want) || io.dtype !== a.spec.dtype) {
-          throw new Error(`field graphs.${g}.inputs: ${io.name} is ${io.dtype}${JSON.stringify(io.shape)}; adapters.kinds.${a.kind} gives ${a.spec.dtype}${JSON.stringify(want)}`);
-        }
-        if (g.startsWith('hyper_')) throw new Error(`field graphs.${g}.inputs: adapter tensor ${io.name} is not an input of a hypermodel`);
-        adapters.push({ name: io.name, kind: a.kind, shape: a.spec.shape, size: numel(a.spec.shape) });
-        consumed.add(io.name);
-      } else if ((CORE_INPUTS[g] as readonly string[]).includes(io.name)) {
+        adapters.push(a);
+        consumed.add(a.tensor);
+      } else if (coreNames.has(io.name)) {
         core[io.name] = io;
       } else {
         throw new Error(`field graphs.${g}.inputs: ${io.name} is neither a ${g} input nor an adapter tensor of adapters.kinds`);
       }
     }
+    checkCoverage(g, adapters, byName);
     for (const name of CORE_INPUTS[g]) {
       if (!core[name]) throw new Error(`field graphs.${g}.inputs: missing ${name}`);
     }
@@ -89,7 +209,9 @@ export function buildTensorTable(manifest: Manifest, kinds: AdapterKindName[]): 
     for (const name of wantOutputs) {
       if (!outNames.includes(name)) throw new Error(`field graphs.${g}.outputs: missing ${name}`);
     }
-    graphs[g] = { inputs: spec.inputs, outputs: spec.outputs, core, adapters };
+    const table = { inputs: spec.inputs, outputs: spec.outputs, core, adapters };
+    if (g === 'decoder') graphs.decoder = { ...table, layers };
+    else graphs[g] = table;
   }
   for (const name of byName.keys()) {
     if (!consumed.has(name)) throw new Error(`field adapters.kinds: tensor ${name} is an input of neither graphs.encoder nor graphs.decoder`);

@@ -14,7 +14,8 @@ from .adapters import lora_specs, prefix_specs
 from .checkpoint import Models
 from .config import T5Dims, to_dict
 
-FORMAT, FORMAT_VERSION = "hypert5-bundle", 1
+# Version 2: the decoder takes keys/values and adapter tensors one input per layer (models/README.md, "Graphs").
+FORMAT, FORMAT_VERSION = "hypert5-bundle", 2
 GRAPH_FILES = {
     "encoder": "encoder.onnx",
     "decoder": "decoder.onnx",
@@ -35,6 +36,10 @@ MAX_ABS = {"a": 100.0, "b": 100.0, "key": 1000.0, "value": 1000.0, "gate": 1000.
 # weights both hold, stored once beside them (hypert5.export_refine; models/README.md, "Refinement graphs").
 REFINE_GRAPH_FILES = {"train_step_lora": "train_step_lora.onnx", "train_step_prefix": "train_step_prefix.onnx"}
 REFINE_WEIGHTS_FILE = "train_step_weights.bin"
+UPGRADE_HINT = (
+    "; a version 1 bundle (stacked decoder inputs) is re-exported by `python -m hypert5.unbundle --bundle <old> "
+    "--out <dir>` then `python -m hypert5.export --checkpoint <dir> --out <new>` (models/README.md)"
+)
 # Per kind: the Adam learning rate (the sweep of hypert5.train.evaluate's TUNE_LR) and the steps and
 # augmentation the evaluation's refine rows chose.
 REFINE_DEFAULTS = {
@@ -45,6 +50,22 @@ REFINE_DEFAULTS = {
 
 class BundleError(ValueError):
     """A bundle that does not match the format; the message names the file and the field."""
+
+
+def adapter_input(name: str, shapes: dict[str, list[int]]) -> tuple[str, int | None] | None:
+    """Which adapter tensor a graph input feeds: ``(tensor, None)`` for the whole tensor, ``(tensor, l)`` for
+    its layer ``l`` (``<tensor>.<l>``), None for an input that is no adapter tensor."""
+    if name in shapes:
+        return name, None
+    tensor, _, layer = name.rpartition(".")
+    if tensor in shapes and layer.isdigit():
+        return tensor, int(layer)
+    return None
+
+
+def adapter_input_shape(tensor: str, layer: int | None, shapes: dict[str, list[int]]) -> list:
+    """The declared shape of an adapter input: a leading ``batch``, then the tensor's shape or one layer's."""
+    return ["batch", *(shapes[tensor] if layer is None else shapes[tensor][1:])]
 
 
 def sha256_file(path: Path) -> str:
@@ -166,18 +187,20 @@ def _check_max_abs(path: Path, kind: str, tensor: dict[str, Any]) -> None:
         )
 
 
-def validate(bundle_dir: Path) -> dict[str, Any]:
-    """Check a bundle as the service does at boot; returns the manifest or raises BundleError."""
+def validate(bundle_dir: Path, versions: tuple[int, ...] = (FORMAT_VERSION,)) -> dict[str, Any]:
+    """Check a bundle as the service does at boot; returns the manifest or raises BundleError. ``versions``:
+    the format versions accepted (``hypert5.unbundle`` also reads version 1, to re-export it)."""
     import onnxruntime as ort
 
     path = bundle_dir / "manifest.json"
     if not path.exists():
         raise BundleError(f"{path}: missing")
     manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format") != FORMAT or manifest.get("format_version") not in versions:
         raise BundleError(
-            f"{path}: format/format_version must be {FORMAT!r}/{FORMAT_VERSION}, got "
+            f"{path}: format/format_version must be {FORMAT!r}/{' or '.join(map(str, versions))}, got "
             f"{manifest.get('format')!r}/{manifest.get('format_version')!r}"
+            + (UPGRADE_HINT if manifest.get("format_version") == 1 and 1 not in versions else "")
         )
     for name, digest in manifest["files"].items():
         f = bundle_dir / name
@@ -191,7 +214,6 @@ def validate(bundle_dir: Path) -> dict[str, Any]:
     for kind, spec in kinds.items():
         for t in spec["tensors"]:
             _check_max_abs(path, kind, t)
-    batched = {t["name"]: ["batch", *t["shape"]] for k in kinds.values() for t in k["tensors"]}
     single = {t["name"]: t["shape"] for k in kinds.values() for t in k["tensors"]}
     for name, spec in manifest.get("refine", {}).get("kinds", {}).items():
         if name not in kinds or spec.get("graph") not in manifest["graphs"]:
@@ -199,9 +221,8 @@ def validate(bundle_dir: Path) -> dict[str, Any]:
                 f"{path}: refine.kinds.{name} names graph {spec.get('graph')!r}; graphs has "
                 f"{sorted(manifest['graphs'])} and adapters.kinds {sorted(kinds)}"
             )
+    fed: dict[str, set[int | None]] = {name: set() for name in single}
     for graph_name, graph in manifest["graphs"].items():
-        # A step graph refines one adapter: its tensors have no batch dimension.
-        adapter_shapes = single if graph_name in REFINE_GRAPH_FILES else batched
         f = bundle_dir / graph["file"]
         session = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"])
         for side, declared, actual in (
@@ -215,11 +236,33 @@ def validate(bundle_dir: Path) -> dict[str, Any]:
                     f"declared {[d['name'] for d in declared]}, graph has {[g['name'] for g in got]} "
                     f"(or dtypes/shapes differ)"
                 )
-            for io in declared:
-                if io["name"] in adapter_shapes and io["shape"] != adapter_shapes[io["name"]]:
+        if graph_name in REFINE_GRAPH_FILES:  # a step graph refines one adapter: no batch dimension, whole
+            for io in graph["inputs"]:
+                if io["name"] in single and io["shape"] != single[io["name"]]:
                     raise BundleError(
-                        f"{f}: {io['name']} has shape {io['shape']}, adapters.kinds says {adapter_shapes[io['name']]}"
+                        f"{f}: {io['name']} has shape {io['shape']}, adapters.kinds says {single[io['name']]}"
                     )
+            continue
+        for io in graph["outputs"]:  # a hypermodel's: one whole adapter tensor per row
+            if io["name"] in single and io["shape"] != ["batch", *single[io["name"]]]:
+                raise BundleError(
+                    f"{f}: {io['name']} has shape {io['shape']}, adapters.kinds gives {single[io['name']]}"
+                )
+        for io in graph["inputs"]:
+            found = adapter_input(io["name"], single)
+            if found is None:
+                continue
+            want = adapter_input_shape(*found, single)
+            if io["shape"] != want:
+                raise BundleError(f"{f}: {io['name']} has shape {io['shape']}, adapters.kinds gives {want}")
+            fed[found[0]].add(found[1])
+    for name, parts in fed.items():
+        # Every adapter tensor reaches the model once: whole, or every one of its layers.
+        if parts != {None} and parts != set(range(single[name][0])):
+            raise BundleError(
+                f"{path}: adapter tensor {name} is fed as {sorted(parts, key=str)} (None = whole); expected "
+                f"the whole tensor or each of its {single[name][0]} layers"
+            )
     tok = manifest["tokenizer"]
     if tok["type"] == "tokenizers" and not (bundle_dir / tok["file"]).exists():
         raise BundleError(f"{bundle_dir / tok['file']}: required by manifest.tokenizer but missing")

@@ -44,53 +44,81 @@ class EncoderGraph(nn.Module):
         return self.t5.cross_kv(self.t5.encode(input_ids, attention_mask, adapters), adapters)
 
 
+class LayerList:
+    """Per-layer tensors read as one stacked tensor: ``t5.py`` reads layer ``l`` of a cache or an adapter
+    tensor as ``tensor[:, l]``, which here is the layer's own graph input (no slicing op in the graph)."""
+
+    def __init__(self, layers: list[Tensor]):
+        self.layers = layers
+
+    def __getitem__(self, index: tuple) -> Tensor:
+        rows, layer = index
+        if rows != slice(None):
+            raise IndexError(f"LayerList supports [:, layer] only, got {index}")
+        return self.layers[layer]
+
+
+def _per_layer(spec: TensorSpec) -> bool:
+    """Adapter tensors with a layer dimension go in per layer; a "peft" prefix's mask [P] has none."""
+    return not spec.name.endswith(".mask")
+
+
 class DecoderGraph(nn.Module):
+    """One decode step with every per-layer tensor a graph input of its own (models/README.md, "decoder"):
+    the keys/values ``<name>.<l>``, the adapter tensors ``<tensor>.<l>``, and the new keys/values as
+    outputs, so that the graph holds no slicing or stacking of a layer dimension."""
+
+    KV = ("past_key", "past_value", "cross_key", "cross_value")
+
     def __init__(self, t5: T5, adapter_specs: list[TensorSpec]):
         super().__init__()
-        self.t5, self.adapter_names = t5, [s.name for s in adapter_specs]
+        self.t5, self.specs = t5, adapter_specs
         d = t5.dims
         self.vocab_size = d.vocab_size
-        past = ["batch", d.num_decoder_layers, d.num_heads, "past_len", d.d_kv]
-        cross = ["batch", d.num_decoder_layers, d.num_heads, "src_len", d.d_kv]
-        new = ["batch", d.num_decoder_layers, d.num_heads, 1, d.d_kv]
-        self.inputs = [
+        self.layers = d.num_decoder_layers
+        layers = range(self.layers)
+        kv_len = {"past_key": "past_len", "past_value": "past_len", "cross_key": "src_len", "cross_value": "src_len"}
+        adapter_inputs: list[IO] = []
+        for spec in adapter_specs:
+            if _per_layer(spec):
+                adapter_inputs += [
+                    (f"{spec.name}.{i}", "float32", ["batch", *spec.shape[1:]]) for i in range(spec.shape[0])
+                ]
+            else:
+                adapter_inputs.append((spec.name, "float32", ["batch", *spec.shape]))
+        self.inputs: list[IO] = [
             ("input_ids", "int64", ["batch", 1]),
             ("self_attention_mask", "int64", ["batch", "past_len_plus_1"]),
             ("encoder_attention_mask", "int64", ["batch", "src_len"]),
-            ("past_key", "float32", past),
-            ("past_value", "float32", past),
-            ("cross_key", "float32", cross),
-            ("cross_value", "float32", cross),
-            *_adapter_io(adapter_specs),
+            *[
+                (f"{name}.{i}", "float32", ["batch", d.num_heads, kv_len[name], d.d_kv])
+                for name in self.KV
+                for i in layers
+            ],
+            *adapter_inputs,
         ]
-        self.outputs = [
+        new = ["batch", d.num_heads, 1, d.d_kv]
+        self.outputs: list[IO] = [
             ("logits", "float32", ["batch", d.vocab_size]),
-            ("new_key", "float32", new),
-            ("new_value", "float32", new),
+            *[(f"new_key.{i}", "float32", new) for i in layers],
+            *[(f"new_value.{i}", "float32", new) for i in layers],
         ]
 
-    def forward(
-        self,
-        input_ids,
-        self_attention_mask,
-        encoder_attention_mask,
-        past_key,
-        past_value,
-        cross_key,
-        cross_value,
-        *adapter_tensors,
-    ):
-        adapters = dict(zip(self.adapter_names, adapter_tensors))
-        return self.t5.decoder_step(
-            input_ids,
-            self_attention_mask,
-            encoder_attention_mask,
-            past_key,
-            past_value,
-            cross_key,
-            cross_value,
-            adapters,
+    def forward(self, input_ids, self_attention_mask, encoder_attention_mask, *rest: Tensor):
+        L = self.layers
+        kv = [LayerList(list(rest[i * L : (i + 1) * L])) for i in range(len(self.KV))]
+        rest = rest[len(self.KV) * L :]
+        adapters = {}
+        for spec in self.specs:
+            if _per_layer(spec):
+                n = spec.shape[0]
+                adapters[spec.name], rest = LayerList(list(rest[:n])), rest[n:]
+            else:
+                adapters[spec.name], rest = rest[0], rest[1:]
+        logits, new_key, new_value = self.t5.decoder_step(
+            input_ids, self_attention_mask, encoder_attention_mask, *kv, adapters, stack_new=False
         )
+        return (logits, *new_key, *new_value)
 
 
 class HyperGraph(nn.Module):
@@ -158,3 +186,24 @@ def export_graph(graph: nn.Module, path: Path) -> None:
             dynamic_axes=dynamic,
             do_constant_folding=True,
         )
+    _pin_output_shapes(path, graph.outputs)
+
+
+def _pin_output_shapes(path: Path, outputs: list[IO]) -> None:
+    """Write the declared output shapes into the graph. The exporter's shape inference can leave a dim it
+    could not follow symbolic under a made-up name (a "peft" prefix's decoder gives ``new_key.1`` a
+    ``Transposenew_key.1_dim_2`` for what is always 1), and the manifest must match the graph exactly."""
+    import onnx
+
+    model = onnx.load(str(path))
+    declared = {name: shape for name, _, shape in outputs}
+    changed = False
+    for out in model.graph.output:
+        dims = out.type.tensor_type.shape.dim
+        for dim, want in zip(dims, declared[out.name]):
+            if isinstance(want, int) and dim.dim_value != want:
+                dim.Clear()
+                dim.dim_value = want
+                changed = True
+    if changed:
+        onnx.save(model, str(path))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from .bundle import validate
+from .bundle import adapter_input, validate
 from .examples import HyperInputFormat
 from .tokenizer import from_spec
 
@@ -74,18 +74,23 @@ class OrtBundle:
         return {o.name: value[0] for o, value in zip(session.get_outputs(), outputs)}
 
     def adapter_feeds(self, graph: str, adapters: list[Adapter | None]) -> dict[str, np.ndarray]:
-        """The adapter inputs of ``graph`` for a batch, one row per adapter; zeros (an exact no-op) for a row
-        whose adapter is None or lacks the input (the other kind)."""
+        """The adapter inputs of ``graph`` for a batch, one row per adapter: the whole tensor, or its layer
+        for a per-layer input (``<tensor>.<l>``); zeros (an exact no-op) for a row whose adapter is None or
+        lacks the tensor (the other kind)."""
         feeds = {}
         for io in self.manifest["graphs"][graph]["inputs"]:
-            if io["name"] in self.adapter_shapes:
-                shape = self.adapter_shapes[io["name"]]
-                feeds[io["name"]] = np.stack(
-                    [
-                        a[io["name"]] if a is not None and io["name"] in a else np.zeros(shape, np.float32)
-                        for a in adapters
-                    ]
-                ).astype(np.float32)
+            found = adapter_input(io["name"], self.adapter_shapes)
+            if found is None:
+                continue
+            tensor, layer = found
+            shape = self.adapter_shapes[tensor][0 if layer is None else 1 :]
+            rows = [
+                (a[tensor] if layer is None else a[tensor][layer])
+                if a is not None and tensor in a
+                else np.zeros(shape, np.float32)
+                for a in adapters
+            ]
+            feeds[io["name"]] = np.stack(rows).astype(np.float32)
         return feeds
 
     def _greedy_feeds(
@@ -95,12 +100,17 @@ class OrtBundle:
         that step when resumed; the tokens it picks are the next feeds' ``input_ids``. Every row runs every
         step (stopping at eos is the caller's business)."""
         dims = self.manifest["dims"]
+        layers = range(dims["num_decoder_layers"])
         ids, mask = self._pad(rows, self.special["pad"])
         encoder = {"input_ids": ids, "attention_mask": mask, **self.adapter_feeds("encoder", adapters)}
         cross_key, cross_value = self.sessions["encoder"].run(["cross_key", "cross_value"], encoder)
         batch = len(rows)
-        past_key = np.zeros((batch, dims["num_decoder_layers"], dims["num_heads"], 0, dims["d_kv"]), np.float32)
-        past_value = past_key.copy()
+        empty = np.zeros((batch, dims["num_heads"], 0, dims["d_kv"]), np.float32)
+        past_key, past_value = [empty] * len(layers), [empty] * len(layers)  # (B, H, step, d_kv) per layer
+        cross = {
+            **{f"cross_key.{i}": np.ascontiguousarray(cross_key[:, i]) for i in layers},
+            **{f"cross_value.{i}": np.ascontiguousarray(cross_value[:, i]) for i in layers},
+        }
         token = np.full((batch, 1), self.special["decoder_start"], np.int64)
         decoder_adapters = self.adapter_feeds("decoder", adapters)
         for step in itertools.count():
@@ -108,16 +118,16 @@ class OrtBundle:
                 "input_ids": token,
                 "self_attention_mask": np.ones((batch, step + 1), np.int64),
                 "encoder_attention_mask": mask,
-                "past_key": past_key,
-                "past_value": past_value,
-                "cross_key": cross_key,
-                "cross_value": cross_value,
+                **{f"past_key.{i}": past_key[i] for i in layers},
+                **{f"past_value.{i}": past_value[i] for i in layers},
+                **cross,
                 **decoder_adapters,
             }
             yield encoder, decoder
-            logits, new_key, new_value = self.sessions["decoder"].run(None, decoder)
-            past_key = np.concatenate([past_key, new_key], 3)  # (B, L, H, step + 1, d_kv)
-            past_value = np.concatenate([past_value, new_value], 3)
+            logits, *new = self.sessions["decoder"].run(None, decoder)
+            new_key, new_value = new[: len(layers)], new[len(layers) :]
+            past_key = [np.concatenate([p, n], 2) for p, n in zip(past_key, new_key)]
+            past_value = [np.concatenate([p, n], 2) for p, n in zip(past_value, new_value)]
             token = logits.argmax(-1)[:, None].astype(np.int64)
 
     def step_feeds(

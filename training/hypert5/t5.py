@@ -320,13 +320,15 @@ class T5(nn.Module):
         cross_bias: Tensor,
         adapters: Adapters | None,
         query_positions: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor]:
+        stack_new: bool = True,
+    ) -> tuple[Tensor, Tensor | list[Tensor], Tensor | list[Tensor]]:
         """Decoder stack over new embeddings x (B, T, d).
 
         Self-attention sees the cache (B, L, H, Tp, d_kv) followed by the T new positions;
         ``self_bias`` is (B or 1, H, T, Tp + T). ``query_positions`` (B or 1, T), the new tokens'
         target positions, is needed only with a "peft" prefix. Returns final states (B, T, d) and the
-        new positions' keys/values (B, L, H, T, d_kv).
+        new positions' keys/values (B, L, H, T, d_kv), or with ``stack_new=False`` one (B, H, T, d_kv)
+        per layer (the exported decoder's outputs: no stacking op in the graph).
         """
         x = self.decoder.dropout(x)
         prefix_bias = None
@@ -352,6 +354,8 @@ class T5(nn.Module):
             new_keys.append(k)
             new_values.append(v)
         x = self.decoder.dropout(self.decoder.final_layer_norm(x))
+        if not stack_new:
+            return x, new_keys, new_values
         return x, torch.stack(new_keys, 1), torch.stack(new_values, 1)
 
     def _decoder_block(
@@ -446,11 +450,13 @@ class T5(nn.Module):
         cross_key: Tensor,
         cross_value: Tensor,
         adapters: Adapters | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor]:
+        stack_new: bool = True,
+    ) -> tuple[Tensor, Tensor | list[Tensor], Tensor | list[Tensor]]:
         """One decode step over a left-padded cache (models/README.md, "decoder").
 
-        input_ids (B, 1); self_attention_mask (B, Tp + 1); past (B, L, H, Tp, d_kv).
-        Returns logits (B, V) and this step's keys/values (B, L, H, 1, d_kv).
+        input_ids (B, 1); self_attention_mask (B, Tp + 1); past (B, L, H, Tp, d_kv), or anything whose
+        ``[:, l]`` is layer l's (B, H, Tp, d_kv). Returns logits (B, V) and this step's keys/values
+        (B, L, H, 1, d_kv), or one (B, H, 1, d_kv) per layer with ``stack_new=False``.
         """
         total = self_attention_mask.shape[1]
         # The current token sits in the last slot, so key j is (total - 1 - j) positions back for every row.
@@ -468,6 +474,7 @@ class T5(nn.Module):
             additive_mask(encoder_attention_mask, torch.float32),
             adapters,
             position,
+            stack_new,
         )
         return self.logits(out[:, -1]), new_key, new_value
 
