@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   console.log(`model ${m.name} (${MODEL_DIR}); prompts of ${promptIds[0]!.length} tokens; ${STEPS} steps per run, ${REPS} runs per cell`);
 
   let graphMs = 0;
-  const decoders = new Map<string, { dec: AnyDecoder; chunks: boolean }>();
+  const decoders = new Map<string, { dec: AnyDecoder }>();
   for (const side of sides()) {
     const own = await openSide(side);
     const timed = { run: (async (feeds, fetches) => {
@@ -108,13 +108,12 @@ async function main(): Promise<void> {
     }) as Run };
     const mod = (await import(path.join(treeOf(side), 'inference/decoder.ts'))) as { Decoder: DecoderCtor };
     const dec = new mod.Decoder(timed, own.bundle.table.graphs.decoder, own.bundle.manifest);
-    // The baseline's rows carry their cache as chunk lists; this tree's point into the decoder's own cache.
-    decoders.set(side, { dec, chunks: side === 'base' });
+    decoders.set(side, { dec });
   }
 
   /** One generation of STEPS steps at batch B: mean step and graph ms. */
   async function generation(side: string, B: number): Promise<{ step: number; graph: number }> {
-    const { dec, chunks } = decoders.get(side)!;
+    const { dec } = decoders.get(side)!;
     const rows = Array.from({ length: B }, (_, b) => ({
       inputId: m.special_ids.decoder_start,
       pastKey: [] as Float32Array[],
@@ -129,7 +128,9 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const res = await dec.step(rows as never[]);
       rows.forEach((r, b) => {
-        if (chunks) {
+        // An older engine's rows carry their cache as chunk lists (it returns them); a newer one's point into
+        // the decoder's own cache.
+        if (res.newKey) {
           r.pastKey.push(res.newKey![b]!);
           r.pastValue.push(res.newValue![b]!);
         } else r.past = { slot: b, length: r.past.length + 1 };

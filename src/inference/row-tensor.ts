@@ -8,12 +8,16 @@ type Typed = Float32Array | BigInt64Array;
 
 export class RowTensor<T extends Typed> {
   private buf: T;
+  /** The last [B, rowSize] view handed out: the same object while the size holds, so that the session can
+   * reuse the runtime tensor it made for it (onnx.ts). */
+  private view: T;
   /** What each row index holds now (undefined: unknown, refill). */
   private held: unknown[] = [];
   private rowSize = -1;
 
   constructor(private readonly make: (n: number) => T) {
     this.buf = make(0);
+    this.view = this.buf;
   }
 
   /**
@@ -35,6 +39,7 @@ export class RowTensor<T extends Typed> {
       fill(this.buf.subarray(b * rowSize, (b + 1) * rowSize) as T, b);
       this.held[b] = keys[b];
     }
-    return this.buf.subarray(0, B * rowSize) as T;
+    if (this.view.buffer !== this.buf.buffer || this.view.length !== B * rowSize) this.view = this.buf.subarray(0, B * rowSize) as T;
+    return this.view;
   }
 }
