@@ -131,7 +131,7 @@ async function main(): Promise<void> {
         // An older engine's rows carry their cache as chunk lists (it returns them); a newer one's point into
         // the decoder's own cache.
         if (res.newKey) {
-          r.pastKey.push(res.newKey![b]!);
+          r.pastKey.push(res.newKey[b]!);
           r.pastValue.push(res.newValue![b]!);
         } else r.past = { slot: b, length: r.past.length + 1 };
       });
