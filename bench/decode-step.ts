@@ -9,13 +9,16 @@
  * Each side loads its model with its own tree (a baseline of another bundle format reads its own bundle: give
  * its commit's models/default as BENCH_BASELINE_MODEL_DIR; the same model in both, or the comparison means
  * nothing). Environment: BENCH_MODEL_DIR (models/default), BENCH_REPS (15 decoder runs, 8 requests per side),
- * BENCH_STEPS (48 decoder steps per run), BENCH_ONLY (`new` or `base`: one side only, for a CPU profile),
- * BENCH_PART (`step`, `request` or both).
+ * BENCH_STEPS (48 decoder steps per run), BENCH_ONLY (`new`, `new-decoder` or `base`: one side only, for a CPU
+ * profile), BENCH_PART (`step`, `request` or both), BENCH_DECODER (`kind`: this tree's side `new` decodes as the
+ * service does, on the kind decoder `decoder_lora` when the bundle has it; `decoder`: its side `new-decoder` runs
+ * every step on `decoder`; `both`: the two sides interleaved, to compare the graphs on one tree).
  *
  * Decoder: B rows (16 distinct LoRA adapters from the hypermodel, 40-token prompts) decode BENCH_STEPS steps,
  * greedy, past end-of-sequence; per run, the mean step time (`Decoder.step` plus the caller's cache
  * bookkeeping) and the mean time inside the graph's session.run. Request: one worker thread per tree, one
- * request of 16 prompts with one adapter, from sending the jobs to the last result.
+ * request of 16 prompts with one adapter, from sending the jobs to the last result (`new-decoder` has none: a
+ * worker runs the graphs the service runs).
  */
 import path from 'node:path';
 import { loadBundle } from '../src/inference/bundle.js';
@@ -32,6 +35,7 @@ const MODEL_DIR = path.resolve(process.env.BENCH_MODEL_DIR ?? path.join(root, 'm
 const BASE = process.env.BENCH_BASELINE_SRC;
 const BASE_MODEL_DIR = path.resolve(process.env.BENCH_BASELINE_MODEL_DIR ?? MODEL_DIR);
 const ONLY = process.env.BENCH_ONLY;
+const DECODER = process.env.BENCH_DECODER ?? 'kind';
 const PART = process.env.BENCH_PART;
 const STEPS = Number(process.env.BENCH_STEPS ?? 48);
 const REPS = Number(process.env.BENCH_REPS ?? 15);
@@ -41,23 +45,37 @@ type Run = (feeds: Record<string, HostTensor>, fetches?: readonly string[]) => P
 interface AnyDecoder {
   step(rows: never[]): Promise<{ logits: Float32Array; vocab: number; newKey?: Float32Array[]; newValue?: Float32Array[] }>;
 }
-type DecoderCtor = new (session: { run: Run }, table: unknown, manifest: unknown) => AnyDecoder;
+/**
+ * Either tree's Decoder: an older tree's takes one session, `(session, table, manifest)`; a newer one's takes every
+ * decoder graph, `({ decoder: { session, table }, decoder_lora?: ... }, manifest)`. Their arity tells them apart.
+ */
+type DecoderCtor = (new (session: { run: Run }, table: unknown, manifest: unknown) => AnyDecoder) &
+  (new (graphs: Record<string, { session: { run: Run }; table: unknown }>, manifest: unknown) => AnyDecoder);
 
-const sides = (): ('base' | 'new')[] => (ONLY ? [ONLY as 'base' | 'new'] : BASE ? ['base', 'new'] : ['new']);
-const treeOf = (side: 'base' | 'new'): string => (side === 'new' ? path.join(root, 'src') : path.resolve(BASE!));
-const modelOf = (side: string): string => (side === 'new' ? MODEL_DIR : BASE_MODEL_DIR);
+/** `new-decoder`: this tree with every step on `decoder`, kind decoders left out. */
+type Side = 'base' | 'new' | 'new-decoder';
+const OWN_SIDES: Record<string, Side[]> = { kind: ['new'], decoder: ['new-decoder'], both: ['new', 'new-decoder'] };
+if (!OWN_SIDES[DECODER]) throw new Error(`BENCH_DECODER=${DECODER}: expected kind, decoder or both`);
+const sides = (): Side[] => (ONLY ? [ONLY as Side] : [...(BASE ? ['base' as const] : []), ...OWN_SIDES[DECODER]!]);
+const treeOf = (side: Side): string => (side === 'base' ? path.resolve(BASE!) : path.join(root, 'src'));
+const modelOf = (side: Side): string => (side === 'base' ? BASE_MODEL_DIR : MODEL_DIR);
+
+const DECODER_GRAPHS = ['decoder', 'decoder_lora', 'decoder_prefix'] as const;
 
 /** What the bench needs of a bundle, loaded by either tree's own code. */
 interface AnyBundle {
   manifest: { name: string };
-  table: { graphs: { decoder?: unknown } };
+  table: { graphs: Partial<Record<(typeof DECODER_GRAPHS)[number], unknown>> };
 }
 interface SessionLike {
   run: Run;
 }
 
-/** A side's bundle and decoder session, through its own tree's loader (the bundle formats may differ). */
-async function openSide(side: 'base' | 'new'): Promise<{ bundle: AnyBundle; session: SessionLike }> {
+/**
+ * A side's bundle and decoder sessions, through its own tree's loader (the bundle formats may differ): `decoder`,
+ * and the kind decoders its tree's table has unless the side runs on `decoder` alone.
+ */
+async function openSide(side: Side): Promise<{ bundle: AnyBundle; sessions: Map<string, SessionLike> }> {
   const tree = treeOf(side);
   const { loadBundle: load } = (await import(path.join(tree, 'inference/bundle.ts'))) as {
     loadBundle: (dir: string, o: object) => Promise<AnyBundle>;
@@ -66,7 +84,10 @@ async function openSide(side: 'base' | 'new'): Promise<{ bundle: AnyBundle; sess
     GraphSession: { open(b: AnyBundle, g: string, threads: number): Promise<SessionLike> };
   };
   const bundle = await load(modelOf(side), { verifyHashes: false });
-  return { bundle, session: await Session.open(bundle, 'decoder', 1) };
+  const graphs = DECODER_GRAPHS.filter((g) => bundle.table.graphs[g] && (g === 'decoder' || side !== 'new-decoder'));
+  const sessions = new Map<string, SessionLike>();
+  for (const g of graphs) sessions.set(g, await Session.open(bundle, g, 1));
+  return { bundle, sessions };
 }
 
 function argmax(x: Float32Array): number {
@@ -97,22 +118,28 @@ async function main(): Promise<void> {
   console.log(`model ${m.name} (${MODEL_DIR}); prompts of ${promptIds[0]!.length} tokens; ${STEPS} steps per run, ${REPS} runs per cell`);
 
   let graphMs = 0;
-  const decoders = new Map<string, { dec: AnyDecoder }>();
+  /** Runs per graph in the current generation, to show which graph a side's steps ran on. */
+  const graphRuns = new Map<string, number>();
+  const decoders = new Map<Side, { dec: AnyDecoder }>();
   for (const side of sides()) {
     const own = await openSide(side);
-    const timed = { run: (async (feeds, fetches) => {
+    const timed = (g: string, session: SessionLike) => ({ run: (async (feeds, fetches) => {
       const t0 = performance.now();
-      const out = await own.session.run(feeds, fetches);
+      const out = await session.run(feeds, fetches);
       graphMs += performance.now() - t0;
+      graphRuns.set(g, (graphRuns.get(g) ?? 0) + 1);
       return out;
-    }) as Run };
-    const mod = (await import(path.join(treeOf(side), 'inference/decoder.ts'))) as { Decoder: DecoderCtor };
-    const dec = new mod.Decoder(timed, own.bundle.table.graphs.decoder, own.bundle.manifest);
+    }) as Run });
+    const { Decoder } = (await import(path.join(treeOf(side), 'inference/decoder.ts'))) as { Decoder: DecoderCtor };
+    const { graphs: tables } = own.bundle.table;
+    const dec = Decoder.length === 3
+      ? new Decoder(timed('decoder', own.sessions.get('decoder')!), tables.decoder, own.bundle.manifest)
+      : new Decoder(Object.fromEntries([...own.sessions].map(([g, session]) => [g, { session: timed(g, session), table: tables[g as (typeof DECODER_GRAPHS)[number]] }])), own.bundle.manifest);
     decoders.set(side, { dec });
   }
 
   /** One generation of STEPS steps at batch B: mean step and graph ms. */
-  async function generation(side: string, B: number): Promise<{ step: number; graph: number }> {
+  async function generation(side: Side, B: number): Promise<{ step: number; graph: number }> {
     const { dec } = decoders.get(side)!;
     const rows = Array.from({ length: B }, (_, b) => ({
       inputId: m.special_ids.decoder_start,
@@ -124,6 +151,7 @@ async function main(): Promise<void> {
     }));
     let stepMs = 0;
     graphMs = 0;
+    graphRuns.clear();
     for (let s = 0; s < STEPS; s++) {
       const t0 = performance.now();
       const res = await dec.step(rows as never[]);
@@ -146,7 +174,10 @@ async function main(): Promise<void> {
     for (const B of [1, 16]) {
       const cells = new Map<string, { step: number[]; graph: number[]; ratio: number[] }>();
       for (const side of sides()) cells.set(side, { step: [], graph: [], ratio: [] });
-      for (const side of sides()) await generation(side, B); // warm-up
+      for (const side of sides()) {
+        await generation(side, B); // warm-up
+        console.log(`batch ${B}, ${side}: steps ran on ${JSON.stringify(Object.fromEntries(graphRuns))}`);
+      }
       for (let rep = 0; rep < REPS; rep++) {
         // Alternate which side goes first, so that drift in the machine's load falls on both.
         const order = rep % 2 ? sides().reverse() : sides();
@@ -181,7 +212,8 @@ interface PoolLike {
 async function requestBench(adapter: Record<string, Float32Array>, promptIds: number[][]): Promise<unknown> {
   const reps = Math.max(4, Math.round(REPS / 2));
   const pools = new Map<string, { pool: PoolLike; firstRows: number[] }>();
-  for (const side of sides()) {
+  const requestSides = sides().filter((s) => s !== 'new-decoder');
+  for (const side of requestSides) {
     const mod = (await import(path.join(treeOf(side), 'engine/worker-pool.ts'))) as {
       WorkerPool: new (init: object, count: number, observer: object) => PoolLike;
     };
@@ -220,10 +252,10 @@ async function requestBench(adapter: Record<string, Float32Array>, promptIds: nu
     const ms = performance.now() - t0;
     return { ms, tokens: tokens / promptIds.length, firstStepRows: firstRows[0] ?? 0 };
   };
-  for (const side of sides()) await one(side); // warm-up
+  for (const side of requestSides) await one(side); // warm-up
   const cells = new Map<string, { ms: number[]; tokens: number; firstStepRows: number }>();
   for (let rep = 0; rep < reps; rep++) {
-    const order = rep % 2 ? sides().reverse() : sides();
+    const order = rep % 2 ? [...requestSides].reverse() : requestSides;
     for (const side of order) {
       // The step metrics may arrive after the last result: give them a moment.
       const r = await one(side);

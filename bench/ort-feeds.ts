@@ -65,7 +65,8 @@ export async function captureCases(modelDir: string, batches: readonly number[],
     cases.push({ graph: 'encoder', batch, feeds: encFeeds[0]!, fetches: ['cross_key', 'cross_value'], length: Math.max(...items.map((i) => i.ids.length)) });
 
     const decFeeds: Feeds[] = [];
-    const decoder = new Decoder(recording(dec!, decFeeds), bundle.table.graphs.decoder!, m);
+    // `decoder` alone, kind decoders left out: the case times decoder.onnx, so its feeds are that graph's.
+    const decoder = new Decoder({ decoder: { session: recording(dec!, decFeeds), table: bundle.table.graphs.decoder! } }, m);
     const rows: DecodeRow[] = encs.map((e, b) => ({ inputId: m.special_ids.decoder_start, past: EMPTY_CACHE, enc: e, adapter: adapters[b]! }));
     // Greedy steps until the past holds pastLen tokens; the last step's feeds are the case.
     for (let s = 0; s <= pastLen; s++) {

@@ -93,7 +93,7 @@ class Side:
             "encoder_ms": timed(lambda: self.ort.sessions["encoder"].run(["cross_key", "cross_value"], enc), reps)[
                 "p50_ms"
             ],
-            "decoder_ms": timed(lambda: self.ort.sessions["decoder"].run(None, dec), reps)["p50_ms"],
+            "decoder_ms": timed(lambda: self.ort.sessions[feeds["decoder_graph"]].run(None, dec), reps)["p50_ms"],
         }
 
     def flops(self, src: int, new_tokens: int) -> dict[str, Any]:

@@ -88,7 +88,8 @@ describe('faults', () => {
   const post = (url: string, payload: object) => app.inject({ method: 'POST', url, payload });
 
   it('an ONNX Runtime error in a decode step fails that batch with a code; the next request is served', async () => {
-    await injectFault({ kind: 'run-error', graph: 'decoder', times: 1 });
+    // A plain request's steps run on the LoRA decoder (every row of one kind or none), which the fixture has.
+    await injectFault({ kind: 'run-error', graph: 'decoder_lora', times: 1 });
     const failed = await post('/v1/completions', SHORT);
     const m = errorOf(failed, 500, 'HT_ERR_INFERENCE_FAILED');
     assert.doesNotMatch(m, /injected|feeds/, 'internal details stay in the log');

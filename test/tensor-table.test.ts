@@ -11,6 +11,13 @@ import { DIMS, layeredManifest, type LayeredManifest } from './fakes/layered-man
 
 const build = (m: LayeredManifest) => buildTensorTable(m, ['lora', 'prefix']);
 
+/** The manifest with both kind decoders, `graph`'s inputs edited. */
+function editKindDecoder(graph: 'decoder_lora' | 'decoder_prefix', edit: (ios: IoSpec[]) => IoSpec[]): LayeredManifest {
+  const m = layeredManifest(['lora', 'prefix']);
+  m.graphs[graph]!.inputs = edit(m.graphs[graph]!.inputs);
+  return m;
+}
+
 /** The manifest with the decoder's inputs (or outputs) edited. */
 function editDecoder(edit: (ios: IoSpec[]) => IoSpec[], side: 'inputs' | 'outputs' = 'inputs'): LayeredManifest {
   const m = layeredManifest();
@@ -116,5 +123,57 @@ describe('tensor table, format 2', () => {
       () => build(editDecoder((ios) => [...ios, { name: 'past_key.3', dtype: 'float32', shape: ['batch', DIMS.heads, 'past_len', DIMS.dk] }])),
       /field graphs\.decoder\.inputs: past_key\.3 is neither a decoder input nor an adapter tensor/,
     );
+  });
+
+  it('gives each kind decoder the decoder\'s inputs of its kind, and no kind decoder to a bundle without one', () => {
+    const table = build(layeredManifest(['lora', 'prefix']));
+    const dec = table.graphs.decoder!;
+    for (const kind of ['lora', 'prefix'] as const) {
+      const own = table.graphs[`decoder_${kind}`]!;
+      assert.deepEqual(own.adapters, dec.adapters.filter((a) => a.kind === kind));
+      assert.deepEqual(own.layers, dec.layers);
+      assert.deepEqual(own.core, dec.core);
+    }
+    assert.equal(build(layeredManifest()).graphs.decoder_lora, undefined);
+  });
+
+  it('refuses a kind decoder with an input of the other kind, or without one of its own kind\'s', () => {
+    const other = { name: 'prefix.decoder.self.key.0', dtype: 'float32', shape: ['batch', DIMS.heads, DIMS.prefix, DIMS.dk] } as const;
+    assert.throws(
+      () => build(editKindDecoder('decoder_lora', (ios) => [...ios, { ...other, shape: [...other.shape] }])),
+      /field graphs\.decoder_lora\.inputs: prefix\.decoder\.self\.key\.0 is a prefix adapter input; decoder_lora takes lora ones only/,
+    );
+    assert.throws(
+      () => build(editKindDecoder('decoder_prefix', without('prefix.decoder.self.mask'))),
+      /field graphs\.decoder_prefix\.inputs: missing prefix\.decoder\.self\.mask, a prefix adapter input of graphs\.decoder/,
+    );
+    assert.throws(
+      () => build(editKindDecoder('decoder_lora', (ios) => ios.filter((io) => !io.name.startsWith('lora.decoder.self.q.b.')))),
+      /field graphs\.decoder_lora\.inputs: missing lora\.decoder\.self\.q\.b\.0, a lora adapter input of graphs\.decoder/,
+    );
+    assert.throws(
+      () => build(editKindDecoder('decoder_lora', without('lora.decoder.self.q.b.1'))),
+      /field graphs\.decoder_lora\.inputs: adapter tensor lora\.decoder\.self\.q\.b is fed per layer but misses lora\.decoder\.self\.q\.b\.1/,
+    );
+    // A tensor the decoder does not read (the encoder's): the kind decoder must not read it either.
+    const encoderLayers = Array.from({ length: DIMS.layers }, (_, l): IoSpec => ({ name: `lora.encoder.self.q.a.${l}`, dtype: 'float32', shape: ['batch', DIMS.dModel, DIMS.rank] }));
+    assert.throws(
+      () => build(editKindDecoder('decoder_lora', (ios) => [...ios, ...encoderLayers])),
+      /field graphs\.decoder_lora\.inputs: lora\.encoder\.self\.q\.a\.0 is not an input of graphs\.decoder/,
+    );
+  });
+
+  it('refuses a kind decoder whose keys, values or core inputs differ from the decoder\'s, or of a kind the bundle lacks', () => {
+    assert.throws(() => build(editKindDecoder('decoder_prefix', without('past_key.1'))), /field graphs\.decoder_prefix\.inputs: missing past_key\.1 \(dims\.num_decoder_layers is 3\)/);
+    assert.throws(
+      () => build(editKindDecoder('decoder_lora', (ios) => ios.map((io) => (io.name === 'input_ids' ? { ...io, dtype: 'float32' } : io)))),
+      /field graphs\.decoder_lora\.inputs: input_ids is float32\["batch",1\]; graphs\.decoder has int64\["batch",1\]/,
+    );
+    assert.throws(
+      () => build(editKindDecoder('decoder_lora', (ios) => ios.map((io) => (io.name === 'past_value.2' ? { ...io, shape: ['batch', DIMS.heads, 'past', DIMS.dk] } : io)))),
+      /field graphs\.decoder_lora\.inputs: past_value\.2 is float32\["batch",2,"past",5\]; graphs\.decoder has float32\["batch",2,"past_len",5\]/,
+    );
+    const m = layeredManifest(['prefix']);
+    assert.throws(() => buildTensorTable(m, ['lora']), /field graphs\.decoder_prefix: the bundle has no adapter kind prefix \(field adapters\.kinds\)/);
   });
 });

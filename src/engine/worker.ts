@@ -6,10 +6,10 @@
 import type { MessagePort } from 'node:worker_threads';
 import { setImmediate as yieldNow } from 'node:timers/promises';
 import { loadBundle, type Bundle } from '../inference/bundle.js';
-import { Decoder } from '../inference/decoder.js';
+import { Decoder, decoderGraphs } from '../inference/decoder.js';
 import { encode } from '../inference/encoder.js';
 import { generateAdapters } from '../inference/hypermodel.js';
-import type { GraphName } from '../inference/manifest.js';
+import { kindDecoderName, type GraphName } from '../inference/manifest.js';
 import { GraphSession } from '../inference/session.js';
 import { loadTokenizer } from '../inference/tokenizer.js';
 import { HtError, isClientFault } from '../errors/domain-error.js';
@@ -30,10 +30,12 @@ export async function startWorker(port: MessagePort, init: WorkerInit, openSessi
   const bundle = await loadBundle(init.modelDir, { verifyHashes: false });
   const m = bundle.manifest;
   const sessions: Partial<Record<GraphName, GraphSession>> = {};
-  const graphs: GraphName[] = ['encoder', 'decoder', ...bundle.kinds.map((k) => `hyper_${k}` as const)];
+  // A kind decoder is optional: the decoder runs a batch of one kind on it when the bundle has it.
+  const kindDecoders = bundle.kinds.map(kindDecoderName).filter((g) => bundle.table.graphs[g]);
+  const graphs: GraphName[] = ['encoder', 'decoder', ...kindDecoders, ...bundle.kinds.map((k) => `hyper_${k}` as const)];
   for (const g of graphs) sessions[g] = await openSession(bundle, g, init.intraOpThreads);
   const tok = await loadTokenizer(bundle.dir, m);
-  const decoder = new Decoder(sessions.decoder!, bundle.table.graphs.decoder!, m);
+  const decoder = new Decoder(decoderGraphs(bundle.table.graphs, sessions), m);
 
   const steps = new StepReport(post);
   const failed = (jobId: number, error: Error) => {

@@ -33,14 +33,17 @@ async function sha256File(file: string): Promise<string> {
 
 /** Files of the optional refinement graphs: outside the fingerprint (training/hypert5/bundle.py says the same). */
 const REFINE_FILE_PREFIX = 'train_step_';
+/** The optional kind decoders' files, outside it too: each computes what `decoder` computes for its rows. */
+const UNFINGERPRINTED = new Set(['decoder_lora.onnx', 'decoder_prefix.onnx']);
 
 /**
- * The model's identity, from which adapter ids derive: every file but the refinement graphs, which change
- * no one-pass adapter or completion, so adding them to a bundle keeps every stored adapter's id.
+ * The model's identity, from which adapter ids derive: every file but the refinement graphs and the kind
+ * decoders, which change no one-pass adapter or completion, so adding them to a bundle keeps every stored
+ * adapter's id.
  */
 function computeFingerprint(files: Record<string, string>): string {
   const lines = Object.keys(files)
-    .filter((f) => !f.startsWith(REFINE_FILE_PREFIX))
+    .filter((f) => !f.startsWith(REFINE_FILE_PREFIX) && !UNFINGERPRINTED.has(f))
     .sort()
     .map((f) => `${f}:${files[f]}\n`)
     .join('');

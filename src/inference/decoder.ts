@@ -4,15 +4,20 @@
  * The cache lives here, in the graph's layout (self-cache.ts: one tensor per layer); rows point into it. Every
  * feed buffer is kept across steps: the per-step work outside the graph is the cache gather, the masks and the
  * token ids.
+ *
+ * A step runs on a kind decoder (`decoder_lora`, `decoder_prefix`) when the bundle has it and every row's adapter
+ * is of that kind or absent, otherwise on `decoder`: the same step without the other kind's branch, so the same
+ * logits and keys/values for less work. All the graphs share the cache and the feed buffers; a step feeds only
+ * its graph's adapter inputs.
  */
 import type { EncodedInput } from './encoder.js';
 import { adapterSlice, type RowAdapter } from './feeds.js';
-import type { Manifest } from './manifest.js';
+import { ADAPTER_KINDS, kindDecoderName, type AdapterKindName, type DecoderGraphName, type KindDecoderName, type Manifest } from './manifest.js';
 import type { HostTensor } from './onnx.js';
 import { RowTensor } from './row-tensor.js';
 import { SelfCache, type CacheRef } from './self-cache.js';
 import type { GraphSession } from './session.js';
-import type { AdapterInput, DecoderTable } from './tensor-table.js';
+import type { AdapterInput, DecoderTable, TensorTable } from './tensor-table.js';
 
 export interface DecodeRow {
   /** The token fed at this step (decoder_start at the first step). */
@@ -21,6 +26,43 @@ export interface DecodeRow {
   past: CacheRef;
   enc: EncodedInput;
   adapter: RowAdapter | null;
+}
+
+/** A decoder graph's session and table. */
+interface DecoderGraph {
+  session: GraphSession;
+  table: DecoderTable;
+}
+
+/** `decoder`, and each kind decoder the bundle has. */
+export type DecoderGraphs = { decoder: DecoderGraph } & Partial<Record<KindDecoderName, DecoderGraph>>;
+
+/**
+ * The decoder graphs that have both a table and a session: `decoder` (which must) and the kind decoders. A
+ * caller passes only `decoder`'s session to run every step on it.
+ */
+export function decoderGraphs(tables: TensorTable['graphs'], sessions: Partial<Record<DecoderGraphName, GraphSession>>): DecoderGraphs {
+  const graph = (g: DecoderGraphName): DecoderGraph | undefined => {
+    const [session, table] = [sessions[g], tables[g]];
+    return session && table ? { session, table } : undefined;
+  };
+  const decoder = graph('decoder');
+  if (!decoder) throw new Error('decoder: no session or no table');
+  const graphs: DecoderGraphs = { decoder };
+  for (const kind of ADAPTER_KINDS) {
+    const g = kindDecoderName(kind);
+    const kindGraph = graph(g);
+    if (kindGraph) graphs[g] = kindGraph;
+  }
+  return graphs;
+}
+
+/** A graph as the decoder runs it: its adapter inputs, each with the buffer all the graphs share for it. */
+interface Runner {
+  graph: DecoderGraph;
+  adapters: { input: AdapterInput; rows: RowTensor<Float32Array> }[];
+  /** logits, then every layer's new key, then every layer's new value. */
+  fetches: string[];
 }
 
 export interface StepResult {
@@ -45,17 +87,18 @@ export class Decoder {
   private readonly crossKey: RowTensor<Float32Array>[];
   private readonly crossValue: RowTensor<Float32Array>[];
   private readonly encMask: RowTensor<IntBuf>;
-  private readonly adapters: { input: AdapterInput; rows: RowTensor<Float32Array> }[];
-  /** logits, then every layer's new key, then every layer's new value. */
-  private readonly fetches: string[];
+  private readonly full: Runner;
+  private readonly byKind: Partial<Record<AdapterKindName, Runner>> = {};
+  /** The graph of a step without adapters: the first kind decoder there is (any computes the same). */
+  private readonly plain: Runner;
+  /** `decoder`'s table: the core inputs' dtypes and the layers' names, the same in every decoder graph (tensor-table.ts). */
+  private readonly table: DecoderTable;
   private selfMask: IntBuf;
   private inputIds: IntBuf;
 
-  constructor(
-    private readonly session: GraphSession,
-    private readonly table: DecoderTable,
-    manifest: Pick<Manifest, 'dims'>,
-  ) {
+  constructor(graphs: DecoderGraphs, manifest: Pick<Manifest, 'dims'>) {
+    const table = graphs.decoder.table;
+    this.table = table;
     const L = table.layers.length;
     this.H = manifest.dims.num_heads;
     this.dk = manifest.dims.d_kv;
@@ -66,8 +109,35 @@ export class Decoder {
     this.encMask = new RowTensor((n) => this.ints('encoder_attention_mask', n));
     this.selfMask = this.ints('self_attention_mask', 0);
     this.inputIds = this.ints('input_ids', 0);
-    this.adapters = table.adapters.map((input) => ({ input, rows: floats() }));
-    this.fetches = ['logits', ...table.layers.map((l) => l.newKey), ...table.layers.map((l) => l.newValue)];
+    // One buffer per adapter input, whichever graph feeds it: a buffer a step does not feed keeps its contents
+    // and the record of which row each index holds, so it is still right when a later step feeds it again.
+    const shared = new Map(table.adapters.map((input) => [input.input, floats()]));
+    const runner = (graph: DecoderGraph): Runner => ({
+      graph,
+      adapters: graph.table.adapters.map((input) => {
+        const rows = shared.get(input.input);
+        if (!rows) throw new Error(`${input.input}: an adapter input of a kind decoder but not of the decoder`);
+        return { input, rows };
+      }),
+      fetches: ['logits', ...graph.table.layers.map((l) => l.newKey), ...graph.table.layers.map((l) => l.newValue)],
+    });
+    this.full = runner(graphs.decoder);
+    for (const kind of ADAPTER_KINDS) {
+      const graph = graphs[kindDecoderName(kind)];
+      if (graph) this.byKind[kind] = runner(graph);
+    }
+    this.plain = ADAPTER_KINDS.map((k) => this.byKind[k]).find((r) => r !== undefined) ?? this.full;
+  }
+
+  /** The kind decoder when every row's adapter is of its kind or absent, else `decoder`. */
+  private runnerFor(rows: readonly DecodeRow[]): Runner {
+    let kind: AdapterKindName | null = null;
+    for (const r of rows) {
+      if (!r.adapter || r.adapter.kind === kind) continue;
+      if (kind !== null) return this.full;
+      kind = r.adapter.kind;
+    }
+    return kind === null ? this.plain : (this.byKind[kind] ?? this.full);
   }
 
   private ints(io: string, n: number): IntBuf {
@@ -79,7 +149,7 @@ export class Decoder {
   }
 
   /** Cross K/V, encoder mask and adapter rows into `feeds`: refilled only at the indices that now hold another job's row. */
-  private constantFeeds(rows: readonly DecodeRow[], feeds: Record<string, HostTensor>): void {
+  private constantFeeds(rows: readonly DecodeRow[], adapters: Runner['adapters'], feeds: Record<string, HostTensor>): void {
     const { H, dk } = this;
     const B = rows.length;
     let S = 0;
@@ -110,7 +180,7 @@ export class Decoder {
       feeds[layer.crossValue] = { dtype: 'float32', dims, data: this.crossValue[l]!.rows(encs, H * S * dk, crossRow((e) => e.crossValue, l)) };
     });
     // Zeros for a row without an adapter of the tensor's kind are an exact no-op (models/README.md).
-    for (const { input, rows: buf } of this.adapters) {
+    for (const { input, rows: buf } of adapters) {
       const keys = rows.map((r) => (r.adapter && r.adapter.kind === input.kind ? r.adapter : null));
       const data = buf.rows(keys, input.size, (dst, b) => {
         const adapter = keys[b];
@@ -151,8 +221,9 @@ export class Decoder {
       feeds[layer.pastKey] = { dtype: 'float32', dims: pastDims, data: past.key[l]! };
       feeds[layer.pastValue] = { dtype: 'float32', dims: pastDims, data: past.value[l]! };
     });
-    this.constantFeeds(rows, feeds);
-    const out = await this.session.run(feeds, this.fetches);
+    const runner = this.runnerFor(rows);
+    this.constantFeeds(rows, runner.adapters, feeds);
+    const out = await runner.graph.session.run(feeds, runner.fetches);
     const { layers } = this.table;
     this.cache.commit(
       layers.map((l) => out[l.newKey]!.data as Float32Array),

@@ -107,6 +107,8 @@ export const Manifest = Type.Object({
   graphs: Type.Object({
     encoder: GraphSpec,
     decoder: GraphSpec,
+    decoder_lora: Type.Optional(GraphSpec),
+    decoder_prefix: Type.Optional(GraphSpec),
     hyper_lora: Type.Optional(GraphSpec),
     hyper_prefix: Type.Optional(GraphSpec),
     train_step_lora: Type.Optional(GraphSpec),
@@ -117,6 +119,16 @@ export const Manifest = Type.Object({
 });
 export type Manifest = Static<typeof Manifest>;
 
-export type GraphName = 'encoder' | 'decoder' | 'hyper_lora' | 'hyper_prefix';
+/**
+ * The optional kind decoders: the `decoder` step with one kind's adapter inputs only, which a batch whose rows
+ * are all of that kind (or have no adapter) may run on instead (models/README.md, "Graphs").
+ */
+export type KindDecoderName = `decoder_${AdapterKindName}`;
+export const kindDecoderName = (kind: AdapterKindName): KindDecoderName => `decoder_${kind}`;
+/** The graphs a decode step may run on: `decoder`, which takes every kind, and the kind decoders. */
+export type DecoderGraphName = 'decoder' | KindDecoderName;
+
+/** The graphs a worker opens at boot: encoder, decoder, a hypermodel per adapter kind, and the kind decoders the bundle has. */
+export type GraphName = 'encoder' | DecoderGraphName | 'hyper_lora' | 'hyper_prefix';
 /** The optional training-step graphs: outside GraphName, which names the graphs every worker opens at boot. */
 export type TrainStepGraphName = 'train_step_lora' | 'train_step_prefix';

@@ -1,14 +1,19 @@
 /**
  * The one typed table of tensor names, read from the manifest: which inputs each graph takes, which of them
  * are adapter tensors (of which kind, whole or one layer), the per-adapter shapes, and the decoder's per-layer
- * keys and values (models/README.md, "Graphs").
+ * keys and values (models/README.md, "Graphs"). A kind decoder present in the bundle gets a table like the
+ * decoder's, checked to take exactly the decoder's inputs less the other kind's adapter inputs.
  */
-import type { AdapterKindName, GraphName, IoSpec, Manifest, TensorSpec } from './manifest.js';
+import { ADAPTER_KINDS, kindDecoderName, type AdapterKindName, type DecoderGraphName, type GraphName, type IoSpec, type Manifest, type TensorSpec } from './manifest.js';
+
+const DECODER_CORE = ['input_ids', 'self_attention_mask', 'encoder_attention_mask'] as const;
 
 /** Inputs every graph has under these exact names; the decoder's per-layer ones are DECODER_LAYER_IO. */
 const CORE_INPUTS = {
   encoder: ['input_ids', 'attention_mask'],
-  decoder: ['input_ids', 'self_attention_mask', 'encoder_attention_mask'],
+  decoder: DECODER_CORE,
+  decoder_lora: DECODER_CORE,
+  decoder_prefix: DECODER_CORE,
   hyper_lora: ['input_ids', 'attention_mask'],
   hyper_prefix: ['input_ids', 'attention_mask'],
 } as const satisfies Record<GraphName, readonly string[]>;
@@ -67,7 +72,8 @@ export interface DecoderTable extends GraphTable {
 }
 
 export interface TensorTable {
-  graphs: Partial<Record<Exclude<GraphName, 'decoder'>, GraphTable>> & { decoder?: DecoderTable };
+  /** Every graph the bundle has of those a worker opens; `decoder` is always there once the table is built. */
+  graphs: Partial<Record<Exclude<GraphName, DecoderGraphName>, GraphTable>> & Partial<Record<DecoderGraphName, DecoderTable>>;
   /** Per kind, its tensors in manifest order. */
   kinds: Partial<Record<AdapterKindName, TensorSpec[]>>;
 }
@@ -139,7 +145,7 @@ function checkCoverage(g: GraphName, adapters: readonly AdapterInput[], byName: 
 }
 
 /** The decoder's per-layer keys and values: every layer present, [batch, num_heads, <length>, d_kv] float32. */
-function decoderLayers(manifest: TableSource, spec: { inputs: IoSpec[]; outputs: IoSpec[] }): DecoderLayer[] {
+function decoderLayers(manifest: TableSource, g: DecoderGraphName, spec: { inputs: IoSpec[]; outputs: IoSpec[] }): DecoderLayer[] {
   const { num_decoder_layers: L, num_heads: H, d_kv: dk } = manifest.dims;
   const layers: DecoderLayer[] = [];
   for (let l = 0; l < L; l++) {
@@ -148,18 +154,40 @@ function decoderLayers(manifest: TableSource, spec: { inputs: IoSpec[]; outputs:
       const { name, side } = DECODER_LAYER_IO[key];
       const full = `${name}.${l}`;
       const io = spec[side].find((x) => x.name === full);
-      if (!io) throw new Error(`field graphs.decoder.${side}: missing ${full} (dims.num_decoder_layers is ${L})`);
+      if (!io) throw new Error(`field graphs.${g}.${side}: missing ${full} (dims.num_decoder_layers is ${L})`);
       const [batch, heads, length, d] = io.shape;
       const lengthOk = side === 'outputs' ? length === 1 : typeof length === 'string';
       if (io.shape.length !== 4 || typeof batch !== 'string' || heads !== H || !lengthOk || d !== dk || io.dtype !== 'float32') {
         const want = side === 'outputs' ? `["batch",${H},1,${dk}]` : `["batch",${H},"<length>",${dk}]`;
-        throw new Error(`field graphs.decoder.${side}: ${full} is ${show(io)}; dims give float32${want}`);
+        throw new Error(`field graphs.${g}.${side}: ${full} is ${show(io)}; dims give float32${want}`);
       }
       layer[key] = full;
     }
     layers.push(layer);
   }
   return layers;
+}
+
+/**
+ * A kind decoder takes what `decoder` takes, less the other kinds' adapter inputs: the same core and per-layer
+ * inputs (so that one set of feed buffers serves both graphs) and exactly the decoder's inputs of its kind (the
+ * input loop has refused any of another kind).
+ */
+function checkKindDecoder(kind: AdapterKindName, table: DecoderTable, decoder: DecoderTable): void {
+  const g = kindDecoderName(kind);
+  for (const [name, io] of Object.entries(table.core)) {
+    const want = decoder.core[name]!;
+    if (io.dtype !== want.dtype || !sameShape(io.shape, want.shape)) throw new Error(`field graphs.${g}.inputs: ${name} is ${show(io)}; graphs.decoder has ${show(want)}`);
+  }
+  for (const name of Object.keys(decoder.core)) {
+    if (!table.core[name]) throw new Error(`field graphs.${g}.inputs: missing ${name}, an input of graphs.decoder`);
+  }
+  const own = new Set(table.adapters.map((a) => a.input));
+  const want = decoder.adapters.filter((a) => a.kind === kind);
+  const missing = want.find((a) => !own.has(a.input));
+  if (missing) throw new Error(`field graphs.${g}.inputs: missing ${missing.input}, a ${kind} adapter input of graphs.decoder`);
+  const extra = table.adapters.find((a) => !want.some((w) => w.input === a.input));
+  if (extra) throw new Error(`field graphs.${g}.inputs: ${extra.input} is not an input of graphs.decoder`);
 }
 
 /** The decoder's per-layer input names, every layer's. */
@@ -180,18 +208,28 @@ export function buildTensorTable(manifest: TableSource, kinds: AdapterKindName[]
   }
   const graphs: TensorTable['graphs'] = {};
   const consumed = new Set<string>();
-  const graphNames: GraphName[] = ['encoder', 'decoder', ...kinds.map((k) => `hyper_${k}` as const)];
+  const kindDecoders = ADAPTER_KINDS.filter((k) => manifest.graphs[kindDecoderName(k)]);
+  for (const kind of kindDecoders) {
+    if (!kinds.includes(kind)) throw new Error(`field graphs.${kindDecoderName(kind)}: the bundle has no adapter kind ${kind} (field adapters.kinds)`);
+  }
+  const graphNames: GraphName[] = ['encoder', 'decoder', ...kindDecoders.map(kindDecoderName), ...kinds.map((k) => `hyper_${k}` as const)];
   for (const g of graphNames) {
     const spec = manifest.graphs[g]!;
-    const layers = g === 'decoder' ? decoderLayers(manifest, spec) : [];
+    const isDecoder = g === 'decoder' || g === 'decoder_lora' || g === 'decoder_prefix';
+    const only = ADAPTER_KINDS.find((k) => kindDecoderName(k) === g);
+    const layers = isDecoder ? decoderLayers(manifest, g, spec) : [];
     const coreNames = new Set<string>([...CORE_INPUTS[g], ...layerInputs(layers)]);
     const core: Record<string, IoSpec> = {};
     const adapters: AdapterInput[] = [];
     for (const io of spec.inputs) {
       const a = adapterInput(g, io, byName);
+      if (a && only && a.kind !== only) {
+        throw new Error(`field graphs.${g}.inputs: ${a.input} is a ${a.kind} adapter input; ${g} takes ${only} ones only`);
+      }
       if (a) {
         adapters.push(a);
-        consumed.add(a.tensor);
+        // The kind decoders are optional: every tensor must reach the graphs every bundle has.
+        if (g === 'encoder' || g === 'decoder') consumed.add(a.tensor);
       } else if (coreNames.has(io.name)) {
         core[io.name] = io;
       } else {
@@ -202,17 +240,20 @@ export function buildTensorTable(manifest: TableSource, kinds: AdapterKindName[]
     for (const name of CORE_INPUTS[g]) {
       if (!core[name]) throw new Error(`field graphs.${g}.inputs: missing ${name}`);
     }
-    const wantOutputs: readonly string[] = g === 'encoder' || g === 'decoder'
-      ? CORE_OUTPUTS[g]
-      : kindTable[g === 'hyper_lora' ? 'lora' : 'prefix']!.map((t) => t.name);
+    const wantOutputs: readonly string[] = isDecoder
+      ? CORE_OUTPUTS.decoder
+      : g === 'encoder'
+        ? CORE_OUTPUTS.encoder
+        : kindTable[g === 'hyper_lora' ? 'lora' : 'prefix']!.map((t) => t.name);
     const outNames = spec.outputs.map((o) => o.name);
     for (const name of wantOutputs) {
       if (!outNames.includes(name)) throw new Error(`field graphs.${g}.outputs: missing ${name}`);
     }
     const table = { inputs: spec.inputs, outputs: spec.outputs, core, adapters };
-    if (g === 'decoder') graphs.decoder = { ...table, layers };
+    if (isDecoder) graphs[g] = { ...table, layers };
     else graphs[g] = table;
   }
+  for (const kind of kindDecoders) checkKindDecoder(kind, graphs[kindDecoderName(kind)]!, graphs.decoder!);
   for (const name of byName.keys()) {
     if (!consumed.has(name)) throw new Error(`field adapters.kinds: tensor ${name} is an input of neither graphs.encoder nor graphs.decoder`);
   }

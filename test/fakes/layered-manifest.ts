@@ -2,9 +2,10 @@
  * A small manifest's dims, adapter kinds and graphs in bundle format 2, laid out as the exporter lays them out
  * (models/README.md, "Graphs"): the decoder takes keys, values and adapter tensors one input per layer, except
  * a tensor without a layer dimension (a "peft" prefix's mask), which stays whole; the encoder takes whole
- * tensors. For tests of the tensor table and the decoder's feeds without a bundle on disk.
+ * tensors; each kind decoder asked for is the decoder less the other kind's adapter inputs. For tests of the
+ * tensor table and the decoder's feeds without a bundle on disk.
  */
-import type { IoSpec, Manifest, TensorSpec } from '../../src/inference/manifest.js';
+import { kindDecoderName, type AdapterKindName, type IoSpec, type Manifest, type TensorSpec } from '../../src/inference/manifest.js';
 
 export type LayeredManifest = Pick<Manifest, 'dims' | 'adapters' | 'graphs'>;
 
@@ -13,7 +14,8 @@ export const DIMS = { layers: 3, heads: 2, dk: 5, dModel: 4, rank: 2, prefix: 3 
 
 const tensor = (name: string, shape: number[]): TensorSpec => ({ name, dtype: 'float32', shape });
 
-export function layeredManifest(): LayeredManifest {
+/** `kindDecoders`: the kinds whose decoder (`decoder_<kind>`) the manifest declares (none by default). */
+export function layeredManifest(kindDecoders: readonly AdapterKindName[] = []): LayeredManifest {
   const { layers: L, heads: H, dk, dModel, rank, prefix: P } = DIMS;
   const lora = [
     tensor('lora.encoder.self.q.a', [L, dModel, rank]),
@@ -40,6 +42,27 @@ export function layeredManifest(): LayeredManifest {
     inputs: [io('input_ids', ['batch', 'ctx_len'], 'int64'), io('attention_mask', ['batch', 'ctx_len'], 'int64')],
     outputs: tensors.map((t) => io(t.name, ['batch', ...t.shape])),
   });
+  const decoder = {
+    file: 'decoder.onnx',
+    inputs: [
+      io('input_ids', ['batch', 1], 'int64'),
+      io('self_attention_mask', ['batch', 'past_len_plus_1'], 'int64'),
+      io('encoder_attention_mask', ['batch', 'src_len'], 'int64'),
+      ...perLayer('past_key', ['batch', H, 'past_len', dk]),
+      ...perLayer('past_value', ['batch', H, 'past_len', dk]),
+      ...perLayer('cross_key', ['batch', H, 'src_len', dk]),
+      ...perLayer('cross_value', ['batch', H, 'src_len', dk]),
+      ...decoderAdapters,
+    ],
+    outputs: [io('logits', ['batch', 7]), ...perLayer('new_key', ['batch', H, 1, dk]), ...perLayer('new_value', ['batch', H, 1, dk])],
+  };
+  const other = (kind: AdapterKindName) => (kind === 'lora' ? 'prefix.' : 'lora.');
+  const kindGraphs = Object.fromEntries(
+    kindDecoders.map((kind) => [
+      kindDecoderName(kind),
+      { ...decoder, file: `${kindDecoderName(kind)}.onnx`, inputs: decoder.inputs.filter((x) => !x.name.startsWith(other(kind))) },
+    ]),
+  );
   return {
     dims: {
       vocab_size: 7,
@@ -62,20 +85,8 @@ export function layeredManifest(): LayeredManifest {
         inputs: [io('input_ids', ['batch', 'src_len'], 'int64'), io('attention_mask', ['batch', 'src_len'], 'int64'), ...all.filter(inEncoder).map((t) => io(t.name, ['batch', ...t.shape]))],
         outputs: [io('cross_key', ['batch', L, H, 'src_len', dk]), io('cross_value', ['batch', L, H, 'src_len', dk])],
       },
-      decoder: {
-        file: 'decoder.onnx',
-        inputs: [
-          io('input_ids', ['batch', 1], 'int64'),
-          io('self_attention_mask', ['batch', 'past_len_plus_1'], 'int64'),
-          io('encoder_attention_mask', ['batch', 'src_len'], 'int64'),
-          ...perLayer('past_key', ['batch', H, 'past_len', dk]),
-          ...perLayer('past_value', ['batch', H, 'past_len', dk]),
-          ...perLayer('cross_key', ['batch', H, 'src_len', dk]),
-          ...perLayer('cross_value', ['batch', H, 'src_len', dk]),
-          ...decoderAdapters,
-        ],
-        outputs: [io('logits', ['batch', 7]), ...perLayer('new_key', ['batch', H, 1, dk]), ...perLayer('new_value', ['batch', H, 1, dk])],
-      },
+      decoder,
+      ...kindGraphs,
       hyper_lora: hyper(lora),
       hyper_prefix: hyper(prefix),
     },

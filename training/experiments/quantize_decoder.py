@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         copy = quantized_copy(args.bundle, Path(tmp), args.graphs, args.per_channel)
-        fp32, int8 = OrtBundle(args.bundle), OrtBundle(copy)
+        # Every step on `decoder`, the graph quantized here (not on a kind decoder the copy keeps in float32).
+        fp32, int8 = OrtBundle(args.bundle, kind_decoders=False), OrtBundle(copy, kind_decoders=False)
         held_out = held_out_tasks(args.seed, args.tasks_per_family, args.queries, args.shots, args.pool)
         result: dict = {
             "bundle": fp32.manifest["fingerprint"],
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         adapters = [fp32.hyper("lora", [tuple(d) for d in demos]) for demos, _ in held_out[:16]]
         queries = [qs[0][0] for _, qs in held_out[:16]]
         for batch in (1, 16):
-            feeds = fp32.step_feeds(queries[:batch], adapters[:batch], args.past)
+            feeds = fp32.step_feeds(queries[:batch], adapters[:batch], args.past, graph="decoder")
             for graph in args.graphs:
                 file = fp32.manifest["graphs"][graph]["file"]
                 sessions = service_session(args.bundle / file), service_session(copy / file)

@@ -19,6 +19,9 @@ FORMAT, FORMAT_VERSION = "hypert5-bundle", 2
 GRAPH_FILES = {
     "encoder": "encoder.onnx",
     "decoder": "decoder.onnx",
+    # Optional (models/README.md, "Graphs"): the decoder with one kind's branch only, for single-kind batches.
+    "decoder_lora": "decoder_lora.onnx",
+    "decoder_prefix": "decoder_prefix.onnx",
     "hyper_lora": "hyper_lora.onnx",
     "hyper_prefix": "hyper_prefix.onnx",
 }
@@ -87,10 +90,15 @@ def write_downstream(models: Models, path: Path) -> None:
 REFINE_FILE_PREFIX = "train_step_"
 
 
+# Optional files that change no one-pass adapter and no completion: left out of the fingerprint, so adding
+# them keeps every stored adapter's id.
+UNFINGERPRINTED = ("decoder_lora.onnx", "decoder_prefix.onnx")
+
+
 def fingerprint(files: dict[str, str]) -> str:
-    """The model's identity, from which adapter ids derive: every file but the optional refinement graphs,
-    which change no one-pass adapter or completion (so adding them keeps every stored adapter's id)."""
-    served = sorted(name for name in files if not name.startswith(REFINE_FILE_PREFIX))
+    """The model's identity, from which adapter ids derive: every file but the optional refinement graphs and
+    kind decoders, which change no one-pass adapter or completion."""
+    served = sorted(name for name in files if not name.startswith(REFINE_FILE_PREFIX) and name not in UNFINGERPRINTED)
     lines = "".join(f"{name}:{files[name]}\n" for name in served)
     return hashlib.sha256(lines.encode()).hexdigest()[:16]
 

@@ -69,6 +69,9 @@ class DecoderGraph(nn.Module):
     outputs, so that the graph holds no slicing or stacking of a layer dimension."""
 
     KV = ("past_key", "past_value", "cross_key", "cross_value")
+    # Only the decoders: ONNX Runtime infers the other graphs' output shapes from their files as they are
+    # (rewriting the encoder's would change its bytes, hence the model's fingerprint and every adapter id).
+    PIN_OUTPUT_SHAPES = True
 
     def __init__(self, t5: T5, adapter_specs: list[TensorSpec]):
         super().__init__()
@@ -140,6 +143,9 @@ def build_graphs(models: Models) -> dict[str, nn.Module]:
     return {
         "encoder": EncoderGraph(models.downstream, for_graph(specs, ENCODER_PREFIXES)),
         "decoder": DecoderGraph(models.downstream, for_graph(specs, DECODER_PREFIXES)),
+        # One kind's branch only: a single-kind batch skips the other kind's work (models/README.md).
+        "decoder_lora": DecoderGraph(models.downstream, for_graph(lora_specs(s.dims, s.lora), DECODER_PREFIXES)),
+        "decoder_prefix": DecoderGraph(models.downstream, for_graph(prefix_specs(s.dims, s.prefix), DECODER_PREFIXES)),
         "hyper_lora": HyperGraph(models.hyper["lora"]),
         "hyper_prefix": HyperGraph(models.hyper["prefix"]),
     }
@@ -186,7 +192,8 @@ def export_graph(graph: nn.Module, path: Path) -> None:
             dynamic_axes=dynamic,
             do_constant_folding=True,
         )
-    _pin_output_shapes(path, graph.outputs)
+    if getattr(graph, "PIN_OUTPUT_SHAPES", False):
+        _pin_output_shapes(path, graph.outputs)
 
 
 def _pin_output_shapes(path: Path, outputs: list[IO]) -> None:

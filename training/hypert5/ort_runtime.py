@@ -23,7 +23,8 @@ Adapter = dict[str, np.ndarray]
 
 
 class OrtBundle:
-    def __init__(self, bundle_dir: Path, threads: int = 1):
+    def __init__(self, bundle_dir: Path, threads: int = 1, kind_decoders: bool = True):
+        """``kind_decoders=False`` runs every step on ``decoder`` (a measurement of that graph alone)."""
         self.dir = Path(bundle_dir)
         self.manifest: dict[str, Any] = validate(self.dir)
         options = ort.SessionOptions()
@@ -33,6 +34,7 @@ class OrtBundle:
         self.sessions = {
             name: ort.InferenceSession(str(self.dir / g["file"]), options, providers=["CPUExecutionProvider"])
             for name, g in self.manifest["graphs"].items()
+            if kind_decoders or name not in ("decoder_lora", "decoder_prefix")
         }
         self.tokenizer = from_spec(self.manifest["tokenizer"], self.dir)
         self.special = self.manifest["special_ids"]
@@ -93,12 +95,23 @@ class OrtBundle:
             feeds[io["name"]] = np.stack(rows).astype(np.float32)
         return feeds
 
+    def decoder_graph(self, adapters: list[Adapter | None]) -> str:
+        """The graph a step runs on, as the service chooses it (models/README.md, "Graphs"): the kind decoder
+        when every row's adapter is of that kind or absent (LoRA's when none has one), else ``decoder``."""
+        kinds = {name.split(".", 1)[0] for a in adapters if a is not None for name in a}
+        for kind in ("lora", "prefix"):
+            if kinds <= {kind} and f"decoder_{kind}" in self.sessions:
+                return f"decoder_{kind}"
+        return "decoder"
+
     def _greedy_feeds(
-        self, rows: list[list[int]], adapters: list[Adapter | None]
+        self, rows: list[list[int]], adapters: list[Adapter | None], graph: str | None = None
     ) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
         """Greedy decoding one step at a time: yields the encoder's feeds and the next decoder step's, and runs
         that step when resumed; the tokens it picks are the next feeds' ``input_ids``. Every row runs every
-        step (stopping at eos is the caller's business)."""
+        step (stopping at eos is the caller's business). ``graph``: the decoder graph (default: the service's
+        choice, ``decoder_graph``)."""
+        graph = graph or self.decoder_graph(adapters)
         dims = self.manifest["dims"]
         layers = range(dims["num_decoder_layers"])
         ids, mask = self._pad(rows, self.special["pad"])
@@ -112,7 +125,7 @@ class OrtBundle:
             **{f"cross_value.{i}": np.ascontiguousarray(cross_value[:, i]) for i in layers},
         }
         token = np.full((batch, 1), self.special["decoder_start"], np.int64)
-        decoder_adapters = self.adapter_feeds("decoder", adapters)
+        decoder_adapters = self.adapter_feeds(graph, adapters)
         for step in itertools.count():
             decoder = {
                 "input_ids": token,
@@ -124,21 +137,23 @@ class OrtBundle:
                 **decoder_adapters,
             }
             yield encoder, decoder
-            logits, *new = self.sessions["decoder"].run(None, decoder)
+            logits, *new = self.sessions[graph].run(None, decoder)
             new_key, new_value = new[: len(layers)], new[len(layers) :]
             past_key = [np.concatenate([p, n], 2) for p, n in zip(past_key, new_key)]
             past_value = [np.concatenate([p, n], 2) for p, n in zip(past_value, new_value)]
             token = logits.argmax(-1)[:, None].astype(np.int64)
 
     def step_feeds(
-        self, texts: list[str], adapters: list[Adapter | None], past: int
-    ) -> dict[str, dict[str, np.ndarray]]:
+        self, texts: list[str], adapters: list[Adapter | None], past: int, graph: str | None = None
+    ) -> dict[str, Any]:
         """The encoder's feeds for ``texts`` and the decoder's at the greedy step whose past holds ``past``
-        tokens (every row runs every step): what a graph-level measurement or comparison feeds."""
-        steps = self._greedy_feeds([self.encode_text(t) for t in texts], adapters)
+        tokens (every row runs every step): what a graph-level measurement or comparison feeds. The decoder
+        graph is ``graph`` or the service's choice; ``decoder_graph`` names it."""
+        graph = graph or self.decoder_graph(adapters)
+        steps = self._greedy_feeds([self.encode_text(t) for t in texts], adapters, graph)
         for _ in range(past + 1):
             encoder, decoder = next(steps)
-        return {"encoder": encoder, "decoder": decoder}
+        return {"encoder": encoder, "decoder": decoder, "decoder_graph": graph}
 
     def greedy(self, texts: list[str], adapters: list[Adapter | None], max_new_tokens: int) -> list[list[int]]:
         """Greedy decode of a batch (rows may mix adapters); eos excluded from the result."""

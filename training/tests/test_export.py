@@ -51,7 +51,14 @@ def test_every_graph_matches_pytorch_and_greedy_decodes_are_identical(tiny_bundl
 def test_manifest_describes_the_graphs(tiny_bundle) -> None:
     _, out = tiny_bundle
     manifest = validate(out)
-    assert set(manifest["graphs"]) == {"encoder", "decoder", "hyper_lora", "hyper_prefix"}
+    assert set(manifest["graphs"]) == {
+        "encoder",
+        "decoder",
+        "decoder_lora",
+        "decoder_prefix",
+        "hyper_lora",
+        "hyper_prefix",
+    }
     hyper_outputs = {io["name"] for io in manifest["graphs"]["hyper_prefix"]["outputs"]}
     assert hyper_outputs == {t["name"] for t in manifest["adapters"]["kinds"]["prefix"]["tensors"]}
 
