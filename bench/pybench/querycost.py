@@ -32,28 +32,47 @@ def _fit(xs: list[float], ys: list[float]) -> dict[str, float]:
 def per_query_vs_k(
     rt: OrtBundle, dims: flops.Dims, episodes: list[dict[str, Any]], ks: list[int], steps: int, reps: int, kind: str
 ) -> dict[str, Any]:
+    """Per-query time against k. The cells are interleaved: each of ``reps`` rounds times every (k, episode)
+    once, hyper and in-context in turn, starting at a different k each round, so that the machine's drift
+    during the section falls on every k alike instead of reading as growth with k (a cell's time is the
+    median over rounds; a row's the median over its episodes)."""
     fmt = HyperInputFormat(**rt.manifest["hyper_input"])
-    rows = []
+    cases = []
     for k in ks:
-        hyper_ms, ctx_ms, ctx_tokens, query_tokens = [], [], [], []
         for ep in episodes:
             demos = [tuple(d) for d in ep["demos"][:k]]
             x = ep["queries"][0][0]
-            adapter = rt.hyper_ids(kind, rt.token_ids(fmt.serialize(demos)))
-            q_ids = rt.token_ids(x)
-            prompt = rt.token_ids(
-                fmt.serialize(demos) + fmt.example_separator + fmt.input_prefix + x + fmt.output_prefix
+            prompt = fmt.serialize(demos) + fmt.example_separator + fmt.input_prefix + x + fmt.output_prefix
+            cases.append(
+                {
+                    "k": k,
+                    "adapter": rt.hyper_ids(kind, rt.token_ids(fmt.serialize(demos))),
+                    "query": rt.token_ids(x),
+                    "prompt": rt.token_ids(prompt),
+                    "hyper_ms": [],
+                    "ctx_ms": [],
+                }
             )
-            hyper_ms.append(timed(lambda: forced_query(rt, q_ids, steps, adapter), reps)["p50_ms"])
-            ctx_ms.append(timed(lambda: forced_query(rt, prompt, steps, None), reps)["p50_ms"])
-            ctx_tokens.append(len(prompt))
-            query_tokens.append(len(q_ids))
-        src_h, src_c = round(float(np.mean(query_tokens))), round(float(np.mean(ctx_tokens)))
+    for case in cases:  # warm-up: every input length once
+        forced_query(rt, case["query"], steps, case["adapter"])
+        forced_query(rt, case["prompt"], steps, None)
+    for r in range(reps):
+        shift = (r * len(episodes)) % len(cases)
+        for case in cases[shift:] + cases[:shift]:
+            case["hyper_ms"].append(
+                timed(lambda: forced_query(rt, case["query"], steps, case["adapter"]), 1, 0)["p50_ms"]
+            )
+            case["ctx_ms"].append(timed(lambda: forced_query(rt, case["prompt"], steps, None), 1, 0)["p50_ms"])
+    rows = []
+    for k in ks:
+        mine = [c for c in cases if c["k"] == k]
+        src_h = round(float(np.mean([len(c["query"]) for c in mine])))
+        src_c = round(float(np.mean([len(c["prompt"]) for c in mine])))
         rows.append(
             {
                 "k": k,
-                "hyper_ms": float(np.median(hyper_ms)),
-                "in_context_ms": float(np.median(ctx_ms)),
+                "hyper_ms": float(np.median([np.median(c["hyper_ms"]) for c in mine])),
+                "in_context_ms": float(np.median([np.median(c["ctx_ms"]) for c in mine])),
                 "hyper_src_tokens": src_h,
                 "in_context_src_tokens": src_c,
                 "hyper_mflops": flops.query(dims, src_h, steps, kind) / 1e6,
