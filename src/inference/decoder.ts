@@ -179,9 +179,11 @@ export class Decoder {
       feeds[layer.crossKey] = { dtype: 'float32', dims, data: this.crossKey[l]!.rows(encs, H * S * dk, crossRow((e) => e.crossKey, l)) };
       feeds[layer.crossValue] = { dtype: 'float32', dims, data: this.crossValue[l]!.rows(encs, H * S * dk, crossRow((e) => e.crossValue, l)) };
     });
-    // Zeros for a row without an adapter of the tensor's kind are an exact no-op (models/README.md).
+    // Zeros for a row without an adapter of the tensor's kind are an exact no-op (models/README.md). Each row's
+    // adapter of a kind is looked up once per step, not once per input (a kind has one input per tensor and layer).
+    const keysOf: Partial<Record<AdapterKindName, (RowAdapter | null)[]>> = {};
     for (const { input, rows: buf } of adapters) {
-      const keys = rows.map((r) => (r.adapter && r.adapter.kind === input.kind ? r.adapter : null));
+      const keys = (keysOf[input.kind] ??= rows.map((r) => (r.adapter && r.adapter.kind === input.kind ? r.adapter : null)));
       const data = buf.rows(keys, input.size, (dst, b) => {
         const adapter = keys[b];
         if (adapter) dst.set(adapterSlice(adapter, input));
