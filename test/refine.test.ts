@@ -11,6 +11,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
+import { AdapterService } from '../src/services/adapters.js';
+import { fitPlan } from '../src/services/fit.js';
 import { BASE, FIXTURE, makeApp, removeDir, tempDir } from './helper.js';
 
 const EXAMPLES = [
@@ -156,6 +158,35 @@ describe('refine: determinism, metadata, the refine route', () => {
     // Other examples, another refined adapter.
     const other = await post({ ...body, examples: EXAMPLES.slice(1) }, `/v1/adapters/${importedId}/refine`);
     assert.notEqual(other.json().id, res.json().id);
+  });
+
+  it('a new parent hands its tensors to the steps before its fit report is done; it is stored before its refined adapter', async () => {
+    const events: string[] = [];
+    const { scheduler } = app.engine;
+    const store = app.adapterStore;
+    const service = new AdapterService({
+      manifest: app.engine.bundle.manifest,
+      store: { ...store, put: (r) => (events.push(`stored ${r.meta.source}`), store.put(r)), get: (id) => store.get(id), delete: (id) => store.delete(id), list: () => store.list() },
+      engine: {
+        admit: (jobs, cost) => scheduler.admit(jobs, cost),
+        hyper: (kind, ids) => scheduler.hyper(kind, ids),
+        generate: (job, handlers, request) => scheduler.generate(job, handlers, request),
+        refine: (spec) => (spec.steps > 1 && events.push('steps'), scheduler.refine(spec)),
+      },
+      recipe: (kind, examples) => app.validator.recipe(kind, examples),
+      retryAfterS: 1,
+      created: () => {},
+      fitPlan: (kind, examples, loo) => fitPlan(app.engine.bundle, app.engine.tokenizer, kind, examples, loo),
+    });
+    const examples = [...EXAMPLES, { input: 'Edsger Dijkstra', output: 'Dijkstra, E.' }];
+    const made = await service.getOrCreate(app.validator.newAdapter({ examples, kind: 'lora', refine: { steps: 5 } }));
+    assert.equal(made.record.meta.source, 'refine');
+    // The steps began while the one-pass parent was still being scored; the refined adapter waited for it.
+    assert.deepEqual(events, ['steps', 'stored hypermodel', 'stored refine']);
+    const parent = await service.get(made.record.meta.parent!);
+    assert.equal(parent?.meta.source, 'hypermodel');
+    assert.ok(parent.meta.fit, 'the parent has its fit report');
+    assert.equal(made.record.meta.fit?.loo_exact, parent.meta.fit.loo_exact);
   });
 });
 

@@ -101,6 +101,19 @@ describe('worker pool', () => {
     await pool.close();
   });
 
+  it('among workers with as few rows, a generation job goes to one not busy with a refinement or a hypermodel run', async () => {
+    const { pool } = await upPool(2);
+    const hyper = hyperTask();
+    pool.send(hyper);
+    const a = genTask();
+    pool.send(a);
+    assert.deepEqual([hyper.worker, a.worker], [0, 1]);
+    const b = genTask();
+    pool.send(b);
+    assert.equal(b.worker, 0, 'rows still come first: the worker without decode rows takes the next one');
+    await pool.close();
+  });
+
   it('a worker that dies fails only its own jobs with HT_ERR_WORKER_RESTARTING and is replaced', async () => {
     const { pool, workers, nextSpawn, lifecycle, rooms } = await upPool(2);
     const a = genTask();

@@ -162,11 +162,17 @@ export class WorkerPool {
    * bigger than the batch runs alone), the emptiest first; -1 when none has. Jobs sent only when there is
    * room start at the worker's next step instead of queueing there, where no one could shed them.
    */
+  /**
+   * The ready worker with room for `rows` more decode rows and the fewest already; among equals, the one holding
+   * the fewest jobs, so that decoding does not queue behind a refinement or a hypermodel run (neither holds rows)
+   * while another worker is idle.
+   */
   private roomFor(rows: number): number {
     let best = -1;
     this.slots.forEach((s, i) => {
       if (!s.ready || (s.rows > 0 && s.rows + rows > this.init.maxBatchRows)) return;
-      if (best < 0 || s.rows < this.slots[best]!.rows) best = i;
+      const b = this.slots[best];
+      if (!b || s.rows < b.rows || (s.rows === b.rows && s.load < b.load)) best = i;
     });
     return best;
   }

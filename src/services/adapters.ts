@@ -21,6 +21,25 @@ interface Obtained {
   created: boolean;
 }
 
+/**
+ * The adapter a refinement starts from. A one-pass parent made for this request hands over its tensors as soon as
+ * the hypermodel has run, so the steps begin while its fit report is still being scored (on another worker);
+ * `record` settles once it is stored.
+ */
+interface ParentSource {
+  id: string;
+  kind: AdapterKindName;
+  tensors: Promise<AdapterTensors>;
+  record: Promise<AdapterRecord>;
+}
+
+const storedParent = (record: AdapterRecord): ParentSource => ({
+  id: record.meta.id,
+  kind: record.meta.kind,
+  tensors: Promise.resolve(record.tensors),
+  record: Promise.resolve(record),
+});
+
 /** What adapter creation needs of the engine: admission, then a hypermodel run (or a refinement), then the fit report. */
 interface HyperEngine extends RefineEngine, FitEngine {
   admit(jobs: number, cost?: number): void;
@@ -130,29 +149,40 @@ export class AdapterService {
     } catch {
       return undefined; // the bundle lost its step graph, or MAX_REFINE_STEPS was lowered below the steps
     }
-    if (this.refinedIdOf(parent, examples, r, meta.owner) !== id) return undefined;
+    const source = storedParent(parent);
+    if (this.refinedIdOf(source, examples, r, meta.owner) !== id) return undefined;
     const running = this.inflight.get(id);
     if (running) return (await running).record;
-    const work = this.refine(id, parent, examples, r, undefined, undefined, meta);
+    const work = this.refine(id, source, examples, r, undefined, undefined, meta);
     this.inflight.set(id, work);
     return (await work.finally(() => this.inflight.delete(id))).record;
   }
 
   /** One hypermodel run per id at a time; `meta` given = a regeneration that keeps the original metadata. */
   private generate(id: string, valid: ValidExamples, meta?: AdapterMeta, owner?: string): Promise<Obtained> {
+    return this.startGenerate(id, valid, meta, owner).stored;
+  }
+
+  /** generate, with the tensors as soon as the hypermodel has run (before the fit report and the store). */
+  private startGenerate(id: string, valid: ValidExamples, meta?: AdapterMeta, owner?: string): { tensors: Promise<AdapterTensors>; stored: Promise<Obtained> } {
     const running = this.inflight.get(id);
-    if (running) return running.then((o) => ({ record: o.record, created: false }));
+    if (running) {
+      const stored = running.then((o) => ({ record: o.record, created: false }));
+      return { tensors: stored.then((o) => o.record.tensors), stored };
+    }
     const { engine } = this.deps;
     const { kind, examples } = valid;
     // A regeneration keeps the recorded report (the same examples give the same adapter, hence the same fit).
     engine.admit(1);
     const plan = meta || valid.fit === false ? undefined : this.fitPlan(kind, examples, true);
+    // The leave-one-out adapters go with the adapter's own run: the hypermodel batcher runs them together.
+    const loo = plan ? looAdapters(engine, kind, plan) : null;
+    const made = engine.hyper(kind, valid.tokenIds);
+    // Each is handled where it is awaited; these keep a failure that comes before then from going unhandled.
+    loo?.catch(() => {});
+    made.catch(() => {});
     const work = (async () => {
-      // The leave-one-out adapters go with the adapter's own run: the hypermodel batcher runs them together.
-      const loo = plan ? looAdapters(engine, kind, plan) : null;
-      // Handled where it is awaited; this keeps a failure while the adapter's own run is awaited from going unhandled.
-      loo?.catch(() => {});
-      const tensors = await engine.hyper(kind, valid.tokenIds);
+      const tensors = await made;
       const fit = plan ? await bestEffort(scoreFit(engine, kind, tensors, examples, plan, loo)) : undefined;
       const record: AdapterRecord = {
         meta: meta ?? { ...this.newMeta(id, kind, examples.length, 'hypermodel', owner), ...(fit ? { fit } : {}) },
@@ -165,7 +195,7 @@ export class AdapterService {
       return stored;
     })();
     this.inflight.set(id, work);
-    return work.finally(() => this.inflight.delete(id));
+    return { tensors: made, stored: work.finally(() => this.inflight.delete(id)) };
   }
 
   /**
@@ -175,13 +205,22 @@ export class AdapterService {
   async getOrCreate(valid: ValidExamples, owner?: string, signal?: AbortSignal): Promise<Obtained> {
     const id = examplesId(this.manifest.fingerprint, valid.kind, valid.examples, owner);
     const existing = await this.get(id, owner);
-    const parent = existing ? { record: existing, created: false } : await this.generate(id, valid, undefined, owner);
-    return valid.refine ? this.refined(parent.record, valid.examples, valid.refine, owner, signal, valid.fit !== false) : parent;
+    if (!valid.refine) return existing ? { record: existing, created: false } : this.generate(id, valid, undefined, owner);
+    let parent: ParentSource;
+    if (existing) parent = storedParent(existing);
+    else {
+      const { tensors, stored } = this.startGenerate(id, valid, undefined, owner);
+      const record = stored.then((o) => o.record);
+      // Awaited before the refined adapter is stored; a refinement that fails first leaves it to finish alone.
+      record.catch(() => {});
+      parent = { id, kind: valid.kind, tensors, record };
+    }
+    return this.refined(parent, valid.examples, valid.refine, owner, signal, valid.fit !== false);
   }
 
   /** POST /v1/adapters/{id}/refine: a stored adapter (say, imported) refined on the request's examples. */
   refineStored(valid: ValidRefineStored, owner?: string, signal?: AbortSignal): Promise<Obtained> {
-    return this.refined(valid.parent, valid.examples, valid.refine, owner, signal, true);
+    return this.refined(storedParent(valid.parent), valid.examples, valid.refine, owner, signal, true);
   }
 
   /**
@@ -190,7 +229,7 @@ export class AdapterService {
    * requests each run (their bytes are equal, and the store keeps the first): one client leaving must not fail another.
    */
   private async refined(
-    parent: AdapterRecord,
+    parent: ParentSource,
     examples: ValidRefineStored['examples'],
     r: ValidRefine,
     owner: string | undefined,
@@ -203,9 +242,9 @@ export class AdapterService {
     return this.refine(id, parent, examples, r, owner, signal, undefined, withFit);
   }
 
-  private refinedIdOf(parent: AdapterRecord, examples: ValidRefineStored['examples'], r: ValidRefine, owner: string | undefined): string {
-    return refinedId(this.manifest.fingerprint, parent.meta.kind, {
-      parent: parent.meta.id,
+  private refinedIdOf(parent: Pick<ParentSource, 'id' | 'kind'>, examples: ValidRefineStored['examples'], r: ValidRefine, owner: string | undefined): string {
+    return refinedId(this.manifest.fingerprint, parent.kind, {
+      parent: parent.id,
       examples,
       steps: r.steps,
       learningRate: r.learningRate,
@@ -215,10 +254,13 @@ export class AdapterService {
     }, owner);
   }
 
-  /** Runs the steps and stores the result; `meta` given = a regeneration that keeps the original metadata (and report). */
+  /**
+   * Runs the steps and stores the result once its parent is stored; `meta` given = a regeneration that keeps the
+   * original metadata (and report).
+   */
   private async refine(
     id: string,
-    parent: AdapterRecord,
+    parent: ParentSource,
     examples: ValidRefineStored['examples'],
     r: ValidRefine,
     owner: string | undefined,
@@ -226,16 +268,19 @@ export class AdapterService {
     keep?: AdapterMeta,
     withFit = false,
   ): Promise<Obtained> {
-    const { kind } = parent.meta;
+    const { kind } = parent;
     const plan = withFit && !keep ? this.fitPlan(kind, examples, false) : undefined;
-    const outcome = await runRefinement(this.deps.engine, this.deps.refineLimits ?? { deadlineMs: 0, retryAfterS: this.deps.retryAfterS }, kind, parent.tensors, r, signal);
+    const start = await parent.tensors;
+    const outcome = await runRefinement(this.deps.engine, this.deps.refineLimits ?? { deadlineMs: 0, retryAfterS: this.deps.retryAfterS }, kind, start, r, signal);
     this.deps.refined?.(kind, outcome.steps, outcome.ms);
+    // The parent's own report is scored beside the steps; its leave-one-out share is needed from here on.
+    const parentRecord = await parent.record;
     // Leave-one-out measures the hypermodel on these examples: a refined adapter reports its parent's.
-    const fit = plan ? await bestEffort(scoreFit(this.deps.engine, kind, outcome.tensors, examples, plan, parent.meta.fit?.loo_exact ?? null)) : undefined;
+    const fit = plan ? await bestEffort(scoreFit(this.deps.engine, kind, outcome.tensors, examples, plan, parentRecord.meta.fit?.loo_exact ?? null)) : undefined;
     const meta: AdapterMeta = keep ?? {
       ...this.newMeta(id, kind, examples.length, 'refine', owner),
       ...(fit ? { fit } : {}),
-      parent: parent.meta.id,
+      parent: parent.id,
       refine: { steps: r.steps, learning_rate: r.learningRate, augment: r.augment, loss_first: outcome.lossFirst, loss_last: outcome.lossLast, ms: Math.round(outcome.ms) },
     };
     const stored = await this.save({ meta, tensors: outcome.tensors, examples: examples.map((e) => ({ input: e.input, output: e.output })) });
