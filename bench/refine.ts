@@ -4,7 +4,8 @@
  *    PyTorch eager's Adam step, on the same batch and hypermodel adapter (bench/refine-steps.ts): per k and round,
  *    `BENCH_COMPARE_STEPS` steps of each from the same start, taking turns step by step; every step's loss must
  *    agree (bit for bit between the two onnxruntime-node ways, within 1e-4 for PyTorch), else the bench stops;
- * 2. the service's latency per adapter, in-process (app.inject, one worker thread, one intra-op thread): for every
+ * 2. the service's latency per adapter, in-process (app.inject, the service's default inference workers, one per
+ *    core, each with one intra-op thread): for every
  *    k and step count a `POST /v1/adapters` with `refine` (the request's wall time, and `refine.ms`, the worker's
  *    time for the steps), and per k one request without `refine` (hypermodel pass, fit report, store).
  * Both run in every round, so the service's rows and the step rows are measured minutes apart at most.
@@ -14,7 +15,7 @@
  *
  * Environment: BENCH_MODEL_DIR (models/default), BENCH_KIND (lora), BENCH_AUGMENT (none), BENCH_K (1,3,5),
  * BENCH_STEPS (25,50,100,200), BENCH_ROUNDS (3), BENCH_COMPARE_STEPS (30), BENCH_TORCH (1; 0 leaves PyTorch
- * out), BENCH_PYTHON (.venv/bin/python).
+ * out), BENCH_PYTHON (.venv/bin/python), BENCH_WORKERS (the service's default).
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -43,6 +44,8 @@ const ROUNDS = Number(env.BENCH_ROUNDS ?? 3);
 const COMPARE_STEPS = Number(env.BENCH_COMPARE_STEPS ?? 30);
 const TORCH = env.BENCH_TORCH !== '0';
 const PYTHON = path.resolve(root, env.BENCH_PYTHON ?? '.venv/bin/python');
+/** Inference workers of the service under test; unset, the service's default (one per core). */
+const WORKERS = env.BENCH_WORKERS ? Number(env.BENCH_WORKERS) : undefined;
 
 const NAMES = ['Ada Lovelace', 'Grace Hopper', 'Alan Turing', 'Katherine Johnson', 'Edsger Dijkstra'];
 /** k demonstrations of one task (initial + surname); `tag` (fixed width) makes every request's own. */
@@ -57,7 +60,7 @@ const med = (xs: number[]) => percentile(xs, 50);
 const spread = (xs: number[], digits = 1) => `${round(Math.min(...xs), digits)}–${round(Math.max(...xs), digits)}`;
 const LOSS_TOLERANCE = 1e-4; // hypert5.refine_check: float reordering only
 
-const config = loadConfig({}, { MODEL_DIR, ADAPTER_STORE_DIR: tempDir('hypert5-bench-refine-'), WORKERS: 1, INTRA_OP_THREADS: 1, REQUEST_DEADLINE_MS: 0, LOG_LEVEL: 'warn' });
+const config = loadConfig({}, { MODEL_DIR, ADAPTER_STORE_DIR: tempDir('hypert5-bench-refine-'), ...(WORKERS ? { WORKERS } : {}), INTRA_OP_THREADS: 1, REQUEST_DEADLINE_MS: 0, LOG_LEVEL: 'warn' });
 const app = await buildApp({ config });
 await app.ready();
 await app.engine.scheduler.whenReady();
@@ -154,7 +157,7 @@ await child?.close();
 await app.close();
 
 const out: string[] = [];
-out.push(`${KIND}, augment ${AUGMENT}, ${ROUNDS} rounds, ${os.cpus().length} CPUs, one intra-op thread everywhere (PyTorch too). ` +
+out.push(`${KIND}, augment ${AUGMENT}, ${ROUNDS} rounds, ${os.cpus().length} CPUs, ${config.WORKERS} inference workers, one intra-op thread everywhere (PyTorch too). ` +
   `Run ${round(seconds, 0)} s; load average before ${loadBefore}, after ${loadavg()}; other processes used ${other.other_cores} cores on average during the run.`);
 out.push('', `Step alone, ${COMPARE_STEPS} steps per cell from the hypermodel's adapter (median ms per step: median over rounds, range):`, '');
 out.push(`| k | batch (rows, src, tgt) | onnxruntime-node, service TrainStep | bare session.run | PyTorch eager | eager / service | bare / service | max loss gap |`);
