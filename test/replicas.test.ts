@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { after, before, describe, it } from 'node:test';
 import { readSafetensors, writeSafetensors } from '../src/adapters/safetensors.js';
 import { postJson, startService, type ServiceProcess } from '../scripts/service-process.js';
@@ -85,6 +86,45 @@ describe('two replicas sharing adapters through Redis', () => {
     const models = (await (await fetch(`${b.url}/v1/models`)).json()) as { data: { id: string }[] };
     assert.equal(models.data[0]!.id, BASE);
     assert.ok(models.data.some((m) => m.id === id), '/v1/models on b lists the adapter imported on a');
+  });
+
+  it('a Redis value that does not fit the model is not served: 404 on the other replica, never a 500', async () => {
+    const made = await postJson(`${a.url}/v1/adapters`, { examples: examples('5'), kind: 'lora' });
+    const id = made.body.id as string;
+    const client = new Redis(redis.url);
+    let whole: number;
+    try {
+      const key = `hypert5:adapter:${id}`;
+      const value = readSafetensors((await client.getBuffer(key))!);
+      whole = [...value.tensors.values()][0]!.data.length;
+      // One tensor loses its last value; the metadata (id, kind, model fingerprint) still says it is this adapter.
+      const cut = [...value.tensors].map(([name, t], i): [string, { shape: number[]; data: Float32Array }] =>
+        i === 0 ? [name, { shape: [t.data.length - 1], data: t.data.slice(0, -1) }] : [name, { shape: t.shape, data: t.data }]);
+      await client.set(key, writeSafetensors(cut, value.metadata));
+    } finally {
+      client.disconnect();
+    }
+    for (const url of [`${b.url}/v1/adapters/${id}`, `${b.url}/v1/adapters/${id}/parameters`]) {
+      const res = await fetch(url);
+      assert.equal(res.status, 404, `${url}: ${await res.text()}`);
+    }
+    const c = await postJson(`${b.url}/v1/completions`, { model: id, prompt: 'Katherine Johnson', max_tokens: 4, temperature: 0 });
+    assert.equal(c.status, 404, JSON.stringify(c.body));
+    // Replica a keeps its own good copy.
+    assert.equal((await fetch(`${a.url}/v1/adapters/${id}`)).status, 200);
+    // The same examples on b make the adapter again, and its copy replaces the damaged value in Redis.
+    const again = await postJson(`${b.url}/v1/adapters`, { examples: examples('5'), kind: 'lora' });
+    assert.equal(again.status, 201, JSON.stringify(again.body));
+    assert.equal(again.body.id, id);
+    const params = await Promise.all([a, b].map((s) => fetch(`${s.url}/v1/adapters/${id}/parameters`).then((r) => r.arrayBuffer())));
+    assert.deepEqual(Buffer.from(params[0]!), Buffer.from(params[1]!));
+    const repaired = new Redis(redis.url);
+    try {
+      const value = readSafetensors((await repaired.getBuffer(`hypert5:adapter:${id}`))!);
+      assert.equal([...value.tensors.values()][0]!.data.length, whole, 'the Redis value is whole again');
+    } finally {
+      repaired.disconnect();
+    }
   });
 
   it('a delete on one replica is seen by the other', async () => {

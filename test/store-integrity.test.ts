@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { tensorsId } from '../src/adapters/canonical-id.js';
-import type { StoreManifest } from '../src/adapters/check-stored.js';
+import { recordMismatch, type StoreManifest } from '../src/adapters/check-stored.js';
 import { DiskAdapterStore } from '../src/adapters/disk-store.js';
 import { readSafetensors, writeSafetensors } from '../src/adapters/safetensors.js';
 import type { AdapterRecord } from '../src/adapters/types.js';
@@ -130,6 +130,25 @@ describe('stored adapters are checked against the manifest on read', () => {
       removeDir(dir);
     }
   });
+});
+
+describe('a record whose tensors arrive flat (a Redis value) is checked against the manifest', () => {
+  const cases: { what: string; edit: (r: AdapterRecord) => AdapterRecord; reason: RegExp | undefined }[] = [
+    { what: 'whole', edit: (r) => r, reason: undefined },
+    { what: 'a tensor one value short', edit: (r) => ({ ...r, tensors: { ...r.tensors, 'lora.a': new Float32Array(5) } }), reason: /lora\.a has 5 values; the manifest's shape \[2, 3\] holds 6/ },
+    { what: 'a tensor missing', edit: (r) => ({ ...r, tensors: { 'lora.a': r.tensors['lora.a']! } }), reason: /lora\.b is missing/ },
+    { what: 'a tensor too many', edit: (r) => ({ ...r, tensors: { ...r.tensors, 'lora.c': six(0) } }), reason: /lora\.c is not in the manifest's lora adapter/ },
+    { what: 'a kind the model lacks', edit: (r) => ({ ...r, meta: { ...r.meta, kind: 'ia3' as never } }), reason: /kind "ia3"/ },
+    { what: 'an import with other values', edit: (r) => ({ ...r, tensors: { ...r.tensors, 'lora.b': six(9) } }), reason: /do not hash to the adapter id/ },
+    { what: "another model's", edit: (r) => ({ ...r, meta: { ...r.meta, fingerprint: 'older' }, tensors: {} }), reason: undefined },
+  ];
+  for (const c of cases) {
+    it(`${c.what}: ${c.reason ? 'refused, with the reason' : 'accepted'}`, () => {
+      const why = recordMismatch(c.edit(imported(4)), MANIFEST);
+      if (c.reason) assert.match(why ?? '', c.reason);
+      else assert.equal(why, undefined);
+    });
+  }
 });
 
 describe('tampered files over HTTP', () => {

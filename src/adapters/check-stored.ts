@@ -5,7 +5,7 @@
 import type { AdapterKindName, TensorSpec } from '../inference/manifest.js';
 import { tensorsId } from './canonical-id.js';
 import type { SafetensorsFile } from './safetensors.js';
-import type { AdapterMeta } from './types.js';
+import type { AdapterMeta, AdapterRecord } from './types.js';
 
 /** What the store needs of the manifest: the model it serves and the tensors of each kind. */
 export interface StoreManifest {
@@ -14,6 +14,21 @@ export interface StoreManifest {
 }
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+const numel = (shape: readonly number[]): number => shape.reduce((n, d) => n * d, 1);
+
+/** A tensor the kind does not have, by name. */
+function extraTensor(names: Iterable<string>, specs: readonly TensorSpec[]): string | undefined {
+  const known = new Set(specs.map((s) => s.name));
+  for (const n of names) if (!known.has(n)) return n;
+  return undefined;
+}
+
+/** An imported adapter's id is the hash of its tensors: any other tensors under that id were swapped in. */
+function importMismatch(id: string, meta: AdapterMeta, specs: readonly TensorSpec[], values: (name: string) => Float32Array, fingerprint: string): string | undefined {
+  if (meta.source !== 'import') return undefined;
+  const tensors = Object.fromEntries(specs.map((s) => [s.name, values(s.name)]));
+  return tensorsId(fingerprint, meta.kind, specs, tensors, meta.owner) !== id ? 'the tensors do not hash to the adapter id' : undefined;
+}
 
 /** Why the stored pair (metadata, tensors file) is not a servable adapter `id`; undefined when it is. */
 export function storedMismatch(id: string, meta: AdapterMeta, file: SafetensorsFile, manifest: StoreManifest | undefined): string | undefined {
@@ -32,15 +47,25 @@ export function storedMismatch(id: string, meta: AdapterMeta, file: SafetensorsF
     if (t.dtype !== 'F32') return `tensor ${spec.name} is ${t.dtype}; the manifest says F32`;
     if (!sameShape(t.shape, spec.shape)) return `tensor ${spec.name} has shape [${t.shape.join(', ')}]; the manifest says [${spec.shape.join(', ')}]`;
   }
-  if (file.tensors.size !== specs.length) {
-    const known = new Set(specs.map((s) => s.name));
-    const extra = [...file.tensors.keys()].find((n) => !known.has(n));
-    return `tensor ${extra ?? '?'} is not in the manifest's ${meta.kind} adapter`;
+  if (file.tensors.size !== specs.length) return `tensor ${extraTensor(file.tensors.keys(), specs) ?? '?'} is not in the manifest's ${meta.kind} adapter`;
+  return importMismatch(id, meta, specs, (name) => file.tensors.get(name)!.data, manifest.fingerprint);
+}
+
+/**
+ * Why a record whose tensors arrive flat (a Redis value: one Redis may serve replicas of several models) is not a
+ * servable adapter of this model; undefined when it is, or when it belongs to another model (never served here).
+ */
+export function recordMismatch(record: AdapterRecord, manifest: StoreManifest): string | undefined {
+  const { meta, tensors } = record;
+  if (meta.fingerprint !== manifest.fingerprint) return undefined;
+  const specs = manifest.kinds[meta.kind];
+  if (!specs) return `kind ${JSON.stringify(meta.kind)} is not one of the model's adapter kinds`;
+  for (const spec of specs) {
+    const data = tensors[spec.name];
+    if (!data) return `tensor ${spec.name} is missing`;
+    if (data.length !== numel(spec.shape)) return `tensor ${spec.name} has ${data.length} values; the manifest's shape [${spec.shape.join(', ')}] holds ${numel(spec.shape)}`;
   }
-  // An imported adapter's id is the hash of its tensors: any other tensors under that id were swapped in.
-  if (meta.source === 'import') {
-    const tensors = Object.fromEntries(specs.map((s) => [s.name, file.tensors.get(s.name)!.data]));
-    if (tensorsId(manifest.fingerprint, meta.kind, specs, tensors, meta.owner) !== id) return 'the tensors do not hash to the adapter id';
-  }
-  return undefined;
+  const extra = extraTensor(Object.keys(tensors), specs);
+  if (extra !== undefined) return `tensor ${extra} is not in the manifest's ${meta.kind} adapter`;
+  return importMismatch(meta.id, meta, specs, (name) => tensors[name]!, manifest.fingerprint);
 }

@@ -5,6 +5,7 @@
  * copy and both serve it. Deletes publish the id so the other replicas drop their local copies.
  */
 import type { Redis } from 'ioredis';
+import { recordMismatch, type StoreManifest } from './check-stored.js';
 import { decodeFromRedis, encodeForRedis } from './codec.js';
 import type { AdapterMeta, AdapterRecord, AdapterStore, Stored } from './types.js';
 
@@ -15,6 +16,12 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
   return 1
 end
 return 0`;
+
+// KEYS: adapter key, index hash. ARGV: blob, id, meta JSON. Replaces a value found corrupt.
+const REPLACE = `
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1`;
 
 // KEYS: adapter key, index hash. ARGV: id, channel. Returns how many keys existed.
 const DELETE = `
@@ -33,9 +40,11 @@ export class RedisAdapterStore implements AdapterStore {
   readonly deletedChannel: string;
   private readonly index: string;
 
+  /** `manifest`: values of this model are checked against it when read (kinds, tensor names and sizes). */
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    private readonly manifest?: StoreManifest,
   ) {
     this.deletedChannel = `${prefix}deleted`;
     this.index = `${prefix}adapters`;
@@ -45,18 +54,22 @@ export class RedisAdapterStore implements AdapterStore {
     return `${this.prefix}adapter:${id}`;
   }
 
-  /** A value that does not parse or describes another id is reported, never served. */
-  private static decode(id: string, blob: Buffer): AdapterRecord {
+  /** A value that does not parse, describes another id or does not fit the model is reported, never served. */
+  private decode(id: string, blob: Buffer): AdapterRecord {
+    let record: AdapterRecord;
     try {
-      return decodeFromRedis(id, blob);
+      record = decodeFromRedis(id, blob);
     } catch (e) {
       throw new CorruptValueError(`the Redis value of ${id} is not a valid adapter: ${(e as Error).message}`);
     }
+    const mismatch = this.manifest && recordMismatch(record, this.manifest);
+    if (mismatch) throw new CorruptValueError(`the Redis value of ${id} does not match the manifest: ${mismatch}`);
+    return record;
   }
 
   async get(id: string): Promise<AdapterRecord | undefined> {
     const blob = await this.redis.getBuffer(this.key(id));
-    return blob ? RedisAdapterStore.decode(id, blob) : undefined;
+    return blob ? this.decode(id, blob) : undefined;
   }
 
   async put(record: AdapterRecord): Promise<Stored> {
@@ -65,7 +78,15 @@ export class RedisAdapterStore implements AdapterStore {
     for (let attempt = 0; attempt < 2; attempt++) {
       const stored = await this.redis.eval(PUT_IF_ABSENT, 2, this.key(id), this.index, encodeForRedis(record), id, JSON.stringify(record.meta));
       if (stored === 1) return { record, created: true };
-      const existing = await this.get(id);
+      let existing: AdapterRecord | undefined;
+      try {
+        existing = await this.get(id);
+      } catch (e) {
+        if (!(e instanceof CorruptValueError)) throw e;
+        // The first writer's copy is damaged: this one, made from the same examples or tensors, replaces it.
+        await this.redis.eval(REPLACE, 2, this.key(id), this.index, encodeForRedis(record), id, JSON.stringify(record.meta));
+        return { record, created: true };
+      }
       if (existing) return { record: existing, created: false };
     }
     throw new Error(`adapter ${id} was deleted in Redis while being stored`);

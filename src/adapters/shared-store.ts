@@ -11,6 +11,7 @@
  */
 import { Redis } from 'ioredis';
 import { isAdapterId } from './canonical-id.js';
+import type { StoreManifest } from './check-stored.js';
 import { KeyedLock } from './keyed-lock.js';
 import { CorruptValueError, RedisAdapterStore } from './redis-store.js';
 import type { AdapterMeta, AdapterRecord, AdapterStore, Recipe, StoreHealth, Stored } from './types.js';
@@ -28,6 +29,8 @@ export interface SharedStoreOptions {
   timeoutMs: number;
   /** Told whenever Redis becomes usable (true) or not (false). */
   onState?: (up: boolean) => void;
+  /** Values of this model read from Redis are checked against it; one that does not fit is ignored, never served. */
+  manifest?: StoreManifest;
 }
 
 const OFFLINE = Symbol('redis offline');
@@ -64,7 +67,7 @@ export class SharedAdapterStore implements AdapterStore {
     // Deletions made on other replicas arrive here. The subscription waits for Redis however long it is
     // away, and ioredis renews it after every reconnection.
     const subscriber = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
-    const remote = new RedisAdapterStore(redis, opts.prefix);
+    const remote = new RedisAdapterStore(redis, opts.prefix, opts.manifest);
     const store = new SharedAdapterStore(local, redis, subscriber, remote, log, opts.onState ?? (() => {}));
     redis.on('ready', () => store.markUp());
     redis.on('close', () => store.markDown('connection closed'));

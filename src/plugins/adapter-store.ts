@@ -38,7 +38,7 @@ export default fp<{ config: Config }>(
     const redisUp = new Gauge({ name: 'hypert5_adapter_redis_up', help: '1 while the shared Redis adapter store is reachable', registers: [m.registry] });
     const shared = await SharedAdapterStore.open(
       local,
-      { url: config.REDIS_URL, prefix: config.REDIS_KEY_PREFIX, timeoutMs: config.REDIS_TIMEOUT_MS, onState: (up) => redisUp.set(up ? 1 : 0) },
+      { url: config.REDIS_URL, prefix: config.REDIS_KEY_PREFIX, timeoutMs: config.REDIS_TIMEOUT_MS, onState: (up) => redisUp.set(up ? 1 : 0), manifest },
       app.log,
     );
     app.decorate('adapterStore', shared);
