@@ -39,6 +39,15 @@ MAX_ABS = {"a": 100.0, "b": 100.0, "key": 1000.0, "value": 1000.0, "gate": 1000.
 # weights both hold, stored once beside them (hypert5.export_refine; models/README.md, "Refinement graphs").
 REFINE_GRAPH_FILES = {"train_step_lora": "train_step_lora.onnx", "train_step_prefix": "train_step_prefix.onnx"}
 REFINE_WEIGHTS_FILE = "train_step_weights.bin"
+# Documentation beside the model (the model card, README.md): not a model file, so not listed in
+# manifest.files or the fingerprint, and kept when the bundle is exported again into its folder.
+DOCUMENT_SUFFIX = ".md"
+
+
+def is_document(name: str) -> bool:
+    return name.endswith(DOCUMENT_SUFFIX)
+
+
 UPGRADE_HINT = (
     "; a version 1 bundle (stacked decoder inputs) is re-exported by `python -m hypert5.unbundle --bundle <old> "
     "--out <dir>` then `python -m hypert5.export --checkpoint <dir> --out <new>` (models/README.md)"
@@ -121,7 +130,11 @@ def _tensors(specs) -> list[dict[str, Any]]:
 
 def build_manifest(models: Models, graphs: dict[str, Any], bundle_dir: Path) -> dict[str, Any]:
     s = models.settings
-    files = {p.name: sha256_file(p) for p in sorted(bundle_dir.iterdir()) if p.name != "manifest.json"}
+    files = {
+        p.name: sha256_file(p)
+        for p in sorted(bundle_dir.iterdir())
+        if p.name != "manifest.json" and not is_document(p.name)
+    }
     d = s.dims
     return {
         "format": FORMAT,

@@ -21,7 +21,7 @@ import onnxruntime as ort
 import torch
 
 from . import checkpoint
-from .bundle import DOWNSTREAM_FILE, GRAPH_FILES, build_manifest, validate, write_downstream
+from .bundle import DOWNSTREAM_FILE, GRAPH_FILES, build_manifest, is_document, validate, write_downstream
 from .checkpoint import Models
 from .export_refine import add_refine_graphs
 from .golden import golden_cases, write_golden
@@ -32,14 +32,26 @@ from .presets import PRESETS, random_models
 TOLERANCE = 1e-4
 
 
+def clear_for_export(out: Path, log=print) -> None:
+    """An empty ``out`` but for the documents it held: a stale file of another export (an optional graph
+    this one does not write) must not sit beside the new manifest, and the model card must survive."""
+    out.mkdir(parents=True, exist_ok=True)
+    for p in out.iterdir():
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif is_document(p.name):
+            log(f"keeping {p.name}")
+        else:
+            p.unlink()
+
+
 def export_bundle(
     models: Models, out: Path, golden_inputs: list[dict] | None = None, log=print, source: Path | None = None
 ) -> dict:
-    """Write the bundle into ``out`` (replaced); ``source`` is the checkpoint folder holding
-    ``tokenizer.json`` when the tokenizer is not the byte one."""
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    """Write the bundle into ``out``, replacing every file there but its documents (the model card: ``*.md``,
+    bundle.is_document); ``source`` is the checkpoint folder holding ``tokenizer.json`` when the tokenizer is
+    not the byte one."""
+    clear_for_export(out, log)
     graphs = build_graphs(models)
     for name, graph in graphs.items():
         log(f"exporting {name}")

@@ -160,3 +160,18 @@ def test_transformers_checkpoint_with_its_tokenizer_exports(tmp_path) -> None:
     assert manifest["tokenizer"] == {"type": "tokenizers", "file": "tokenizer.json"}
     assert "tokenizer.json" in manifest["files"]
     check_bundle(models, out, log=lambda *_: None)
+
+
+def test_export_into_a_bundle_folder_keeps_its_model_card_and_drops_stale_files(tiny_bundle, tmp_path) -> None:
+    """A re-export replaces the model files, keeps the documents (*.md), and lists neither in manifest.files."""
+    models, fresh = tiny_bundle
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "README.md").write_text("# the model card\n")
+    (out / "tokenizer.json").write_text("{}")  # a byte-tokenizer model has none: left from another export
+    (out / "old").mkdir()
+    manifest = export_bundle(models, out, log=lambda *_: None)
+    assert (out / "README.md").read_text() == "# the model card\n"
+    assert not (out / "tokenizer.json").exists() and not (out / "old").exists()
+    assert "README.md" not in manifest["files"]
+    assert manifest["fingerprint"] == json.loads((fresh / "manifest.json").read_text())["fingerprint"]
