@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config/index.js';
+import { fastifyTrustProxy } from './config/trust-proxy.js';
 import { installBodyParsers } from './errors/body-parsers.js';
 import { clientErrorHandler } from './errors/client-error.js';
 import { frameworkErrorHandler, installErrorHandler } from './errors/handler.js';
@@ -34,6 +35,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     logger: opts.logger ?? false,
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestIdHeader: 'x-request-id',
+    // Whose X-Forwarded-For names the client (the per-address limits): src/config/trust-proxy.ts.
+    trustProxy: fastifyTrustProxy(config.TRUST_PROXY),
     genReqId: () => randomUUID(),
     // While closing, requests on open connections still get catalogue errors (HT_ERR_SHUTTING_DOWN), not fastify's bare status.
     return503OnClosing: false,

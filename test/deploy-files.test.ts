@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
 import { dockerfileHealthcheck } from '../scripts/container-check.js';
 import { EnvSchema } from '../src/config/schema.js';
+import { parseTrustProxy } from '../src/config/trust-proxy.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const read = (f: string) => readFileSync(path.join(ROOT, f), 'utf8');
@@ -91,6 +92,11 @@ describe('compose.yaml', () => {
     assert.deepEqual(lb.ports, ['8000:80']);
     const conf = (lb.volumes as string[])[0]!.split(':')[0]!;
     assert.match(read(conf), /server app:8000 resolve;/);
+    // The replicas believe the one proxy in front (TRUST_PROXY=1): nginx must set the header, and no replica
+    // may publish a port a client could reach without it.
+    assert.equal(parseTrustProxy(app.environment.TRUST_PROXY), 1);
+    assert.match(read(conf), /proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;/);
+    assert.equal(app.ports, undefined);
   });
 });
 

@@ -148,6 +148,39 @@ describe('API keys', () => {
   });
 });
 
+describe('behind a proxy (TRUST_PROXY): wrong keys are counted per client, not per proxy', () => {
+  const viaProxy = (client: string, key: string, from = '10.0.0.1') => ({ url: '/v1/models', headers: { ...bearer(key), 'x-forwarded-for': client }, remoteAddress: from });
+  /** Three wrong keys from client 1.1.1.1 through the proxy at 10.0.0.1 (AUTH_FAILURES_PER_MIN=3). */
+  async function lockOut(app: FastifyInstance): Promise<void> {
+    for (let i = 0; i < 3; i++) errorOf(await app.inject(viaProxy('1.1.1.1', `guess-${i}`)), 401, 'HT_ERR_UNAUTHORIZED');
+    assert.match(errorOf(await app.inject(viaProxy('1.1.1.1', 'alpha')), 429, 'HT_ERR_RATE_LIMITED'), /client 1\.1\.1\.1 /);
+  }
+  for (const trust of ['10.0.0.0/8', '1']) {
+    it(`TRUST_PROXY=${trust}: one client's wrong keys leave the proxy's other clients alone; an untrusted sender cannot pick its address`, async () => {
+      const app = await makeApp({ API_KEYS: 'alpha', AUTH_FAILURES_PER_MIN: 3, TRUST_PROXY: trust });
+      try {
+        await lockOut(app);
+        assert.equal((await app.inject(viaProxy('2.2.2.2', 'alpha'))).statusCode, 200, 'another client behind the same proxy');
+        if (trust !== '1') {
+          // Not from a trusted proxy: its header is not believed, so it is judged as itself (not locked out).
+          assert.equal((await app.inject(viaProxy('1.1.1.1', 'alpha', '203.0.113.9'))).statusCode, 200);
+        }
+      } finally {
+        await app.close();
+      }
+    });
+  }
+  it('without TRUST_PROXY the header is ignored: every client of the proxy shares its address', async () => {
+    const app = await makeApp({ API_KEYS: 'alpha', AUTH_FAILURES_PER_MIN: 3 });
+    try {
+      for (let i = 0; i < 3; i++) errorOf(await app.inject(viaProxy('1.1.1.1', `guess-${i}`)), 401, 'HT_ERR_UNAUTHORIZED');
+      assert.match(errorOf(await app.inject(viaProxy('2.2.2.2', 'alpha')), 429, 'HT_ERR_RATE_LIMITED'), /client 10\.0\.0\.1 /);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('headers, CORS, ids', () => {
   let app: FastifyInstance;
   before(async () => {

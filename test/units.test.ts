@@ -8,6 +8,7 @@ import { checkTensors } from '../src/adapters/validate-import.js';
 import { HtError } from '../src/errors/domain-error.js';
 import { examplesId } from '../src/adapters/canonical-id.js';
 import { ConfigError, loadConfig } from '../src/config/index.js';
+import { parseTrustProxy } from '../src/config/trust-proxy.js';
 import { StopChecker } from '../src/generation/stopping.js';
 import { applyAll, topP } from '../src/generation/logits-processors.js';
 import { mulberry32, rowSeed, sampleFromScores } from '../src/generation/sampler.js';
@@ -29,6 +30,14 @@ describe('config', () => {
     assert.throws(() => loadConfig({ PORT: 'eighty' }), (e: unknown) => e instanceof ConfigError && /PORT/.test(e.message));
     assert.throws(() => loadConfig({ MAX_TOKENS: '0' }), /MAX_TOKENS/);
     assert.throws(() => loadConfig({ LOG_LEVEL: 'loud' }), /LOG_LEVEL/);
+  });
+  it('TRUST_PROXY: empty, a hop count, or addresses, ranges and presets; anything else names the entry', () => {
+    assert.equal(parseTrustProxy(''), false);
+    assert.equal(parseTrustProxy('2'), 2);
+    assert.deepEqual(parseTrustProxy('10.0.0.0/8, 192.168.1.7,loopback,fd00::/8'), ['10.0.0.0/8', '192.168.1.7', 'loopback', 'fd00::/8']);
+    for (const [bad, named] of [['0', /at least 1/], ['10.0.0.0/33', /"10\.0\.0\.0\/33"/], ['proxy.internal', /"proxy\.internal"/], ['10.0.0.1,', /"" is not/], ['1.2.3.4/8/8', /"1\.2\.3\.4\/8\/8"/]] as const) {
+      assert.throws(() => loadConfig({ TRUST_PROXY: bad }), (e: unknown) => e instanceof ConfigError && /TRUST_PROXY/.test(e.message) && named.test(e.message), bad);
+    }
   });
 });
 

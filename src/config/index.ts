@@ -1,5 +1,6 @@
 import { Value } from '@sinclair/typebox/value';
 import { EnvSchema, type Env } from './schema.js';
+import { parseTrustProxy } from './trust-proxy.js';
 
 export type Config = Readonly<Env>;
 
@@ -21,5 +22,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     const name = first.path.replace(/^\//, '');
     throw new ConfigError(`invalid configuration: ${name}=${JSON.stringify(raw[name])}: ${first.message}`);
   }
-  return Object.freeze(Value.Clean(EnvSchema, withDefaults) as Env);
+  const config = Value.Clean(EnvSchema, withDefaults) as Env;
+  try {
+    parseTrustProxy(config.TRUST_PROXY);
+  } catch (e) {
+    throw new ConfigError(`invalid configuration: ${(e as Error).message}`);
+  }
+  return Object.freeze(config);
 }

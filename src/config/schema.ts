@@ -55,6 +55,7 @@ export const EnvSchema = Type.Object({
   }),
   RATE_LIMIT_PER_MIN: Int(0, 0, 'requests per minute per API key (per client address without keys) on guarded routes (all but the open ones); 0 = no limit'),
   AUTH_FAILURES_PER_MIN: Int(0, 20, 'wrong API keys per minute from one client address before it gets HT_ERR_RATE_LIMITED until the minute ends; 0 = no limit'),
+  TRUST_PROXY: Type.String({ default: '', description: 'proxies whose X-Forwarded-For names the client address (for the two limits above): comma-separated addresses, CIDR ranges or loopback/linklocal/uniquelocal, or a hop count; empty = none' }),
   CORS_ORIGINS: Type.String({ default: '', description: 'comma-separated allowed browser origins (* = any); empty = CORS off' }),
 });
 
